@@ -1,0 +1,101 @@
+/**
+ * Runtime configuration from the environment (names fixed in DESIGN.md), validated at
+ * start so that a typo stops the server with a message instead of a surprise later.
+ */
+import path from "node:path";
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Operator token from ADMIN_TOKEN; when absent one is generated into dataDir. */
+  readonly adminToken: string | undefined;
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  readonly announcedIp: string | undefined;
+  readonly rtcMinPort: number;
+  readonly rtcMaxPort: number;
+  readonly longPollTimeoutMs: number;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Largest request body accepted by REST and RPC handlers, in bytes. */
+  readonly maxBodyBytes: number;
+  /** Origins allowed by CORS; ["*"] allows any origin (no cookies are used). */
+  readonly corsOrigins: readonly string[];
+  /** How long SIGTERM waits for in-flight requests before closing connections. */
+  readonly shutdownGraceMs: number;
+}
+
+/** A configuration value that cannot be used; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a whole number`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new ConfigError(`${name}=${value} is outside ${min}..${max}`);
+  return value;
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === "" ? undefined : raw.trim();
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** Reads and validates the configuration; throws ConfigError naming the bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = (optional(env, "LOG_LEVEL") ?? "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const adminToken = optional(env, "ADMIN_TOKEN");
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError("ADMIN_TOKEN must be at least 16 characters (or unset to generate one)");
+  }
+  const tlsCertFile = optional(env, "TLS_CERT");
+  const tlsKeyFile = optional(env, "TLS_KEY");
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    throw new ConfigError("TLS_CERT and TLS_KEY must be set together");
+  }
+  const rtcMinPort = integer(env, "RTC_MIN_PORT", 40000, 1024, 65535);
+  const rtcMaxPort = integer(env, "RTC_MAX_PORT", 49999, 1024, 65535);
+  if (rtcMinPort > rtcMaxPort) throw new ConfigError(`RTC_MIN_PORT=${rtcMinPort} is above RTC_MAX_PORT=${rtcMaxPort}`);
+  const announcedIp = optional(env, "ANNOUNCED_IP");
+  if (announcedIp !== undefined && !/^[0-9a-fA-F.:]+$/.test(announcedIp)) {
+    throw new ConfigError(`ANNOUNCED_IP=${JSON.stringify(announcedIp)} is not an IP address`);
+  }
+  const corsOrigins = (optional(env, "CORS_ORIGINS") ?? "*")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const origin of corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`CORS_ORIGINS entry ${JSON.stringify(origin)} is not "*" or an origin like https://host:port`);
+    }
+  }
+  return {
+    host: optional(env, "HOST") ?? "0.0.0.0",
+    port: integer(env, "PORT", 8080, 0, 65535),
+    dataDir: path.resolve(optional(env, "DATA_DIR") ?? "./data"),
+    adminToken,
+    tlsCertFile,
+    tlsKeyFile,
+    announcedIp,
+    rtcMinPort,
+    rtcMaxPort,
+    longPollTimeoutMs: integer(env, "LONG_POLL_TIMEOUT_MS", 30000, 100, 300000),
+    logLevel: logLevel as Config["logLevel"],
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    corsOrigins,
+    shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10000, 0, 600000),
+  };
+}

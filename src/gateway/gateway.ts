@@ -1,0 +1,266 @@
+/**
+ * The REST gateway: serves the generated routes by calling the same service
+ * implementations the Connect router serves, in-process (no loopback HTTP hop), and
+ * renders results and errors in each route's dialect.
+ */
+import {
+  create,
+  type DescMessage,
+  type DescService,
+  type Message,
+  toJson,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { invalidArgument, resourceExhausted, toConnectError } from "../errors.js";
+import type { NodeRequest, NodeResponse } from "../http/types.js";
+import { contextValuesFor, type Logger, requestInfo } from "../observability/log.js";
+import { bindRequest } from "./binder.js";
+import type { Dialect, GatewayRefusal, RenderedResponse } from "./dialects/dialect.js";
+import { type RouteSpec, RouteTable } from "./route-table.js";
+
+/** Any service implementation: method local name → function. */
+export type AnyServiceImpl = Record<string, (request: never, context: HandlerContext) => unknown>;
+
+export interface GatewayOptions {
+  readonly routes: Iterable<RouteSpec>;
+  readonly implementations: ReadonlyMap<DescService, AnyServiceImpl>;
+  readonly dialects: ReadonlyMap<string, Dialect>;
+  readonly defaultDialect: string;
+  readonly maxBodyBytes: number;
+  readonly logger: Logger;
+  /** Aborted when the server shuts down, so long waits end early. */
+  readonly shutdownSignal?: AbortSignal;
+}
+
+/** Thrown while reading a request: the gateway refused it before any RPC ran. */
+class Refusal extends Error {
+  constructor(
+    readonly refusal: GatewayRefusal,
+    readonly error: ConnectError,
+  ) {
+    super(error.message);
+  }
+}
+
+const HTTP_BODY_TYPE = "google.api.HttpBody";
+
+function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const mediaType = value.split(";")[0]?.trim().toLowerCase() ?? "";
+  return mediaType === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(mediaType);
+}
+
+export class RestGateway {
+  readonly table: RouteTable;
+  private readonly options: GatewayOptions;
+
+  constructor(options: GatewayOptions) {
+    this.options = options;
+    this.table = new RouteTable(options.routes, options.defaultDialect);
+    for (const route of this.table.all) {
+      if (!options.dialects.has(route.dialect)) {
+        throw new Error(`route ${route.verb} ${route.pattern} uses dialect "${route.dialect}", which is not registered`);
+      }
+      if (!options.implementations.has(route.service)) {
+        throw new Error(`route ${route.verb} ${route.pattern} needs ${route.service.typeName}, which is not registered`);
+      }
+    }
+  }
+
+  private dialect(name: string): Dialect {
+    return this.options.dialects.get(name) ?? (this.options.dialects.get(this.options.defaultDialect) as Dialect);
+  }
+
+  /** Serves one request; never throws (every failure becomes the dialect's error). */
+  async handle(req: NodeRequest, res: NodeResponse): Promise<void> {
+    const { log } = requestInfo(req, this.options.logger);
+    const url = new URL(req.url ?? "/", "http://gateway.invalid");
+    const verb = (req.method ?? "GET").toUpperCase();
+    const match = this.table.match(verb, url.pathname);
+    if (match.kind === "not-found") {
+      drain(req);
+      return write(res, this.dialect(match.dialect).renderError(refusalError("not-found", url.pathname), "not-found"));
+    }
+    if (match.kind === "method-not-allowed") {
+      drain(req);
+      const rendered = this.dialect(match.dialect).renderError(
+        refusalError("method-not-allowed", `${verb} ${url.pathname}`),
+        "method-not-allowed",
+      );
+      return write(res, { ...rendered, headers: { ...rendered.headers, allow: match.allow.join(", ") } });
+    }
+    const { route, bindings } = match;
+    const dialect = this.dialect(route.dialect);
+    const rpc = `${route.service.typeName}/${route.method.name}`;
+    try {
+      const body = await this.readJsonBody(req, route);
+      const message = bindRequest({
+        schema: route.method.input,
+        bodyField: route.body,
+        pathBindings: bindings,
+        body,
+        query: url.searchParams,
+        jsonRead: dialect.jsonRead,
+      });
+      const ctx = createHandlerContext({
+        service: route.service,
+        method: route.method,
+        protocolName: "rest",
+        requestMethod: verb,
+        url: url.toString(),
+        requestHeader: headersOf(req),
+        contextValues: contextValuesFor(req, this.options.logger),
+        ...(this.options.shutdownSignal ? { shutdownSignal: this.options.shutdownSignal } : {}),
+      });
+      res.on("close", () => ctx.abort());
+      const impl = this.options.implementations.get(route.service) as AnyServiceImpl;
+      const fn = impl[route.method.localName];
+      if (fn === undefined) throw toConnectError(new Error(`${rpc} is not implemented`));
+      if (route.method.methodKind === "server_streaming") {
+        await this.streamResponse(res, route, dialect, fn.call(impl, message as never, ctx) as AsyncIterable<unknown>, ctx);
+        return;
+      }
+      const result = await fn.call(impl, message as never, ctx);
+      const output = create(route.method.output, result as never) as Message;
+      write(res, this.renderSuccess(route, dialect, output, ctx));
+    } catch (e) {
+      if (e instanceof Refusal) {
+        drain(req);
+        return write(res, dialect.renderError(e.error, e.refusal), e.refusal === "body-too-large");
+      }
+      const error = toConnectError(e);
+      if (error.cause !== undefined) log.error({ err: error.cause, rpc }, "rpc failed");
+      else log.debug({ rpc, code: error.code, msg: error.rawMessage }, "rpc error");
+      write(res, dialect.renderError(error));
+    }
+  }
+
+  /** Reads the body within the size limit; undefined when the request has none. */
+  private async readJsonBody(req: NodeRequest, route: RouteSpec): Promise<unknown> {
+    const limit = this.options.maxBodyBytes;
+    const declared = Number(req.headers["content-length"] ?? Number.NaN);
+    if (declared > limit) throw tooLarge(limit);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge(limit);
+      chunks.push(chunk);
+    }
+    if (size === 0 || route.body === "") return undefined;
+    if (!isJsonContentType(req.headers["content-type"])) {
+      throw new Refusal(
+        "unsupported-media-type",
+        invalidArgument(`content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not application/json`),
+      );
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
+    } catch (e) {
+      throw new Refusal("malformed-json", invalidArgument(`request body is not valid JSON: ${(e as Error).message}`));
+    }
+  }
+
+  private renderSuccess(route: RouteSpec, dialect: Dialect, output: Message, ctx: HandlerContext): RenderedResponse {
+    const status = route.successStatus || 200;
+    const headers: Record<string, string> = {};
+    ctx.responseHeader.forEach((value, key) => {
+      headers[key] = value;
+    });
+    if (status === 204) return { status, headers, body: "" };
+    let schema: DescMessage = route.method.output;
+    let value: unknown = output;
+    if (route.responseBody !== "") {
+      const field = schema.fields.find((f) => f.name === route.responseBody);
+      if (field?.fieldKind === "message") schema = field.message;
+      value = (output as unknown as Record<string, unknown>)[field?.localName ?? ""];
+      if (field?.fieldKind !== "message") {
+        const json = toJson(route.method.output, output, { ...dialect.jsonWrite, alwaysEmitImplicit: true }) as Record<
+          string,
+          unknown
+        >;
+        return jsonResponse(status, headers, json[field?.jsonName ?? ""] ?? null);
+      }
+    }
+    if (schema.typeName === HTTP_BODY_TYPE) {
+      const body = value as { contentType: string; data: Uint8Array } | undefined;
+      return {
+        status,
+        headers: { ...headers, "content-type": body?.contentType || "application/octet-stream" },
+        body: body?.data ?? new Uint8Array(),
+      };
+    }
+    const json = value === undefined ? null : toJson(schema, value as Message, dialect.jsonWrite);
+    return jsonResponse(status, headers, json);
+  }
+
+  /** Server-streaming RPCs over REST: one JSON document per line (application/x-ndjson). */
+  private async streamResponse(
+    res: NodeResponse,
+    route: RouteSpec,
+    dialect: Dialect,
+    messages: AsyncIterable<unknown>,
+    ctx: HandlerContext,
+  ): Promise<void> {
+    const iterator = messages[Symbol.asyncIterator]();
+    // The first message (or error) decides the status, so errors before it keep the envelope.
+    const first = await iterator.next();
+    res.writeHead(route.successStatus || 200, { "content-type": "application/x-ndjson" });
+    const line = (m: unknown) =>
+      `${JSON.stringify(toJson(route.method.output, create(route.method.output, m as never) as Message, dialect.jsonWrite))}\n`;
+    if (!first.done) res.write(line(first.value));
+    try {
+      for (let next = await iterator.next(); !next.done && !ctx.signal.aborted; next = await iterator.next()) {
+        res.write(line(next.value));
+      }
+    } catch (e) {
+      const error = toConnectError(e);
+      res.write(`${JSON.stringify({ error: { code: error.code, message: error.rawMessage } })}\n`);
+    }
+    res.end();
+  }
+}
+
+function tooLarge(limit: number): Refusal {
+  return new Refusal("body-too-large", resourceExhausted(`request body exceeds ${limit} bytes`));
+}
+
+function refusalError(refusal: "not-found" | "method-not-allowed", what: string): ConnectError {
+  return refusal === "not-found"
+    ? new ConnectError(`no route for ${what}`, Code.NotFound)
+    : new ConnectError(`method not allowed: ${what}`, Code.Unimplemented);
+}
+
+function jsonResponse(status: number, headers: Record<string, string>, json: unknown): RenderedResponse {
+  return { status, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(json) };
+}
+
+function headersOf(req: NodeRequest): Headers {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (key.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(key, v);
+    else headers.set(key, value);
+  }
+  return headers;
+}
+
+/** Discards an unread request body so a keep-alive connection stays usable. */
+function drain(req: NodeRequest): void {
+  if (!req.readableEnded) req.resume();
+}
+
+function write(res: NodeResponse, rendered: RenderedResponse, closeConnection = false): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const headers: Record<string, string | number> = { ...rendered.headers };
+  const body = typeof rendered.body === "string" ? Buffer.from(rendered.body, "utf8") : rendered.body;
+  if (rendered.status !== 204 && rendered.status !== 304) headers["content-length"] = body.length;
+  // HTTP/1.1 only: after refusing an oversized body, do not keep reading it.
+  if (closeConnection && "shouldKeepAlive" in res) headers.connection = "close";
+  res.writeHead(rendered.status, headers);
+  res.end(rendered.status === 204 ? undefined : body);
+}
+

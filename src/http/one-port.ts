@@ -1,0 +1,117 @@
+/**
+ * One TCP port for everything: the first bytes of a connection tell HTTP/2 with prior
+ * knowledge (h2c, the "PRI * HTTP/2.0" preface), TLS (a handshake record, 0x16, then
+ * ALPN picks h2 or http/1.1) and plain HTTP/1.1 apart, and the socket is handed to the
+ * matching Node server. Shutdown is graceful: stop accepting, let requests finish
+ * (HTTP/2 GOAWAY, HTTP/1.1 idle keep-alives closed), destroy stragglers after a grace.
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Logger } from "../observability/log.js";
+import type { RequestListener } from "./types.js";
+
+
+export interface OnePortOptions {
+  readonly listener: RequestListener;
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  readonly logger: Logger;
+}
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const TLS_HANDSHAKE = 0x16;
+/** How long a new connection may stay silent before we give up sniffing it. */
+const SNIFF_TIMEOUT_MS = 10_000;
+
+export class OnePortServer {
+  private readonly net: net.Server;
+  private readonly http1: http.Server;
+  private readonly h2c: http2.Http2Server;
+  private readonly tls: http2.Http2SecureServer | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.Http2Session>();
+
+  constructor(private readonly options: OnePortOptions) {
+    this.http1 = http.createServer(options.listener as unknown as http.RequestListener);
+    this.h2c = http2.createServer({}, options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    this.tls = options.tls
+      ? http2.createSecureServer(
+          { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
+          options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+        )
+      : undefined;
+    for (const server of [this.h2c, this.tls]) {
+      server?.on("session", (session: http2.Http2Session) => {
+        this.sessions.add(session);
+        session.on("close", () => this.sessions.delete(session));
+      });
+    }
+    this.tls?.on("tlsClientError", (err) => options.logger.debug({ err }, "TLS handshake failed"));
+    this.net = net.createServer((socket) => this.accept(socket));
+  }
+
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", (err) => this.options.logger.debug({ err }, "socket error"));
+    socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const first = seen[0];
+      const decided =
+        first !== TLS_HANDSHAKE && first !== 0x50 /* "P" */
+          ? "http1"
+          : first === TLS_HANDSHAKE
+            ? "tls"
+            : seen.length < 3
+              ? undefined
+              : seen.subarray(0, 3).equals(H2_PREFACE.subarray(0, 3))
+                ? "h2c"
+                : "http1";
+      if (decided === undefined) return;
+      socket.off("data", onData);
+      socket.pause();
+      socket.setTimeout(0);
+      socket.unshift(seen);
+      if (decided === "tls") {
+        if (this.tls === undefined) {
+          socket.destroy();
+          return;
+        }
+        this.tls.emit("connection", socket);
+      } else if (decided === "h2c") {
+        // The HTTP/2 session reads the buffered bytes itself; resuming would drop them.
+        this.h2c.emit("connection", socket);
+      } else {
+        this.http1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  }
+
+  listen(port: number, host: string): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.net.once("error", reject);
+      this.net.listen(port, host, () => {
+        this.net.off("error", reject);
+        resolve(this.net.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes all. */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.net.close(() => resolve()));
+    for (const session of this.sessions) session.close();
+    const deadline = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      this.http1.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const socket of this.sockets) socket.destroy();
+    for (const session of this.sessions) session.destroy();
+    await closed;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Structured JSON logs (pino). Every request gets an id (the caller's `x-request-id`
+ * when it is sane, else a new one) that is echoed back and stamped on its log lines.
+ */
+import { randomUUID } from "node:crypto";
+import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+import { type Logger, pino } from "pino";
+import type { NodeRequest } from "../http/types.js";
+
+export type { Logger };
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: "rtcplane" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ["*.authorization", "*.authToken", "*.secretkey", "*.password"], censor: "[redacted]" },
+  });
+}
+
+
+export interface RequestInfo {
+  readonly id: string;
+  readonly log: Logger;
+}
+
+const requests = new WeakMap<NodeRequest, RequestInfo>();
+
+/** The context key under which RPC handlers find their request's logger. */
+export const kRequestLog = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
+
+const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Assigns the request its id and logger; call once, when the request arrives. */
+export function beginRequest(req: NodeRequest, root: Logger): RequestInfo {
+  const given = req.headers["x-request-id"];
+  const id = typeof given === "string" && SANE_ID.test(given) ? given : randomUUID();
+  const info = { id, log: root.child({ reqId: id }) };
+  requests.set(req, info);
+  return info;
+}
+
+export function requestInfo(req: NodeRequest, root: Logger): RequestInfo {
+  return requests.get(req) ?? beginRequest(req, root);
+}
+
+/** Context values for a handler serving `req`. */
+export function contextValuesFor(req: NodeRequest, root: Logger): ContextValues {
+  return createContextValues().set(kRequestLog, requestInfo(req, root).log);
+}

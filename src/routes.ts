@@ -1,0 +1,45 @@
+/**
+ * The one place that registers services: every RPC service, its REST routes and the
+ * dialects they speak. Adding an API means adding it here and nowhere else.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../gen/health/v1/health_pb.js";
+import { AdminService } from "../gen/rtcplane/admin/v1/admin_pb.js";
+import { adminServiceRoutes } from "../gen/rtcplane/admin/v1/admin_routes.js";
+import type { Dialect } from "./gateway/dialects/dialect.js";
+import { v1Dialect } from "./gateway/dialects/v1.js";
+import type { AnyServiceImpl } from "./gateway/gateway.js";
+import type { RouteSpec } from "./gateway/route-table.js";
+import type { AdminServiceImpl } from "./services/admin-service.js";
+import type { HealthServiceImpl } from "./services/health-service.js";
+import { createReflectionImpl, DescriptorIndex } from "./services/reflection-service.js";
+
+export interface ServiceImpls {
+  readonly admin: AdminServiceImpl;
+  readonly health: HealthServiceImpl;
+}
+
+/** Our API services: served over every protocol, listed by reflection and health. */
+export const apiServices: readonly DescService[] = [AdminService];
+
+export const restRoutes: readonly RouteSpec[] = [...adminServiceRoutes];
+
+export const dialects: ReadonlyMap<string, Dialect> = new Map([[v1Dialect.name, v1Dialect]]);
+
+/** Implementations by service, for the REST gateway's in-process calls. */
+export function implementationsByService(impls: ServiceImpls): Map<DescService, AnyServiceImpl> {
+  return new Map<DescService, AnyServiceImpl>([[AdminService, impls.admin as unknown as AnyServiceImpl]]);
+}
+
+export function registerRpcServices(router: ConnectRouter, impls: ServiceImpls): void {
+  router.service(AdminService, impls.admin);
+  router.service(Health, impls.health);
+  const reflection = createReflectionImpl(
+    new DescriptorIndex([...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha]),
+  );
+  router.service(ServerReflectionV1, reflection);
+  router.service(ServerReflectionV1Alpha, reflection);
+}

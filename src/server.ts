@@ -1,0 +1,165 @@
+/**
+ * Composition root: `build(config)` wires storage, domain, services, the Connect
+ * router and the REST gateway onto one port. It listens only when run as the entry
+ * point (`npm start`), so tests build servers on port 0 in-process.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { AdminCredentials } from "./auth/admin-credentials.js";
+import { ServerKey } from "./auth/server-key.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
+import { RestGateway } from "./gateway/gateway.js";
+import { applyCors } from "./http/cors.js";
+import { errorInterceptor } from "./http/interceptors.js";
+import { OnePortServer } from "./http/one-port.js";
+import type { NodeResponse, RequestListener } from "./http/types.js";
+import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
+import { apiServices, dialects, implementationsByService, registerRpcServices, restRoutes } from "./routes.js";
+import { AdminServiceImpl } from "./services/admin-service.js";
+import { HealthServiceImpl, HealthState } from "./services/health-service.js";
+import { openDatabase } from "./storage/database.js";
+import { Tenants } from "./tenants/tenants.js";
+
+export interface RunningServer {
+  /** Base URL on loopback-reachable address, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly port: number;
+  /** Drains and stops: health turns NOT_SERVING, requests finish, the database closes. */
+  close(): Promise<void>;
+}
+
+export interface Server {
+  readonly logger: Logger;
+  listen(): Promise<RunningServer>;
+}
+
+export interface BuildOptions {
+  readonly logger?: Logger;
+}
+
+/** Wires the whole server from its configuration; nothing listens until listen(). */
+export function build(config: Config, options: BuildOptions = {}): Server {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const serverKey = ServerKey.loadOrCreate(config.dataDir);
+  const admin = AdminCredentials.load(config.dataDir, config.adminToken, (token, file) => {
+    // Printed once, outside the JSON log stream, so it does not end up in log storage.
+    process.stderr.write(
+      `\nGenerated ADMIN_TOKEN (shown only now; its hash is in ${file}):\n  ${token}\n\n`,
+    );
+  });
+  const db = openDatabase(path.join(config.dataDir, "rtcplane.db"));
+  const tenants = new Tenants(db, serverKey);
+  const health = new HealthState(apiServices.map((s) => s.typeName));
+  const shutdown = new AbortController();
+  const impls = {
+    admin: new AdminServiceImpl(admin, tenants),
+    health: new HealthServiceImpl(health),
+  };
+
+  const gateway = new RestGateway({
+    routes: restRoutes,
+    implementations: implementationsByService(impls),
+    dialects,
+    defaultDialect: "v1",
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+    shutdownSignal: shutdown.signal,
+  });
+  const rpc = connectNodeAdapter({
+    routes: (router) => registerRpcServices(router, impls),
+    readMaxBytes: config.maxBodyBytes,
+    interceptors: [errorInterceptor(logger)],
+    shutdownSignal: shutdown.signal,
+    contextValues: (req) => contextValuesFor(req, logger),
+    fallback: (req, res) => void gateway.handle(req, res as unknown as NodeResponse),
+  });
+
+  const listener: RequestListener = (req, res) => {
+    const started = process.hrtime.bigint();
+    const { id, log } = beginRequest(req, logger);
+    res.setHeader("x-request-id", id);
+    res.on("finish", () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.info(
+        { method: req.method, path: req.url?.split("?")[0], status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+        "request",
+      );
+    });
+    if (applyCors(req, res, config.corsOrigins)) return;
+    if (req.url === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      const body = JSON.stringify({ status: health.serving ? "SERVING" : "NOT_SERVING" });
+      res.writeHead(health.serving ? 200 : 503, { "content-type": "application/json" });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
+    rpc(req, res as never);
+  };
+
+  const tls =
+    config.tlsCertFile && config.tlsKeyFile
+      ? { cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile) }
+      : undefined;
+  const server = new OnePortServer({ listener, logger, ...(tls ? { tls } : {}) });
+
+  return {
+    logger,
+    async listen() {
+      const address = await server.listen(config.port, config.host);
+      const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+      const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+      logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
+      let closing: Promise<void> | undefined;
+      return {
+        url,
+        port: address.port,
+        close() {
+          closing ??= (async () => {
+            health.drain();
+            shutdown.abort();
+            await server.close(config.shutdownGraceMs);
+            db.close();
+            logger.info("stopped");
+          })();
+          return closing;
+        },
+      };
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`rtcplane: configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const server = build(config);
+  const running = await server.listen();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      server.logger.info({ signal }, "shutting down");
+      running.close().then(
+        () => process.exit(0),
+        (err) => {
+          server.logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err) => {
+    process.stderr.write(`rtcplane: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

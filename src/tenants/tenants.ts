@@ -1,0 +1,124 @@
+/**
+ * Tenant rules: names, status changes and auth tokens. Storage is the repository's;
+ * wire formats are the service's.
+ */
+import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
+import type { ServerKey } from "../auth/server-key.js";
+import { failedPrecondition, invalidArgument, notFound } from "../errors.js";
+import type { Db } from "../storage/database.js";
+import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";
+
+export type { TenantRow, TenantStatus };
+
+const STATUSES: readonly TenantStatus[] = ["active", "suspended", "deleted"];
+const MAX_NAME = 128;
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 50;
+const PAGE_PURPOSE = "tenants.page";
+
+function isControlCharacter(ch: string): boolean {
+  const code = ch.codePointAt(0) ?? 0;
+  return code < 0x20 || code === 0x7f;
+}
+
+/** Checks a display name: 1..128 characters, no control characters. */
+export function validateTenantName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed === "") throw invalidArgument("name: must not be empty");
+  if ([...trimmed].length > MAX_NAME) throw invalidArgument(`name: must be at most ${MAX_NAME} characters`);
+  if ([...trimmed].some(isControlCharacter)) throw invalidArgument("name: must not contain control characters");
+  return trimmed;
+}
+
+function validateStatus(status: string): TenantStatus {
+  if (!(STATUSES as readonly string[]).includes(status)) {
+    throw invalidArgument(`status: must be one of ${STATUSES.join(", ")}, got ${JSON.stringify(status)}`);
+  }
+  return status as TenantStatus;
+}
+
+/** A tenant id is 32 lowercase hex characters; anything else cannot exist. */
+function isTenantId(id: string): boolean {
+  return /^[0-9a-f]{32}$/.test(id);
+}
+
+export interface TenantPage {
+  tenants: TenantRow[];
+  nextPageToken: string;
+}
+
+export class Tenants {
+  private readonly repo: TenantRepository;
+
+  constructor(
+    private readonly db: Db,
+    private readonly serverKey: ServerKey,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.repo = new TenantRepository(db);
+  }
+
+  create(name: string): { tenant: TenantRow; authToken: string } {
+    const authToken = newSecretToken();
+    const tenant = this.repo.insert(newId(), validateTenantName(name), hashToken(authToken), this.now());
+    return { tenant, authToken };
+  }
+
+  get(tenantId: string): TenantRow {
+    const tenant = isTenantId(tenantId) ? this.repo.get(tenantId) : undefined;
+    if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+    return tenant;
+  }
+
+  /** The tenant whose auth token this is, whatever its status (callers decide). */
+  findByAuthToken(token: string): TenantRow | undefined {
+    return this.repo.getByTokenHash(hashToken(token));
+  }
+
+  list(pageSize: number, pageToken: string, showDeleted: boolean): TenantPage {
+    if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > MAX_PAGE) {
+      throw invalidArgument(`page_size: must be between 0 and ${MAX_PAGE}`);
+    }
+    const limit = pageSize === 0 ? DEFAULT_PAGE : pageSize;
+    let after = 0;
+    if (pageToken !== "") {
+      const cursor = this.serverKey.unseal(PAGE_PURPOSE, pageToken) as { after?: unknown; deleted?: unknown };
+      if (typeof cursor?.after !== "number" || cursor.deleted !== showDeleted) {
+        throw invalidArgument("page_token: not a token this server issued for this listing");
+      }
+      after = cursor.after;
+    }
+    // One extra row tells whether another page exists without a second query.
+    const rows = this.repo.page(after, limit + 1, showDeleted);
+    const tenants = rows.slice(0, limit);
+    const last = tenants[tenants.length - 1];
+    const nextPageToken =
+      rows.length > limit && last !== undefined
+        ? this.serverKey.seal(PAGE_PURPOSE, { after: last.seq, deleted: showDeleted })
+        : "";
+    return { tenants, nextPageToken };
+  }
+
+  update(tenantId: string, change: { name?: string | undefined; status?: string | undefined }): TenantRow {
+    const name = change.name === undefined ? undefined : validateTenantName(change.name);
+    const status = change.status === undefined ? undefined : validateStatus(change.status);
+    return this.db.transaction(() => {
+      const current = this.get(tenantId);
+      if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
+      const updated = this.repo.update(tenantId, name ?? current.name, status ?? current.status, this.now());
+      if (updated === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+      return updated;
+    })();
+  }
+
+  rotateToken(tenantId: string): { tenant: TenantRow; authToken: string } {
+    return this.db.transaction(() => {
+      const current = this.get(tenantId);
+      if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
+      const authToken = newSecretToken();
+      const tenant = this.repo.setTokenHash(tenantId, hashToken(authToken), this.now());
+      if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+      return { tenant, authToken };
+    })();
+  }
+}
