@@ -79,7 +79,9 @@ export function loadConfig(env: Env = process.env): Config {
     .filter((s) => s !== "");
   for (const origin of corsOrigins) {
     if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
-      throw new ConfigError(`CORS_ORIGINS entry ${JSON.stringify(origin)} is not "*" or an origin like https://host:port`);
+      throw new ConfigError(
+        `CORS_ORIGINS entry ${JSON.stringify(origin)} is not "*" or an origin like https://host:port`,
+      );
     }
   }
   return {

@@ -46,9 +46,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const serverKey = ServerKey.loadOrCreate(config.dataDir);
   const admin = AdminCredentials.load(config.dataDir, config.adminToken, (token, file) => {
     // Printed once, outside the JSON log stream, so it does not end up in log storage.
-    process.stderr.write(
-      `\nGenerated ADMIN_TOKEN (shown only now; its hash is in ${file}):\n  ${token}\n\n`,
-    );
+    process.stderr.write(`\nGenerated ADMIN_TOKEN (shown only now; its hash is in ${file}):\n  ${token}\n\n`);
   });
   const db = openDatabase(path.join(config.dataDir, "rtcplane.db"));
   const tenants = new Tenants(db, serverKey);

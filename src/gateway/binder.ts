@@ -60,7 +60,13 @@ function scalarFromText(field: DescField, text: string, where: string): unknown 
 }
 
 /** Sets `path` (field names) in `target` to text values converted for the leaf field. */
-function setFromText(target: JsonObject, schema: DescMessage, path: readonly string[], values: string[], where: string) {
+function setFromText(
+  target: JsonObject,
+  schema: DescMessage,
+  path: readonly string[],
+  values: string[],
+  where: string,
+) {
   let obj = target;
   let message = schema;
   for (let k = 0; k < path.length; k++) {
@@ -80,7 +86,8 @@ function setFromText(target: JsonObject, schema: DescMessage, path: readonly str
     }
     if (field.fieldKind !== "message") return false;
     const next = obj[field.jsonName];
-    const child: JsonObject = next !== null && typeof next === "object" && !Array.isArray(next) ? (next as JsonObject) : {};
+    const child: JsonObject =
+      next !== null && typeof next === "object" && !Array.isArray(next) ? (next as JsonObject) : {};
     obj[field.jsonName] = child;
     obj = child;
     message = field.message;

@@ -3,13 +3,7 @@
  * implementations the Connect router serves, in-process (no loopback HTTP hop), and
  * renders results and errors in each route's dialect.
  */
-import {
-  create,
-  type DescMessage,
-  type DescService,
-  type Message,
-  toJson,
-} from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescService, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { invalidArgument, resourceExhausted, toConnectError } from "../errors.js";
 import type { NodeRequest, NodeResponse } from "../http/types.js";
@@ -59,10 +53,14 @@ export class RestGateway {
     this.table = new RouteTable(options.routes, options.defaultDialect);
     for (const route of this.table.all) {
       if (!options.dialects.has(route.dialect)) {
-        throw new Error(`route ${route.verb} ${route.pattern} uses dialect "${route.dialect}", which is not registered`);
+        throw new Error(
+          `route ${route.verb} ${route.pattern} uses dialect "${route.dialect}", which is not registered`,
+        );
       }
       if (!options.implementations.has(route.service)) {
-        throw new Error(`route ${route.verb} ${route.pattern} needs ${route.service.typeName}, which is not registered`);
+        throw new Error(
+          `route ${route.verb} ${route.pattern} needs ${route.service.typeName}, which is not registered`,
+        );
       }
     }
   }
@@ -117,7 +115,13 @@ export class RestGateway {
       const fn = impl[route.method.localName];
       if (fn === undefined) throw toConnectError(new Error(`${rpc} is not implemented`));
       if (route.method.methodKind === "server_streaming") {
-        await this.streamResponse(res, route, dialect, fn.call(impl, message as never, ctx) as AsyncIterable<unknown>, ctx);
+        await this.streamResponse(
+          res,
+          route,
+          dialect,
+          fn.call(impl, message as never, ctx) as AsyncIterable<unknown>,
+          ctx,
+        );
         return;
       }
       const result = await fn.call(impl, message as never, ctx);
@@ -263,4 +267,3 @@ function write(res: NodeResponse, rendered: RenderedResponse, closeConnection = 
   res.writeHead(rendered.status, headers);
   res.end(rendered.status === 204 ? undefined : body);
 }
-

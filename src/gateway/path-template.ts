@@ -142,10 +142,7 @@ function decodeSegment(raw: string): string | undefined {
  * Matches raw path segments against a template and returns the variable bindings,
  * or undefined when the path does not fit.
  */
-export function matchPathTemplate(
-  template: PathTemplate,
-  rawSegments: readonly string[],
-): PathBindings | undefined {
+export function matchPathTemplate(template: PathTemplate, rawSegments: readonly string[]): PathBindings | undefined {
   let segs = rawSegments;
   if (template.verb !== undefined) {
     const last = segs[segs.length - 1];

@@ -70,7 +70,8 @@ export class RouteTable {
       allow.add(route.verb);
       pathDialect ??= route.dialect;
     }
-    if (pathDialect !== undefined) return { kind: "method-not-allowed", allow: [...allow].sort(), dialect: pathDialect };
+    if (pathDialect !== undefined)
+      return { kind: "method-not-allowed", allow: [...allow].sort(), dialect: pathDialect };
     // An unknown path is answered in the dialect of the API whose prefix it shares.
     return { kind: "not-found", dialect: family[0]?.dialect ?? this.defaultDialect };
   }

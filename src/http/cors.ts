@@ -7,13 +7,7 @@ import type { NodeRequest, NodeResponse } from "./types.js";
 
 const ALLOWED_METHODS = [...new Set([...connectCors.allowedMethods, "GET", "POST", "PUT", "PATCH", "DELETE"])];
 const ALLOWED_HEADERS = [
-  ...new Set([
-    ...connectCors.allowedHeaders,
-    "Authorization",
-    "X-Auth-Token",
-    "X-Vcs-Token",
-    "X-Request-Id",
-  ]),
+  ...new Set([...connectCors.allowedHeaders, "Authorization", "X-Auth-Token", "X-Vcs-Token", "X-Request-Id"]),
 ];
 const EXPOSED_HEADERS = [...new Set([...connectCors.exposedHeaders, "X-Request-Id"])];
 

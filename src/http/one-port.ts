@@ -11,7 +11,6 @@ import net from "node:net";
 import type { Logger } from "../observability/log.js";
 import type { RequestListener } from "./types.js";
 
-
 export interface OnePortOptions {
   readonly listener: RequestListener;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
@@ -33,7 +32,10 @@ export class OnePortServer {
 
   constructor(private readonly options: OnePortOptions) {
     this.http1 = http.createServer(options.listener as unknown as http.RequestListener);
-    this.h2c = http2.createServer({}, options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    this.h2c = http2.createServer(
+      {},
+      options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
     this.tls = options.tls
       ? http2.createSecureServer(
           { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },

@@ -3,7 +3,7 @@
  * when it is sane, else a new one) that is echoed back and stamped on its log lines.
  */
 import { randomUUID } from "node:crypto";
-import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+import { type ContextValues, createContextKey, createContextValues } from "@connectrpc/connect";
 import { type Logger, pino } from "pino";
 import type { NodeRequest } from "../http/types.js";
 
@@ -17,7 +17,6 @@ export function createLogger(level: string): Logger {
     redact: { paths: ["*.authorization", "*.authToken", "*.secretkey", "*.password"], censor: "[redacted]" },
   });
 }
-
 
 export interface RequestInfo {
   readonly id: string;

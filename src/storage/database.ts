@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { type Migration, migrations as defaultMigrations } from "./migrations.js";
+import { migrations as defaultMigrations, type Migration } from "./migrations.js";
 
 export type Db = Database.Database;
 

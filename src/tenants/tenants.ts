@@ -2,8 +2,9 @@
  * Tenant rules: names, status changes and auth tokens. Storage is the repository's;
  * wire formats are the service's.
  */
-import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
+
 import type { ServerKey } from "../auth/server-key.js";
+import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
 import { failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import type { Db } from "../storage/database.js";
 import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";

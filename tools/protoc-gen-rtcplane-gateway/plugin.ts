@@ -16,17 +16,20 @@ import {
   type Registry,
 } from "@bufbuild/protobuf";
 import { createEcmaScriptPlugin, type GeneratedFile, type Schema } from "@bufbuild/protoplugin";
-import { PathTemplateError, parsePathTemplate, type PathTemplate } from "../../src/gateway/path-template.js";
+import { type PathTemplate, PathTemplateError, parsePathTemplate } from "../../src/gateway/path-template.js";
 
 const VERSION = "v0.1.0";
 
 /** The shape of google.api.HttpRule as a dynamic message (we read it without generated code). */
 interface HttpRuleShape {
   selector: string;
-  pattern: { case: "get" | "put" | "post" | "delete" | "patch"; value: string } | {
-    case: "custom";
-    value: { kind: string; path: string };
-  } | { case: undefined; value?: undefined };
+  pattern:
+    | { case: "get" | "put" | "post" | "delete" | "patch"; value: string }
+    | {
+        case: "custom";
+        value: { kind: string; path: string };
+      }
+    | { case: undefined; value?: undefined };
   body: string;
   responseBody: string;
   additionalBindings: HttpRuleShape[];
@@ -64,7 +67,7 @@ function resolveFieldPath(message: DescMessage, path: readonly string[]): DescFi
 export function routeFromRule(method: DescMethod, rule: HttpRuleShape): RouteSpecData {
   const where = `${method.parent.typeName}.${method.name}`;
   const fail = (reason: string): never => {
-    throw new MappingError(`${method.parent.file.name}: ${where}: ${reason}`);
+    throw new MappingError(`${method.parent.file.proto.name}: ${where}: ${reason}`);
   };
   let verb: string;
   let pattern: string;
@@ -106,9 +109,6 @@ export function routeFromRule(method: DescMethod, rule: HttpRuleShape): RouteSpe
   if (rule.body !== "" && rule.body !== "*") {
     const field = method.input.fields.find((f) => f.name === rule.body);
     if (field === undefined) fail(`body "${rule.body}" is not a field of ${method.input.typeName}`);
-    if (template.variables.some((v) => v.fieldPath[0] === rule.body)) {
-      fail(`body "${rule.body}" is also bound by the path`);
-    }
   }
   if ((verb === "GET" || verb === "DELETE") && rule.body !== "") {
     fail(`${verb} mappings cannot have a body`);
@@ -126,7 +126,7 @@ function dialectOf(registry: Registry, service: DescService): string {
   const name = enumDesc?.values.find((v) => v.number === value)?.name ?? "DIALECT_UNSPECIFIED";
   if (name === "DIALECT_UNSPECIFIED") {
     throw new MappingError(
-      `${service.file.name}: ${service.typeName} has HTTP mappings but no (rtcplane.options.v1.dialect)`,
+      `${service.file.proto.name}: ${service.typeName} has HTTP mappings but no (rtcplane.options.v1.dialect)`,
     );
   }
   return name.replace(/^DIALECT_/, "").toLowerCase();

@@ -1,0 +1,87 @@
+/** Real servers for end-to-end tests: in-process on port 0, or as a child process. */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig } from "../../src/config.js";
+import { build, type RunningServer } from "../../src/server.js";
+import { ROOT } from "./protoc.js";
+
+export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
+export const BUF = path.join(ROOT, "node_modules/.bin/buf");
+
+export function tempDir(prefix = "rtcplane-e2e-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestServer extends RunningServer {
+  readonly dataDir: string;
+}
+
+export async function startServer(env: Record<string, string> = {}, dataDir = tempDir()): Promise<TestServer> {
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    ADMIN_TOKEN,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    SHUTDOWN_GRACE_MS: "2000",
+    ...env,
+  });
+  const running = await build(config).listen();
+  return { url: running.url, port: running.port, close: () => running.close(), dataDir };
+}
+
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function run(cmd: string, args: readonly string[], input?: string): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** `buf curl`, a gRPC / gRPC-web / Connect client we did not write. */
+export function bufCurl(args: readonly string[]): Promise<CommandResult> {
+  return run(BUF, ["curl", ...args]);
+}
+
+/** The server as `npm start` runs it, in its own process, for restarts and signals. */
+export interface ChildServer {
+  readonly process: ChildProcess;
+  readonly url: string;
+  readonly exited: Promise<number | null>;
+}
+
+export async function spawnServer(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/server.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", ADMIN_TOKEN, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30_000);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /"url":"([^"]+)"[^\n]*"msg":"listening"/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    void exited.then((code) => reject(new Error(`server exited with ${code}:\n${out}`)));
+  });
+  return { process: child, url, exited };
+}

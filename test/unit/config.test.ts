@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+describe("loadConfig", () => {
+  it("has documented defaults", () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 8080);
+    assert.equal(c.longPollTimeoutMs, 30000);
+    assert.equal(c.adminToken, undefined);
+    assert.deepEqual(c.corsOrigins, ["*"]);
+    assert.ok(c.dataDir.endsWith("/data"));
+  });
+
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ PORT: "http" }, /PORT="http" is not a whole number/],
+    [{ PORT: "70000" }, /PORT=70000 is outside 0\.\.65535/],
+    [{ LOG_LEVEL: "loud" }, /LOG_LEVEL/],
+    [{ ADMIN_TOKEN: "short" }, /ADMIN_TOKEN must be at least 16/],
+    [{ TLS_CERT: "/x.pem" }, /TLS_CERT and TLS_KEY must be set together/],
+    [{ RTC_MIN_PORT: "50000", RTC_MAX_PORT: "40000" }, /RTC_MIN_PORT=50000 is above RTC_MAX_PORT=40000/],
+    [{ ANNOUNCED_IP: "example.com" }, /ANNOUNCED_IP/],
+    [{ CORS_ORIGINS: "example.com" }, /CORS_ORIGINS/],
+  ];
+  for (const [env, message] of bad) {
+    it(`rejects ${JSON.stringify(env)} naming the variable`, () => {
+      assert.throws(
+        () => loadConfig(env),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      );
+    });
+  }
+});
