@@ -85,7 +85,8 @@ describe("admin API over four protocols on one port", () => {
   }
 
   it("REST without or with a wrong token is 401 in google.rpc.Status shape", async () => {
-    for (const headers of [{}, { authorization: "Bearer nope" }, { authorization: "Basic abc" }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: "Bearer nope" }, { authorization: "Basic abc" }];
+    for (const headers of attempts) {
       const r = await rest("GET", `/admin/v1/tenants/${tenantId}`, undefined, headers);
       assert.equal(r.status, 401);
       assert.equal(r.json.code, 16);
