@@ -125,24 +125,50 @@ describe("TLS with ALPN on the same port", () => {
     const cert = path.join(dir, "cert.pem");
     const key = path.join(dir, "key.pem");
     const gen = await run("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert,
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      key,
+      "-out",
+      cert,
     ]);
     assert.equal(gen.code, 0, gen.stderr);
     const server = await startServer({ TLS_CERT: cert, TLS_KEY: key });
     try {
       assert.ok(server.url.startsWith("https://"));
       const grpc = await bufCurl([
-        "--protocol", "grpc", "--cacert", cert,
-        "-H", `authorization: Bearer ${ADMIN_TOKEN}`, "-d", '{"name":"over tls"}',
+        "--protocol",
+        "grpc",
+        "--cacert",
+        cert,
+        "-H",
+        `authorization: Bearer ${ADMIN_TOKEN}`,
+        "-d",
+        '{"name":"over tls"}',
         `${server.url}/rtcplane.admin.v1.AdminService/CreateTenant`,
       ]);
       assert.equal(grpc.code, 0, grpc.stderr);
       const { tenantId } = JSON.parse(grpc.stdout) as { tenantId: string };
-      const body = await new Promise<{ alpn: string | false; text: string }>((resolve, reject) => {
+      const body = await new Promise<{ alpn: string | false | null; text: string }>((resolve, reject) => {
         const req = https.get(
           `${server.url}/admin/v1/tenants/${tenantId}`,
-          { ca: fs.readFileSync(cert), headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, ALPNProtocols: ["http/1.1"], agent: false },
+          {
+            ca: fs.readFileSync(cert),
+            headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+            ALPNProtocols: ["http/1.1"],
+            agent: false,
+          } as https.RequestOptions & { ALPNProtocols: string[] },
           (res) => {
             const alpn = (res.socket as import("node:tls").TLSSocket).alpnProtocol;
             let text = "";

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Debian packages the test suite drives as real clients: protoc (fixture descriptors and
+# Python messages), Python grpcio, headless Chromium, openssl (TLS test certificates).
+# Installs only what is missing; needs root (CI and these machines run as root).
+set -euo pipefail
+
+missing=()
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v openssl >/dev/null || missing+=(openssl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
+/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || missing+=(python3-protobuf)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
