@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Installs the npm dependencies exactly as locked, from the npm registry only
-# (better-sqlite3 builds from source against Node's headers; no binary downloads).
-# Skips `npm ci` when node_modules was installed from this very package-lock.json.
+# Installs the npm dependencies as locked, from the npm registry only (better-sqlite3
+# builds from source against Node's headers; no binary downloads).
+#
+# Why `npm install` and not `npm ci`: the registry reachable here does not host other
+# platforms' optional binaries (@biomejs/cli-darwin-*, @bufbuild/buf-win32-*, ...), so
+# the lock cannot list them and `npm ci` refuses such a lock. `npm install` installs the
+# same locked versions; we then check that it left package-lock.json untouched.
+# Skips the install when node_modules was installed from this very package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=node_modules/.rtcplane-lock.sha256
@@ -10,5 +15,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "npm dependencies: up to date"
   exit 0
 fi
-npm ci --no-audit --no-fund
-echo "$want" > "$stamp"
+npm install --no-audit --no-fund
+if [ "$(sha256sum package-lock.json | cut -d' ' -f1)" != "$want" ]; then
+  echo "package-lock.json changed during install: package.json and the lock are out of sync" >&2
+  [ "${CI:-}" = "true" ] && exit 1
+fi
+sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"

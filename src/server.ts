@@ -3,6 +3,7 @@
  * router and the REST gateway onto one port. It listens only when run as the entry
  * point (`npm start`), so tests build servers on port 0 in-process.
  */
+import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,6 +53,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const tenants = new Tenants(db, serverKey);
   const health = new HealthState(apiServices.map((s) => s.typeName));
   const shutdown = new AbortController();
+  // Every in-flight request listens for shutdown; hundreds at once are normal, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const impls = {
     admin: new AdminServiceImpl(admin, tenants),
     health: new HealthServiceImpl(health),
