@@ -134,7 +134,7 @@ export class RestGateway {
       }
       const error = toConnectError(e);
       if (error.cause !== undefined) log.error({ err: error.cause, rpc }, "rpc failed");
-      else log.debug({ rpc, code: error.code, msg: error.rawMessage }, "rpc error");
+      else log.info({ rpc, code: Code[error.code], msg: error.rawMessage }, "rpc error");
       write(res, dialect.renderError(error));
     }
   }

@@ -2,7 +2,7 @@
  * Cross-cutting RPC behaviour for gRPC, gRPC-web and Connect: unknown failures become
  * INTERNAL with a fixed message (the cause goes to the log, never to the client).
  */
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, type Interceptor } from "@connectrpc/connect";
 import { toConnectError } from "../errors.js";
 import { kRequestLog, type Logger } from "../observability/log.js";
 
@@ -10,7 +10,7 @@ export function errorInterceptor(root: Logger): Interceptor {
   const fail = (e: unknown, log: Logger, rpc: string): never => {
     const error = toConnectError(e);
     if (error.cause !== undefined) log.error({ err: error.cause, rpc }, "rpc failed");
-    else log.debug({ rpc, code: error.code, msg: error.rawMessage }, "rpc error");
+    else log.info({ rpc, code: Code[error.code], msg: error.rawMessage }, "rpc error");
     throw error;
   };
   return (next) => async (req) => {
