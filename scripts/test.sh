@@ -8,12 +8,15 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 echo "== buf lint"
 buf lint
 echo "== buf generate leaves no diff"
+before=$(mktemp -d)
+cp -r gen "$before/gen"
 buf generate
-if [ -n "$(git status --porcelain -- gen)" ]; then
-  git status --porcelain -- gen
-  echo "gen/ is out of date: run 'npm run generate' and commit the result" >&2
+if ! diff -r "$before/gen" gen; then
+  echo "gen/ was out of date with proto/: 'npm run generate' rewrote it; commit the result" >&2
+  rm -rf "$before"
   exit 1
 fi
+rm -rf "$before"
 echo "== typecheck (tsc --strict)"
 tsc --noEmit
 echo "== biome (format + lint)"

@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Apps } from "./apps/apps.js";
 import { AdminCredentials } from "./auth/admin-credentials.js";
 import { ServerKey } from "./auth/server-key.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
@@ -19,6 +20,7 @@ import type { NodeResponse, RequestListener } from "./http/types.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
 import { apiServices, dialects, implementationsByService, registerRpcServices, restRoutes } from "./routes.js";
 import { AdminServiceImpl } from "./services/admin-service.js";
+import { AppServiceImpl } from "./services/app-service.js";
 import { HealthServiceImpl, HealthState } from "./services/health-service.js";
 import { openDatabase } from "./storage/database.js";
 import { Tenants } from "./tenants/tenants.js";
@@ -51,12 +53,14 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   });
   const db = openDatabase(path.join(config.dataDir, "rtcplane.db"));
   const tenants = new Tenants(db, serverKey);
+  const apps = new Apps(db, serverKey);
   const health = new HealthState(apiServices.map((s) => s.typeName));
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; hundreds at once are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const impls = {
     admin: new AdminServiceImpl(admin, tenants),
+    apps: new AppServiceImpl(tenants, apps),
     health: new HealthServiceImpl(health),
   };
 

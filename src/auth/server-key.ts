@@ -2,7 +2,7 @@
  * The server's own secret, kept in DATA_DIR beside (not inside) the database, so a
  * leaked database file alone cannot forge page tokens or decrypt stored secrets.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -50,5 +50,26 @@ export class ServerKey {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Encrypts a secret for storage with AES-256-GCM under a key derived for `purpose`;
+   * `context` (e.g. the owning row's id) is authenticated so a ciphertext cannot be
+   * moved to another row. Output: 12-byte nonce, 16-byte tag, ciphertext.
+   */
+  encrypt(purpose: string, plaintext: string, context: string): Buffer {
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.derive(`enc:${purpose}`), nonce);
+    cipher.setAAD(Buffer.from(context, "utf8"));
+    const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
+    return Buffer.concat([nonce, cipher.getAuthTag(), body]);
+  }
+
+  /** Decrypts what encrypt() made for the same purpose and context; throws if tampered. */
+  decrypt(purpose: string, sealed: Buffer, context: string): string {
+    const decipher = createDecipheriv("aes-256-gcm", this.derive(`enc:${purpose}`), sealed.subarray(0, 12));
+    decipher.setAAD(Buffer.from(context, "utf8"));
+    decipher.setAuthTag(sealed.subarray(12, 28));
+    return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString("utf8");
   }
 }

@@ -13,6 +13,7 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { invalidArgument } from "../errors.js";
+import { containsInline, wrapMessage } from "./json-shape.js";
 import type { PathBindings } from "./path-template.js";
 
 type JsonObject = { [key: string]: unknown };
@@ -131,7 +132,8 @@ export function bindRequest(input: BindInput): Message {
     }
   }
   try {
-    return fromJson(schema, json as never, input.jsonRead);
+    const shaped = containsInline(schema) ? wrapMessage(schema, json) : json;
+    return fromJson(schema, shaped as never, input.jsonRead);
   } catch (e) {
     throw invalidArgument(describeJsonError(e, schema));
   }

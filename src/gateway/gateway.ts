@@ -10,6 +10,7 @@ import type { NodeRequest, NodeResponse } from "../http/types.js";
 import { contextValuesFor, type Logger, requestInfo } from "../observability/log.js";
 import { bindRequest } from "./binder.js";
 import type { Dialect, GatewayRefusal, RenderedResponse } from "./dialects/dialect.js";
+import { containsInline, shapeMessage } from "./json-shape.js";
 import { type RouteSpec, RouteTable } from "./route-table.js";
 
 /** Any service implementation: method local name → function. */
@@ -152,7 +153,10 @@ export class RestGateway {
       chunks.push(chunk);
     }
     if (size === 0 || route.body === "") return undefined;
-    if (!isJsonContentType(req.headers["content-type"])) {
+    // A body without any content type is read as JSON (curl-style legacy clients); a body
+    // that says it is something else is refused.
+    const contentType = req.headers["content-type"];
+    if (contentType !== undefined && !isJsonContentType(contentType)) {
       throw new Refusal(
         "unsupported-media-type",
         invalidArgument(`content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not application/json`),
@@ -183,7 +187,8 @@ export class RestGateway {
           string,
           unknown
         >;
-        return jsonResponse(status, headers, json[field?.jsonName ?? ""] ?? null);
+        const shaped = shapeOutput(route.method.output, json, dialect) as Record<string, unknown>;
+        return jsonResponse(status, headers, shaped[field?.jsonName ?? ""] ?? shaped[field?.name ?? ""] ?? null);
       }
     }
     if (schema.typeName === HTTP_BODY_TYPE) {
@@ -195,7 +200,7 @@ export class RestGateway {
       };
     }
     const json = value === undefined ? null : toJson(schema, value as Message, dialect.jsonWrite);
-    return jsonResponse(status, headers, json);
+    return jsonResponse(status, headers, shapeOutput(schema, json, dialect));
   }
 
   /** Server-streaming RPCs over REST: one JSON document per line (application/x-ndjson). */
@@ -211,7 +216,7 @@ export class RestGateway {
     const first = await iterator.next();
     res.writeHead(route.successStatus || 200, { "content-type": "application/x-ndjson" });
     const line = (m: unknown) =>
-      `${JSON.stringify(toJson(route.method.output, create(route.method.output, m as never) as Message, dialect.jsonWrite))}\n`;
+      `${JSON.stringify(shapeOutput(route.method.output, toJson(route.method.output, create(route.method.output, m as never) as Message, dialect.jsonWrite), dialect))}\n`;
     if (!first.done) res.write(line(first.value));
     try {
       for (let next = await iterator.next(); !next.done && !ctx.signal.aborted; next = await iterator.next()) {
@@ -223,6 +228,12 @@ export class RestGateway {
     }
     res.end();
   }
+}
+
+/** Applies the proto's inline wrappers and the dialect's number printing, when any apply. */
+function shapeOutput(schema: DescMessage, json: unknown, dialect: Dialect): unknown {
+  if (!dialect.int64AsNumber && !containsInline(schema)) return json;
+  return shapeMessage(schema, json, { int64AsNumber: dialect.int64AsNumber });
 }
 
 function tooLarge(limit: number): Refusal {

@@ -25,4 +25,35 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: "apps",
+    sql: `
+      CREATE TABLE apps (
+        seq INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+        apikey TEXT NOT NULL UNIQUE,
+        secret_hash BLOB NOT NULL UNIQUE,
+        secret_enc BLOB NOT NULL,
+        description TEXT NOT NULL,
+        domains TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'suspended')),
+        recording_bucket TEXT NOT NULL,
+        recording_key_enc BLOB,
+        create_time_ms INTEGER NOT NULL,
+        update_time_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX apps_by_tenant ON apps (tenant_id, seq);
+      CREATE TABLE app_usage (
+        app_seq INTEGER NOT NULL REFERENCES apps (seq) ON DELETE CASCADE,
+        month TEXT NOT NULL CHECK (month GLOB '[0-9][0-9][0-9][0-9]/[0-9][0-9]'),
+        signaling INTEGER NOT NULL DEFAULT 0,
+        turn INTEGER NOT NULL DEFAULT 0,
+        sfu INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (app_seq, month)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];

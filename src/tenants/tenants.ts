@@ -5,7 +5,7 @@
 
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
-import { failedPrecondition, invalidArgument, notFound } from "../errors.js";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../errors.js";
 import type { Db } from "../storage/database.js";
 import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";
 
@@ -74,6 +74,20 @@ export class Tenants {
   /** The tenant whose auth token this is, whatever its status (callers decide). */
   findByAuthToken(token: string): TenantRow | undefined {
     return this.repo.getByTokenHash(hashToken(token));
+  }
+
+  /**
+   * The tenant a token may act for: UNAUTHENTICATED when the token is missing or
+   * unknown, PERMISSION_DENIED when it is another tenant's or the tenant is suspended or
+   * deleted. Dialects decide how much of this a client is told.
+   */
+  authorize(token: string | undefined, tenantId: string): TenantRow {
+    if (token === undefined || token === "") throw unauthenticated("missing tenant auth token");
+    const tenant = this.findByAuthToken(token);
+    if (tenant === undefined) throw unauthenticated("unknown tenant auth token");
+    if (tenant.tenantId !== tenantId) throw permissionDenied("the auth token is not for this tenant");
+    if (tenant.status !== "active") throw permissionDenied(`tenant is ${tenant.status}`);
+    return tenant;
   }
 
   list(pageSize: number, pageToken: string, showDeleted: boolean): TenantPage {

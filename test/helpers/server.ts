@@ -4,6 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/config.js";
+import type { Logger } from "../../src/observability/log.js";
 import { build, type RunningServer } from "../../src/server.js";
 import { ROOT } from "./protoc.js";
 
@@ -18,7 +19,11 @@ export interface TestServer extends RunningServer {
   readonly dataDir: string;
 }
 
-export async function startServer(env: Record<string, string> = {}, dataDir = tempDir()): Promise<TestServer> {
+export async function startServer(
+  env: Record<string, string> = {},
+  dataDir = tempDir(),
+  logger?: Logger,
+): Promise<TestServer> {
   const config = loadConfig({
     DATA_DIR: dataDir,
     PORT: "0",
@@ -28,7 +33,7 @@ export async function startServer(env: Record<string, string> = {}, dataDir = te
     SHUTDOWN_GRACE_MS: "2000",
     ...env,
   });
-  const running = await build(config).listen();
+  const running = await build(config, logger ? { logger } : {}).listen();
   return { url: running.url, port: running.port, close: () => running.close(), dataDir };
 }
 
@@ -84,4 +89,25 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
     void exited.then((code) => reject(new Error(`server exited with ${code}:\n${out}`)));
   });
   return { process: child, url, exited };
+}
+
+/** Creates a tenant through the admin API and returns its id and auth token. */
+export async function createTenant(url: string, name = "tenant"): Promise<{ tenantId: string; authToken: string }> {
+  const res = await fetch(`${url}/admin/v1/tenants`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  if (res.status !== 200) throw new Error(`create tenant: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { tenantId: string; authToken: string };
+}
+
+/** Changes a tenant's status through the admin API. */
+export async function setTenantStatus(url: string, tenantId: string, status: string): Promise<void> {
+  const res = await fetch(`${url}/admin/v1/tenants/${tenantId}`, {
+    method: "PATCH",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ status }),
+  });
+  if (res.status !== 200) throw new Error(`set tenant status: ${res.status} ${await res.text()}`);
 }

@@ -28,6 +28,8 @@ export interface Dialect {
   readonly name: string;
   readonly jsonWrite: Partial<JsonWriteOptions>;
   readonly jsonRead: Partial<JsonReadOptions>;
+  /** Print 64-bit integers as JSON numbers (legacy APIs did) instead of strings. */
+  readonly int64AsNumber: boolean;
   /** Renders an RPC error; `refusal` is set when the gateway refused the request itself. */
   renderError(error: ConnectError, refusal?: GatewayRefusal): RenderedResponse;
 }

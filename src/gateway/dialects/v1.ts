@@ -10,6 +10,7 @@ export const v1Dialect: Dialect = {
   name: "v1",
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: false },
+  int64AsNumber: false,
   renderError(error, refusal) {
     const status = refusal === undefined ? httpStatusFromCode(error.code) : httpStatusFromRefusal(refusal);
     return {

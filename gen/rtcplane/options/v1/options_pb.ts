@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
+import type { MessageOptions, MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rtcplane/options/v1/options.proto.
  */
 export const file_rtcplane_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("CiFydGNwbGFuZS9vcHRpb25zL3YxL29wdGlvbnMucHJvdG8SE3J0Y3BsYW5lLm9wdGlvbnMudjEiJQoLUmVzdE9wdGlvbnMSFgoOc3VjY2Vzc19zdGF0dXMYASABKAUqiAEKB0RpYWxlY3QSFwoTRElBTEVDVF9VTlNQRUNJRklFRBAAEg4KCkRJQUxFQ1RfVjEQARISCg5ESUFMRUNUX1NLWVdBWRACEhIKDkRJQUxFQ1RfU1BSRUVEEAMSFAoQRElBTEVDVF9SRUFMVElNRRAEEhYKEkRJQUxFQ1RfQ09ORkVSRU5DRRAFOlkKB2RpYWxlY3QSHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMYuY4DIAEoDjIcLnJ0Y3BsYW5lLm9wdGlvbnMudjEuRGlhbGVjdFIHZGlhbGVjdDpWCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCzIgLnJ0Y3BsYW5lLm9wdGlvbnMudjEuUmVzdE9wdGlvbnNSBHJlc3RiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("CiFydGNwbGFuZS9vcHRpb25zL3YxL29wdGlvbnMucHJvdG8SE3J0Y3BsYW5lLm9wdGlvbnMudjEiJQoLUmVzdE9wdGlvbnMSFgoOc3VjY2Vzc19zdGF0dXMYASABKAUqiAEKB0RpYWxlY3QSFwoTRElBTEVDVF9VTlNQRUNJRklFRBAAEg4KCkRJQUxFQ1RfVjEQARISCg5ESUFMRUNUX1NLWVdBWRACEhIKDkRJQUxFQ1RfU1BSRUVEEAMSFAoQRElBTEVDVF9SRUFMVElNRRAEEhYKEkRJQUxFQ1RfQ09ORkVSRU5DRRAFOlkKB2RpYWxlY3QSHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMYuY4DIAEoDjIcLnJ0Y3BsYW5lLm9wdGlvbnMudjEuRGlhbGVjdFIHZGlhbGVjdDpWCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCzIgLnJ0Y3BsYW5lLm9wdGlvbnMudjEuUmVzdE9wdGlvbnNSBHJlc3Q6QgoLanNvbl9pbmxpbmUSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYu44DIAEoCFIKanNvbklubGluZWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * RestOptions are per-method REST details that google.api.http cannot express.
@@ -108,4 +108,14 @@ export const dialect: GenExtension<ServiceOptions, Dialect> = /*@__PURE__*/
  */
 export const rest: GenExtension<MethodOptions, RestOptions> = /*@__PURE__*/
   extDesc(file_rtcplane_options_v1_options, 1);
+
+/**
+ * In REST JSON, a message with this option set is written and read as the JSON of its
+ * one field: a typed list or map that still has presence (absent vs empty), which
+ * legacy APIs need and plain repeated/map fields cannot express.
+ *
+ * @generated from extension: bool json_inline = 51003;
+ */
+export const json_inline: GenExtension<MessageOptions, boolean> = /*@__PURE__*/
+  extDesc(file_rtcplane_options_v1_options, 2);
 
