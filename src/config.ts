@@ -23,6 +23,15 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   readonly shutdownGraceMs: number;
+  /** Realtime rooms: operator settings shown on every room. */
+  readonly rooms: {
+    readonly maxParticipants: number;
+    readonly tokenTtlSeconds: number;
+    readonly ttlSeconds: number;
+    readonly endpointTtlSeconds: number;
+    /** How often expired rooms are swept. */
+    readonly sweepIntervalMs: number;
+  };
 }
 
 /** A configuration value that cannot be used; the message names the variable. */
@@ -99,5 +108,12 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     corsOrigins,
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10000, 0, 600000),
+    rooms: {
+      maxParticipants: integer(env, "ROOM_MAX_PARTICIPANTS", 25, 2, 10000),
+      tokenTtlSeconds: integer(env, "ROOM_TOKEN_TTL_SECONDS", 86400, 1, 31536000),
+      ttlSeconds: integer(env, "ROOM_TTL_SECONDS", 86400, 1, 31536000),
+      endpointTtlSeconds: integer(env, "ENDPOINT_TTL_SECONDS", 86400, 1, 31536000),
+      sweepIntervalMs: integer(env, "ROOM_SWEEP_INTERVAL_MS", 60000, 100, 86400000),
+    },
   };
 }

@@ -11,7 +11,10 @@ import { AdminService } from "../gen/rtcplane/admin/v1/admin_pb.js";
 import { adminServiceRoutes } from "../gen/rtcplane/admin/v1/admin_routes.js";
 import { AppService } from "../gen/rtcplane/apps/v1/apps_pb.js";
 import { appServiceRoutes } from "../gen/rtcplane/apps/v1/apps_routes.js";
+import { RoomService } from "../gen/rtcplane/rooms/v1/rooms_pb.js";
+import { roomServiceRoutes } from "../gen/rtcplane/rooms/v1/rooms_routes.js";
 import type { Dialect } from "./gateway/dialects/dialect.js";
+import { realtimeDialect } from "./gateway/dialects/realtime.js";
 import { skywayDialect } from "./gateway/dialects/skyway.js";
 import { v1Dialect } from "./gateway/dialects/v1.js";
 import type { AnyServiceImpl } from "./gateway/gateway.js";
@@ -20,21 +23,24 @@ import type { AdminServiceImpl } from "./services/admin-service.js";
 import type { AppServiceImpl } from "./services/app-service.js";
 import type { HealthServiceImpl } from "./services/health-service.js";
 import { createReflectionImpl, DescriptorIndex } from "./services/reflection-service.js";
+import type { RoomServiceImpl } from "./services/room-service.js";
 
 export interface ServiceImpls {
   readonly admin: AdminServiceImpl;
   readonly apps: AppServiceImpl;
+  readonly rooms: RoomServiceImpl;
   readonly health: HealthServiceImpl;
 }
 
 /** Our API services: served over every protocol, listed by reflection and health. */
-export const apiServices: readonly DescService[] = [AdminService, AppService];
+export const apiServices: readonly DescService[] = [AdminService, AppService, RoomService];
 
-export const restRoutes: readonly RouteSpec[] = [...adminServiceRoutes, ...appServiceRoutes];
+export const restRoutes: readonly RouteSpec[] = [...adminServiceRoutes, ...appServiceRoutes, ...roomServiceRoutes];
 
 export const dialects: ReadonlyMap<string, Dialect> = new Map([
   [v1Dialect.name, v1Dialect],
   [skywayDialect.name, skywayDialect],
+  [realtimeDialect.name, realtimeDialect],
 ]);
 
 /** Implementations by service, for the REST gateway's in-process calls. */
@@ -42,12 +48,14 @@ export function implementationsByService(impls: ServiceImpls): Map<DescService, 
   return new Map<DescService, AnyServiceImpl>([
     [AdminService, impls.admin as unknown as AnyServiceImpl],
     [AppService, impls.apps as unknown as AnyServiceImpl],
+    [RoomService, impls.rooms as unknown as AnyServiceImpl],
   ]);
 }
 
 export function registerRpcServices(router: ConnectRouter, impls: ServiceImpls): void {
   router.service(AdminService, impls.admin);
   router.service(AppService, impls.apps);
+  router.service(RoomService, impls.rooms);
   router.service(Health, impls.health);
   const reflection = createReflectionImpl(
     new DescriptorIndex([...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha]),

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Apps } from "./apps/apps.js";
 import { AdminCredentials } from "./auth/admin-credentials.js";
+import { AppAuth } from "./auth/app-auth.js";
 import { ServerKey } from "./auth/server-key.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { RestGateway } from "./gateway/gateway.js";
@@ -18,10 +19,13 @@ import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer } from "./http/one-port.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
+import { RoomTokens } from "./rooms/room-tokens.js";
+import { Rooms } from "./rooms/rooms.js";
 import { apiServices, dialects, implementationsByService, registerRpcServices, restRoutes } from "./routes.js";
 import { AdminServiceImpl } from "./services/admin-service.js";
 import { AppServiceImpl } from "./services/app-service.js";
 import { HealthServiceImpl, HealthState } from "./services/health-service.js";
+import { RoomServiceImpl } from "./services/room-service.js";
 import { openDatabase } from "./storage/database.js";
 import { Tenants } from "./tenants/tenants.js";
 
@@ -54,6 +58,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const db = openDatabase(path.join(config.dataDir, "rtcplane.db"));
   const tenants = new Tenants(db, serverKey);
   const apps = new Apps(db, serverKey);
+  const rooms = new Rooms(db, serverKey, config.rooms);
+  const roomTokens = new RoomTokens(serverKey);
   const health = new HealthState(apiServices.map((s) => s.typeName));
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; hundreds at once are normal, not a leak.
@@ -61,6 +67,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const impls = {
     admin: new AdminServiceImpl(admin, tenants),
     apps: new AppServiceImpl(tenants, apps),
+    rooms: new RoomServiceImpl(new AppAuth(apps, tenants), rooms, roomTokens),
     health: new HealthServiceImpl(health),
   };
 
@@ -116,12 +123,23 @@ export function build(config: Config, options: BuildOptions = {}): Server {
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
       logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
+      // Rooms unused for their roomTTLSeconds are deleted in the background.
+      const sweeper = setInterval(() => {
+        try {
+          const expired = rooms.sweepExpired();
+          if (expired.length > 0) logger.info({ rooms: expired.map((r) => r.roomId) }, "expired rooms deleted");
+        } catch (err) {
+          logger.error({ err }, "room sweep failed");
+        }
+      }, config.rooms.sweepIntervalMs);
+      sweeper.unref();
       let closing: Promise<void> | undefined;
       return {
         url,
         port: address.port,
         close() {
           closing ??= (async () => {
+            clearInterval(sweeper);
             health.drain();
             shutdown.abort();
             await server.close(config.shutdownGraceMs);

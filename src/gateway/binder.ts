@@ -12,7 +12,8 @@ import {
   type Message,
   ScalarType,
 } from "@bufbuild/protobuf";
-import { invalidArgument } from "../errors.js";
+import { Code } from "@connectrpc/connect";
+import { invalidArgument, Reason, withReason } from "../errors.js";
 import { containsInline, wrapMessage } from "./json-shape.js";
 import type { PathBindings } from "./path-template.js";
 
@@ -33,6 +34,11 @@ function findField(message: DescMessage, name: string): DescField | undefined {
   return message.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
+/** A URL parameter that cannot be read as its field's type. */
+function badParameter(parameter: string, problem: string) {
+  return withReason(Code.InvalidArgument, `${parameter}: ${problem}`, Reason.InvalidParameter, { parameter });
+}
+
 const INTEGER = /^-?\d+$/;
 const NUMBER = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
@@ -41,21 +47,21 @@ function scalarFromText(field: DescField, text: string, where: string): unknown 
   const kind = field.fieldKind === "list" ? field.listKind : field.fieldKind;
   if (kind === "enum") return INTEGER.test(text) ? Number(text) : text;
   if (kind === "message") return text; // Timestamp, Duration, wrappers: their JSON is a string
-  if (kind !== "scalar") throw invalidArgument(`${where}: cannot be set from the URL`);
+  if (kind !== "scalar") throw badParameter(where, "cannot be set from the URL");
   switch ((field as { scalar?: ScalarType }).scalar) {
     case ScalarType.BOOL:
       if (text === "" || text === "true" || text === "1") return true;
       if (text === "false" || text === "0") return false;
-      throw invalidArgument(`${where}: ${JSON.stringify(text)} is not a boolean`);
+      throw badParameter(where, `${JSON.stringify(text)} is not a boolean`);
     case ScalarType.STRING:
     case ScalarType.BYTES:
       return text;
     case ScalarType.DOUBLE:
     case ScalarType.FLOAT:
-      if (!NUMBER.test(text)) throw invalidArgument(`${where}: ${JSON.stringify(text)} is not a number`);
+      if (!NUMBER.test(text)) throw badParameter(where, `${JSON.stringify(text)} is not a number`);
       return Number(text);
     default:
-      if (!INTEGER.test(text)) throw invalidArgument(`${where}: ${JSON.stringify(text)} is not an integer`);
+      if (!INTEGER.test(text)) throw badParameter(where, `${JSON.stringify(text)} is not an integer`);
       return text; // 64-bit safe: proto3 JSON accepts integers as strings
   }
 }
@@ -78,9 +84,9 @@ function setFromText(
         const list = values.map((v) => scalarFromText(field, v, where));
         obj[field.jsonName] = list;
       } else if (field.fieldKind === "map") {
-        throw invalidArgument(`${where}: map fields cannot be set from the URL`);
+        throw badParameter(where, "map fields cannot be set from the URL");
       } else {
-        if (values.length > 1) throw invalidArgument(`${where}: given ${values.length} times but takes one value`);
+        if (values.length > 1) throw badParameter(where, `given ${values.length} times but takes one value`);
         obj[field.jsonName] = scalarFromText(field, values[0] ?? "", where);
       }
       return true;

@@ -56,4 +56,28 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    name: "rooms",
+    sql: `
+      CREATE TABLE rooms (
+        seq INTEGER PRIMARY KEY,
+        room_id TEXT NOT NULL UNIQUE,
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        name TEXT,
+        description TEXT,
+        conference_type TEXT NOT NULL CHECK (conference_type IN ('MESH', 'SFU')),
+        auto_upgrade_participant_count INTEGER,
+        max_participants INTEGER NOT NULL,
+        room_token_ttl_seconds INTEGER NOT NULL,
+        room_ttl_seconds INTEGER NOT NULL,
+        endpoint_ttl_seconds INTEGER NOT NULL,
+        creation_time_ms INTEGER NOT NULL,
+        modification_time_ms INTEGER NOT NULL,
+        last_used_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX rooms_by_app ON rooms (app_id, seq);
+      CREATE INDEX rooms_by_expiry ON rooms (last_used_ms);
+    `,
+  },
 ];

@@ -1,0 +1,73 @@
+/**
+ * Room tokens: HS256 JWTs (jose) scoped to one room of one app, with role USER, that the
+ * conference API accepts to join that room's conference. Stateless: each room response
+ * carries a fresh one valid for the room's roomTokenTTLSeconds.
+ */
+import { randomUUID } from "node:crypto";
+import { errors, jwtVerify, SignJWT } from "jose";
+import type { ServerKey } from "../auth/server-key.js";
+
+const ISSUER = "rtcplane";
+const AUDIENCE = "rtcplane:room";
+
+export interface RoomTokenClaims {
+  readonly roomId: string;
+  readonly appId: string;
+  readonly role: "USER";
+  readonly expiresAtMs: number;
+}
+
+/** Why a token was refused, for logs and for the conference API's error mapping. */
+export class RoomTokenError extends Error {
+  constructor(
+    readonly kind: "expired" | "invalid",
+    message: string,
+  ) {
+    super(message);
+    this.name = "RoomTokenError";
+  }
+}
+
+export class RoomTokens {
+  private readonly key: Uint8Array;
+
+  constructor(
+    serverKey: ServerKey,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.key = new Uint8Array(serverKey.derive("rooms.token"));
+  }
+
+  async issue(roomId: string, appId: string, ttlSeconds: number): Promise<string> {
+    const iat = Math.floor(this.now() / 1000);
+    return new SignJWT({ app: appId, role: "USER" })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(roomId)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttlSeconds)
+      .setJti(randomUUID())
+      .sign(this.key);
+  }
+
+  /** Checks signature, issuer, audience and expiry; throws RoomTokenError otherwise. */
+  async verify(token: string): Promise<RoomTokenClaims> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: ["HS256"],
+        currentDate: new Date(this.now()),
+      });
+      if (typeof payload.sub !== "string" || typeof payload.app !== "string" || payload.role !== "USER") {
+        throw new RoomTokenError("invalid", "room token lacks its room, app or role");
+      }
+      return { roomId: payload.sub, appId: payload.app, role: "USER", expiresAtMs: (payload.exp ?? 0) * 1000 };
+    } catch (e) {
+      if (e instanceof RoomTokenError) throw e;
+      if (e instanceof errors.JWTExpired) throw new RoomTokenError("expired", "room token has expired");
+      throw new RoomTokenError("invalid", "room token is not valid");
+    }
+  }
+}

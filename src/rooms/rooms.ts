@@ -1,0 +1,156 @@
+/**
+ * Realtime rooms: validation with the documented limits, keyset paging with sealed
+ * cursors, room expiry after roomTTLSeconds without use. A room is the conference of the
+ * same id (MESH → P2P, SFU → ROUTER); the conference API builds on these records.
+ */
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import type { ServerKey } from "../auth/server-key.js";
+import { Reason, withReason } from "../errors.js";
+import type { Db } from "../storage/database.js";
+import { type ConferenceType, type RoomRecord, RoomRepository } from "./room-repository.js";
+
+export type { ConferenceType, RoomRecord };
+
+export const MAX_NAME = 512;
+export const MAX_DESCRIPTION = 2048;
+export const PAGE_MIN = 1;
+export const PAGE_MAX = 100;
+export const PAGE_DEFAULT = 25;
+const CONFERENCE_TYPES: readonly ConferenceType[] = ["MESH", "SFU"];
+const PAGE_PURPOSE = "rooms.page";
+
+export interface RoomSettings {
+  readonly maxParticipants: number;
+  readonly tokenTtlSeconds: number;
+  readonly ttlSeconds: number;
+  readonly endpointTtlSeconds: number;
+}
+
+export interface NewRoomInput {
+  name?: string | undefined;
+  description?: string | undefined;
+  conferenceType?: string | undefined;
+  autoUpgradeParticipantCount?: number | undefined;
+}
+
+function stringSize(parameter: string, value: string | undefined, max: number): string | undefined {
+  if (value !== undefined && [...value].length > max) {
+    throw withReason(Code.InvalidArgument, `${parameter} is longer than ${max} characters`, Reason.StringSize, {
+      parameter,
+      max: String(max),
+    });
+  }
+  return value;
+}
+
+function numberSize(parameter: string, value: number, min: number, max: number): number {
+  if (value < min || value > max) {
+    throw withReason(Code.InvalidArgument, `${parameter} is not within ${min}..${max}`, Reason.NumberSize, {
+      parameter,
+      min: String(min),
+      max: String(max),
+    });
+  }
+  return value;
+}
+
+function roomNotFound(id: string) {
+  return withReason(Code.NotFound, `room ${JSON.stringify(id)} does not exist`, Reason.RoomNotFound, {
+    id: id.slice(0, 256),
+  });
+}
+
+export class Rooms {
+  private readonly repo: RoomRepository;
+
+  constructor(
+    db: Db,
+    private readonly serverKey: ServerKey,
+    private readonly settings: RoomSettings,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.repo = new RoomRepository(db);
+  }
+
+  create(appId: string, input: NewRoomInput): RoomRecord {
+    const type = (input.conferenceType ?? "MESH").toUpperCase();
+    if (!(CONFERENCE_TYPES as readonly string[]).includes(type)) {
+      throw withReason(Code.InvalidArgument, "conferenceType must be MESH or SFU", Reason.InvalidValue, {
+        parameter: "conferenceType",
+        value: String(input.conferenceType).slice(0, 64),
+        allowed: CONFERENCE_TYPES.join(", "),
+      });
+    }
+    const autoUpgrade =
+      input.autoUpgradeParticipantCount === undefined
+        ? null
+        : numberSize(
+            "autoUpgradeParticipantCount",
+            input.autoUpgradeParticipantCount,
+            2,
+            this.settings.maxParticipants,
+          );
+    return this.repo.insert({
+      roomId: `RO-${randomUUID()}`,
+      appId,
+      name: stringSize("name", input.name, MAX_NAME) ?? null,
+      description: stringSize("description", input.description, MAX_DESCRIPTION) ?? null,
+      conferenceType: type as ConferenceType,
+      autoUpgradeParticipantCount: autoUpgrade,
+      maxParticipants: this.settings.maxParticipants,
+      roomTokenTtlSeconds: this.settings.tokenTtlSeconds,
+      roomTtlSeconds: this.settings.ttlSeconds,
+      endpointTtlSeconds: this.settings.endpointTtlSeconds,
+      creationTimeMs: this.now(),
+    });
+  }
+
+  /** The app's room (another app's room does not exist for it). */
+  get(appId: string, roomId: string): RoomRecord {
+    const room = this.repo.get(roomId);
+    if (room === undefined || room.appId !== appId) throw roomNotFound(roomId);
+    return room;
+  }
+
+  /** Like get, and counts as use: the room's expiry starts again. */
+  use(appId: string, roomId: string): RoomRecord {
+    const room = this.get(appId, roomId);
+    this.repo.touch(roomId, this.now());
+    return room;
+  }
+
+  list(appId: string, numberOfRecords: number | undefined, token: string | undefined) {
+    const limit = numberSize("numberOfRecords", numberOfRecords ?? PAGE_DEFAULT, PAGE_MIN, PAGE_MAX);
+    let after = 0;
+    if (token !== undefined && token !== "") {
+      const cursor = this.serverKey.unseal(PAGE_PURPOSE, token) as { app?: unknown; after?: unknown } | undefined;
+      if (cursor?.app !== appId || typeof cursor.after !== "number") {
+        throw withReason(Code.InvalidArgument, "the page token is invalid", Reason.InvalidToken, {
+          token: token.slice(0, 128),
+        });
+      }
+      after = cursor.after;
+    }
+    const rows = this.repo.page(appId, after, limit + 1);
+    const rooms = rows.slice(0, limit);
+    const last = rooms[rooms.length - 1];
+    const nextToken =
+      rows.length > limit && last !== undefined
+        ? this.serverKey.seal(PAGE_PURPOSE, { app: appId, after: last.seq })
+        : undefined;
+    return { rooms, nextToken };
+  }
+
+  delete(appId: string, roomId: string): RoomRecord {
+    this.get(appId, roomId);
+    const deleted = this.repo.delete(roomId);
+    if (deleted === undefined) throw roomNotFound(roomId);
+    return deleted;
+  }
+
+  /** Deletes rooms unused for longer than their roomTTLSeconds; returns what it removed. */
+  sweepExpired(): { roomId: string; appId: string }[] {
+    return this.repo.deleteExpired(this.now());
+  }
+}

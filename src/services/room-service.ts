@@ -1,0 +1,73 @@
+/** rtcplane.rooms.v1.RoomService: the realtime rooms API on every protocol. */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type CreateRoomRequest,
+  type ListRoomsRequest,
+  type Room,
+  RoomSchema,
+  type RoomService,
+} from "../../gen/rtcplane/rooms/v1/rooms_pb.js";
+import type { AppAuth } from "../auth/app-auth.js";
+import type { RoomTokens } from "../rooms/room-tokens.js";
+import type { RoomRecord, Rooms } from "../rooms/rooms.js";
+
+export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
+  constructor(
+    private readonly appAuth: AppAuth,
+    private readonly rooms: Rooms,
+    private readonly tokens: RoomTokens,
+  ) {}
+
+  /** The app of the `x-vcs-token` header (REST) or metadata (gRPC/Connect). */
+  private app(ctx: HandlerContext) {
+    return this.appAuth.bySecretKey(ctx.requestHeader.get("x-vcs-token"));
+  }
+
+  private async toRoom(r: RoomRecord): Promise<Room> {
+    return create(RoomSchema, {
+      id: r.roomId,
+      ...(r.name === null ? {} : { name: r.name }),
+      ...(r.description === null ? {} : { description: r.description }),
+      creationTime: BigInt(r.creationTimeMs),
+      conferenceType: r.conferenceType,
+      ...(r.autoUpgradeParticipantCount === null ? {} : { autoUpgradeParticipantCount: r.autoUpgradeParticipantCount }),
+      modificationTime: BigInt(r.modificationTimeMs),
+      maxParticipants: r.maxParticipants,
+      roomTokenTtlSeconds: r.roomTokenTtlSeconds,
+      roomTtlSeconds: r.roomTtlSeconds,
+      endpointTtlSeconds: r.endpointTtlSeconds,
+      token: await this.tokens.issue(r.roomId, r.appId, r.roomTokenTtlSeconds),
+    });
+  }
+
+  async createRoom(req: CreateRoomRequest, ctx: HandlerContext) {
+    const app = this.app(ctx);
+    const room = this.rooms.create(app.appId, {
+      name: req.name,
+      description: req.description,
+      conferenceType: req.conferenceType,
+      autoUpgradeParticipantCount: req.autoUpgradeParticipantCount,
+    });
+    return { room: await this.toRoom(room) };
+  }
+
+  async getRoom(req: { id: string }, ctx: HandlerContext) {
+    const app = this.app(ctx);
+    return { room: await this.toRoom(this.rooms.use(app.appId, req.id)) };
+  }
+
+  async listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
+    const app = this.app(ctx);
+    const page = this.rooms.list(app.appId, req.numberOfRecords, req.token);
+    return {
+      data: await Promise.all(page.rooms.map((r) => this.toRoom(r))),
+      ...(page.nextToken === undefined ? {} : { token: page.nextToken }),
+    };
+  }
+
+  async deleteRoom(req: { id: string }, ctx: HandlerContext) {
+    const app = this.app(ctx);
+    return { room: await this.toRoom(this.rooms.delete(app.appId, req.id)) };
+  }
+}
