@@ -32,6 +32,47 @@ export interface Config {
     /** How often expired rooms are swept. */
     readonly sweepIntervalMs: number;
   };
+  /** Conference API settings. */
+  readonly conference: {
+    readonly maxWaitersPerConference: number;
+    readonly maxWaiters: number;
+    readonly accessTokenTtlSeconds: number;
+    readonly refreshTokenTtlSeconds: number;
+    readonly endpointSweepIntervalMs: number;
+    readonly iceServers: readonly { urls: string[]; username?: string; credential?: string }[];
+  };
+}
+
+function iceServers(env: Env): Config["conference"]["iceServers"] {
+  const raw = optional(env, "ICE_SERVERS");
+  if (raw === undefined) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('ICE_SERVERS must be a JSON array like [{"urls":["stun:stun.example.org:3478"]}]');
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError("ICE_SERVERS must be a JSON array");
+  return parsed.map((s, i) => {
+    const entry = s as { urls?: unknown; username?: unknown; credential?: unknown };
+    const urls = typeof entry.urls === "string" ? [entry.urls] : entry.urls;
+    if (
+      !Array.isArray(urls) ||
+      urls.length === 0 ||
+      !urls.every((u) => typeof u === "string" && /^(stun|stuns|turn|turns):/.test(u))
+    ) {
+      throw new ConfigError(`ICE_SERVERS[${i}].urls must be stun:/turn: URLs`);
+    }
+    for (const k of ["username", "credential"] as const) {
+      if (entry[k] !== undefined && typeof entry[k] !== "string")
+        throw new ConfigError(`ICE_SERVERS[${i}].${k} must be a string`);
+    }
+    return {
+      urls: urls as string[],
+      ...(typeof entry.username === "string" ? { username: entry.username } : {}),
+      ...(typeof entry.credential === "string" ? { credential: entry.credential } : {}),
+    };
+  });
 }
 
 /** A configuration value that cannot be used; the message names the variable. */
@@ -103,7 +144,7 @@ export function loadConfig(env: Env = process.env): Config {
     announcedIp,
     rtcMinPort,
     rtcMaxPort,
-    longPollTimeoutMs: integer(env, "LONG_POLL_TIMEOUT_MS", 30000, 100, 300000),
+    longPollTimeoutMs: integer(env, "LONG_POLL_TIMEOUT_MS", 5000, 10, 300000),
     logLevel: logLevel as Config["logLevel"],
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     corsOrigins,
@@ -114,6 +155,14 @@ export function loadConfig(env: Env = process.env): Config {
       ttlSeconds: integer(env, "ROOM_TTL_SECONDS", 86400, 1, 31536000),
       endpointTtlSeconds: integer(env, "ENDPOINT_TTL_SECONDS", 86400, 1, 31536000),
       sweepIntervalMs: integer(env, "ROOM_SWEEP_INTERVAL_MS", 60000, 100, 86400000),
+    },
+    conference: {
+      maxWaitersPerConference: integer(env, "LONG_POLL_MAX_WAITERS_PER_CONFERENCE", 1000, 1, 100000),
+      maxWaiters: integer(env, "LONG_POLL_MAX_WAITERS", 10000, 1, 1000000),
+      accessTokenTtlSeconds: integer(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 31536000),
+      refreshTokenTtlSeconds: integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 60, 31536000),
+      endpointSweepIntervalMs: integer(env, "ENDPOINT_SWEEP_INTERVAL_MS", 5000, 50, 3600000),
+      iceServers: iceServers(env),
     },
   };
 }

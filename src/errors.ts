@@ -62,6 +62,11 @@ export const Reason = {
   InvalidParameter: "INVALID_PARAMETER",
   /** metadata.id: the conference room that does not exist. */
   RoomNotFound: "CONFERENCE_ROOM_DOES_NOT_EXIST",
+  /** OAuth2 (RFC 6749 5.2) error codes, named as the token endpoint returns them. */
+  OAuthInvalidRequest: "invalid_request",
+  OAuthInvalidClient: "invalid_client",
+  OAuthInvalidGrant: "invalid_grant",
+  OAuthUnsupportedGrantType: "unsupported_grant_type",
 } as const;
 
 export type ReasonName = (typeof Reason)[keyof typeof Reason];

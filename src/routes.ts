@@ -11,9 +11,17 @@ import { AdminService } from "../gen/rtcplane/admin/v1/admin_pb.js";
 import { adminServiceRoutes } from "../gen/rtcplane/admin/v1/admin_routes.js";
 import { AppService } from "../gen/rtcplane/apps/v1/apps_pb.js";
 import { appServiceRoutes } from "../gen/rtcplane/apps/v1/apps_routes.js";
+import { ConferenceService, TokenService, UserEndpointService } from "../gen/rtcplane/conference/v1/conference_pb.js";
+import {
+  conferenceServiceRoutes,
+  tokenServiceRoutes,
+  userEndpointServiceRoutes,
+} from "../gen/rtcplane/conference/v1/conference_routes.js";
 import { RoomService } from "../gen/rtcplane/rooms/v1/rooms_pb.js";
 import { roomServiceRoutes } from "../gen/rtcplane/rooms/v1/rooms_routes.js";
+import { conferenceDialect } from "./gateway/dialects/conference.js";
 import type { Dialect } from "./gateway/dialects/dialect.js";
+import { oauthDialect } from "./gateway/dialects/oauth.js";
 import { realtimeDialect } from "./gateway/dialects/realtime.js";
 import { skywayDialect } from "./gateway/dialects/skyway.js";
 import { v1Dialect } from "./gateway/dialects/v1.js";
@@ -21,26 +29,48 @@ import type { AnyServiceImpl } from "./gateway/gateway.js";
 import type { RouteSpec } from "./gateway/route-table.js";
 import type { AdminServiceImpl } from "./services/admin-service.js";
 import type { AppServiceImpl } from "./services/app-service.js";
+import type { ConferenceServiceImpl } from "./services/conference-service.js";
 import type { HealthServiceImpl } from "./services/health-service.js";
 import { createReflectionImpl, DescriptorIndex } from "./services/reflection-service.js";
 import type { RoomServiceImpl } from "./services/room-service.js";
+import type { TokenServiceImpl } from "./services/token-service.js";
+import type { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
 
 export interface ServiceImpls {
   readonly admin: AdminServiceImpl;
   readonly apps: AppServiceImpl;
   readonly rooms: RoomServiceImpl;
+  readonly conferences: ConferenceServiceImpl;
+  readonly endpoints: UserEndpointServiceImpl;
+  readonly tokens: TokenServiceImpl;
   readonly health: HealthServiceImpl;
 }
 
 /** Our API services: served over every protocol, listed by reflection and health. */
-export const apiServices: readonly DescService[] = [AdminService, AppService, RoomService];
+export const apiServices: readonly DescService[] = [
+  AdminService,
+  AppService,
+  RoomService,
+  ConferenceService,
+  UserEndpointService,
+  TokenService,
+];
 
-export const restRoutes: readonly RouteSpec[] = [...adminServiceRoutes, ...appServiceRoutes, ...roomServiceRoutes];
+export const restRoutes: readonly RouteSpec[] = [
+  ...adminServiceRoutes,
+  ...appServiceRoutes,
+  ...roomServiceRoutes,
+  ...conferenceServiceRoutes,
+  ...userEndpointServiceRoutes,
+  ...tokenServiceRoutes,
+];
 
 export const dialects: ReadonlyMap<string, Dialect> = new Map([
   [v1Dialect.name, v1Dialect],
   [skywayDialect.name, skywayDialect],
   [realtimeDialect.name, realtimeDialect],
+  [conferenceDialect.name, conferenceDialect],
+  [oauthDialect.name, oauthDialect],
 ]);
 
 /** Implementations by service, for the REST gateway's in-process calls. */
@@ -49,6 +79,9 @@ export function implementationsByService(impls: ServiceImpls): Map<DescService, 
     [AdminService, impls.admin as unknown as AnyServiceImpl],
     [AppService, impls.apps as unknown as AnyServiceImpl],
     [RoomService, impls.rooms as unknown as AnyServiceImpl],
+    [ConferenceService, impls.conferences as unknown as AnyServiceImpl],
+    [UserEndpointService, impls.endpoints as unknown as AnyServiceImpl],
+    [TokenService, impls.tokens as unknown as AnyServiceImpl],
   ]);
 }
 
@@ -56,6 +89,9 @@ export function registerRpcServices(router: ConnectRouter, impls: ServiceImpls):
   router.service(AdminService, impls.admin);
   router.service(AppService, impls.apps);
   router.service(RoomService, impls.rooms);
+  router.service(ConferenceService, impls.conferences);
+  router.service(UserEndpointService, impls.endpoints);
+  router.service(TokenService, impls.tokens);
   router.service(Health, impls.health);
   const reflection = createReflectionImpl(
     new DescriptorIndex([...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha]),

@@ -12,20 +12,30 @@ import { Apps } from "./apps/apps.js";
 import { AdminCredentials } from "./auth/admin-credentials.js";
 import { AppAuth } from "./auth/app-auth.js";
 import { ServerKey } from "./auth/server-key.js";
+import { Conferences } from "./conferences/conferences.js";
+import { EventBus } from "./conferences/event-bus.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
+import { Endpoints } from "./endpoints/endpoints.js";
 import { RestGateway } from "./gateway/gateway.js";
 import { applyCors } from "./http/cors.js";
 import { errorInterceptor } from "./http/interceptors.js";
-import { OnePortServer } from "./http/one-port.js";
+import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
+import { AccessTokens } from "./oauth/access-tokens.js";
+import { OAuth } from "./oauth/oauth.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
+import { MqttPush, wantsMqtt } from "./push/mqtt-push.js";
 import { RoomTokens } from "./rooms/room-tokens.js";
 import { Rooms } from "./rooms/rooms.js";
 import { apiServices, dialects, implementationsByService, registerRpcServices, restRoutes } from "./routes.js";
 import { AdminServiceImpl } from "./services/admin-service.js";
 import { AppServiceImpl } from "./services/app-service.js";
+import { Callers } from "./services/caller.js";
+import { ConferenceServiceImpl } from "./services/conference-service.js";
 import { HealthServiceImpl, HealthState } from "./services/health-service.js";
 import { RoomServiceImpl } from "./services/room-service.js";
+import { TokenServiceImpl } from "./services/token-service.js";
+import { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
 import { openDatabase } from "./storage/database.js";
 import { Tenants } from "./tenants/tenants.js";
 
@@ -60,6 +70,33 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const apps = new Apps(db, serverKey);
   const rooms = new Rooms(db, serverKey, config.rooms);
   const roomTokens = new RoomTokens(serverKey);
+  const appAuth = new AppAuth(apps, tenants);
+  const bus = new EventBus();
+  const roomLookup = {
+    find: (appId: string, roomId: string) => {
+      try {
+        return rooms.get(appId, roomId);
+      } catch {
+        return undefined;
+      }
+    },
+    use: (appId: string, roomId: string) => void rooms.use(appId, roomId),
+  };
+  const conferences = new Conferences(
+    db,
+    bus,
+    roomLookup,
+    { longPollTimeoutMs: config.longPollTimeoutMs, ...config.conference },
+    logger,
+  );
+  const endpoints = new Endpoints(db, conferences, logger);
+  const accessTokens = new AccessTokens(
+    serverKey,
+    roomTokens,
+    config.conference.accessTokenTtlSeconds,
+    config.conference.refreshTokenTtlSeconds,
+  );
+  const callers = new Callers(accessTokens, appAuth);
   const health = new HealthState(apiServices.map((s) => s.typeName));
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; hundreds at once are normal, not a leak.
@@ -67,7 +104,10 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const impls = {
     admin: new AdminServiceImpl(admin, tenants),
     apps: new AppServiceImpl(tenants, apps),
-    rooms: new RoomServiceImpl(new AppAuth(apps, tenants), rooms, roomTokens),
+    rooms: new RoomServiceImpl(appAuth, rooms, roomTokens),
+    conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds),
+    endpoints: new UserEndpointServiceImpl(callers, endpoints, config.conference.iceServers),
+    tokens: new TokenServiceImpl(new OAuth(appAuth, apps, roomTokens, roomLookup, accessTokens)),
     health: new HealthServiceImpl(health),
   };
 
@@ -114,11 +154,21 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     config.tlsCertFile && config.tlsKeyFile
       ? { cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile) }
       : undefined;
-  const server = new OnePortServer({ listener, logger, ...(tls ? { tls } : {}) });
+  let mqtt: MqttPush | undefined;
+  const onUpgrade: UpgradeListener = (req, socket, head) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/ws" && mqtt !== undefined && wantsMqtt(req)) {
+      mqtt.handleUpgrade(req, socket, head);
+      return;
+    }
+    socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  };
+  const server = new OnePortServer({ listener, logger, onUpgrade, ...(tls ? { tls } : {}) });
 
   return {
     logger,
     async listen() {
+      mqtt = await MqttPush.start(accessTokens, bus, logger);
       const address = await server.listen(config.port, config.host);
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
@@ -133,6 +183,15 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         }
       }, config.rooms.sweepIntervalMs);
       sweeper.unref();
+      // Endpoints that miss their keep-alive turn SICK, then leave their conferences.
+      const endpointSweeper = setInterval(() => {
+        try {
+          endpoints.sweep();
+        } catch (err) {
+          logger.error({ err }, "endpoint sweep failed");
+        }
+      }, config.conference.endpointSweepIntervalMs);
+      endpointSweeper.unref();
       let closing: Promise<void> | undefined;
       return {
         url,
@@ -140,6 +199,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         close() {
           closing ??= (async () => {
             clearInterval(sweeper);
+            clearInterval(endpointSweeper);
+            await mqtt?.close();
             health.drain();
             shutdown.abort();
             await server.close(config.shutdownGraceMs);

@@ -237,6 +237,10 @@ export class Apps {
     return this.repo.getBySecretHash(hashToken(secret));
   }
 
+  findById(appId: string): AppRecord | undefined {
+    return this.repo.get(appId);
+  }
+
   findByApikey(apikey: string): AppRecord | undefined {
     return this.repo.getByApikey(apikey);
   }

@@ -21,13 +21,31 @@ export class AppAuth {
       throw withReason(Code.Unauthenticated, "authorization missing", Reason.AuthorizationMissing);
     }
     const app = this.apps.findBySecretKey(secret);
-    const usable = app !== undefined && app.status === "active" && this.tenantActive(app.tenantId);
-    if (!usable) {
+    if (app === undefined || !this.usable(app)) {
       throw withReason(Code.Unauthenticated, "the token is invalid", Reason.InvalidToken, {
         token: secret.slice(0, MAX_ECHO),
       });
     }
     return app;
+  }
+
+  /** The app by its public apikey if it and its tenant are active. */
+  byApikey(apikey: string): AppRecord | undefined {
+    const app = this.apps.findByApikey(apikey);
+    return app !== undefined && this.usable(app) ? app : undefined;
+  }
+
+  /** Throws UNAUTHENTICATED unless the app of a token still exists and is active. */
+  requireActive(appId: string): AppRecord {
+    const app = this.apps.findById(appId);
+    if (app === undefined || !this.usable(app)) {
+      throw withReason(Code.Unauthenticated, "the token's app is not active", Reason.InvalidToken, {});
+    }
+    return app;
+  }
+
+  private usable(app: AppRecord): boolean {
+    return app.status === "active" && this.tenantActive(app.tenantId);
   }
 
   private tenantActive(tenantId: string): boolean {

@@ -28,6 +28,8 @@ export interface BindInput {
   readonly body: unknown;
   readonly query: URLSearchParams;
   readonly jsonRead: Partial<JsonReadOptions>;
+  /** The query holds a form body (`body: "*"`): bind it as the whole message's fields. */
+  readonly formBody?: boolean;
 }
 
 function findField(message: DescMessage, name: string): DescField | undefined {
@@ -126,7 +128,7 @@ export function bindRequest(input: BindInput): Message {
     setFromText(json, schema, path, [value], fieldPath);
     bound.add(fieldPath);
   }
-  if (bodyField !== "*") {
+  if (bodyField !== "*" || input.formBody) {
     const keys = new Set(input.query.keys());
     for (const key of keys) {
       const path = key.split(".");

@@ -45,6 +45,10 @@ function isJsonContentType(value: string | undefined): boolean {
   return mediaType === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(mediaType);
 }
 
+function isFormContentType(value: string | undefined): boolean {
+  return value?.split(";")[0]?.trim().toLowerCase() === "application/x-www-form-urlencoded";
+}
+
 export class RestGateway {
   readonly table: RouteTable;
   private readonly options: GatewayOptions;
@@ -92,14 +96,15 @@ export class RestGateway {
     const dialect = this.dialect(route.dialect);
     const rpc = `${route.service.typeName}/${route.method.name}`;
     try {
-      const body = await this.readJsonBody(req, route);
+      const body = await this.readBody(req, route, dialect);
       const message = bindRequest({
         schema: route.method.input,
         bodyField: route.body,
         pathBindings: bindings,
-        body,
-        query: url.searchParams,
+        body: body instanceof URLSearchParams ? undefined : body,
+        query: body instanceof URLSearchParams ? body : url.searchParams,
         jsonRead: dialect.jsonRead,
+        ...(body instanceof URLSearchParams ? { formBody: true } : {}),
       });
       const ctx = createHandlerContext({
         service: route.service,
@@ -140,8 +145,11 @@ export class RestGateway {
     }
   }
 
-  /** Reads the body within the size limit; undefined when the request has none. */
-  private async readJsonBody(req: NodeRequest, route: RouteSpec): Promise<unknown> {
+  /**
+   * Reads the body within the size limit: parsed JSON, a form (dialects that accept
+   * forms), or undefined when the request has none.
+   */
+  private async readBody(req: NodeRequest, route: RouteSpec, dialect: Dialect): Promise<unknown> {
     const limit = this.options.maxBodyBytes;
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
     if (declared > limit) throw tooLarge(limit);
@@ -156,6 +164,9 @@ export class RestGateway {
     // A body without any content type is read as JSON (curl-style legacy clients); a body
     // that says it is something else is refused.
     const contentType = req.headers["content-type"];
+    if (dialect.acceptsForm && route.body === "*" && isFormContentType(contentType)) {
+      return new URLSearchParams(Buffer.concat(chunks, size).toString("utf8"));
+    }
     if (contentType !== undefined && !isJsonContentType(contentType)) {
       throw new Refusal(
         "unsupported-media-type",

@@ -11,8 +11,12 @@ import net from "node:net";
 import type { Logger } from "../observability/log.js";
 import type { RequestListener } from "./types.js";
 
+/** Handles an HTTP/1.1 Upgrade (WebSocket) request; it owns the socket from then on. */
+export type UpgradeListener = (req: http.IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => void;
+
 export interface OnePortOptions {
   readonly listener: RequestListener;
+  readonly onUpgrade?: UpgradeListener;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   readonly logger: Logger;
 }
@@ -49,6 +53,10 @@ export class OnePortServer {
       });
     }
     this.tls?.on("tlsClientError", (err) => options.logger.debug({ err }, "TLS handshake failed"));
+    if (options.onUpgrade) {
+      this.http1.on("upgrade", options.onUpgrade);
+      this.tls?.on("upgrade", options.onUpgrade);
+    }
     this.net = net.createServer((socket) => this.accept(socket));
   }
 

@@ -15,6 +15,8 @@ export interface RoomTokenClaims {
   readonly appId: string;
   readonly role: "USER";
   readonly expiresAtMs: number;
+  /** The token's unique id (jti): a stable user identity for a room token used as a bearer. */
+  readonly tokenId: string;
 }
 
 /** Why a token was refused, for logs and for the conference API's error mapping. */
@@ -63,7 +65,13 @@ export class RoomTokens {
       if (typeof payload.sub !== "string" || typeof payload.app !== "string" || payload.role !== "USER") {
         throw new RoomTokenError("invalid", "room token lacks its room, app or role");
       }
-      return { roomId: payload.sub, appId: payload.app, role: "USER", expiresAtMs: (payload.exp ?? 0) * 1000 };
+      return {
+        roomId: payload.sub,
+        appId: payload.app,
+        role: "USER",
+        expiresAtMs: (payload.exp ?? 0) * 1000,
+        tokenId: typeof payload.jti === "string" ? payload.jti : payload.sub,
+      };
     } catch (e) {
       if (e instanceof RoomTokenError) throw e;
       if (e instanceof errors.JWTExpired) throw new RoomTokenError("expired", "room token has expired");

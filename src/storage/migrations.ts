@@ -80,4 +80,72 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX rooms_by_expiry ON rooms (last_used_ms);
     `,
   },
+  {
+    version: 4,
+    name: "conferences and user endpoints",
+    sql: `
+      CREATE TABLE conferences (
+        seq INTEGER PRIMARY KEY,
+        conference_id TEXT NOT NULL UNIQUE,
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        room_id TEXT,
+        mode TEXT NOT NULL CHECK (mode IN ('P2P', 'ROUTER')),
+        creator TEXT NOT NULL,
+        creator_endpoint TEXT NOT NULL,
+        max_participants INTEGER,
+        auto_upgrade_count INTEGER,
+        version INTEGER NOT NULL,
+        ended INTEGER NOT NULL DEFAULT 0,
+        end_reason TEXT,
+        create_time_ms INTEGER NOT NULL,
+        update_time_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE conference_metadata (
+        conference_seq INTEGER NOT NULL REFERENCES conferences (seq) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        last_modified_ms INTEGER NOT NULL,
+        user_endpoint_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (conference_seq, key)
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE participants (
+        conference_seq INTEGER NOT NULL REFERENCES conferences (seq) ON DELETE CASCADE,
+        endpoint_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('HEALTHY', 'SICK')),
+        join_time_ms INTEGER NOT NULL,
+        PRIMARY KEY (conference_seq, endpoint_id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX participants_by_endpoint ON participants (endpoint_id);
+      CREATE TABLE streams (
+        conference_seq INTEGER NOT NULL REFERENCES conferences (seq) ON DELETE CASCADE,
+        stream_id TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('CAM', 'MIC', 'MIC_AND_CAM', 'SCREEN')),
+        metadata TEXT NOT NULL,
+        video_bitrate INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conference_seq, stream_id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE conference_events (
+        seq INTEGER PRIMARY KEY,
+        conference_seq INTEGER NOT NULL REFERENCES conferences (seq) ON DELETE CASCADE,
+        conference_version INTEGER,
+        body TEXT NOT NULL,
+        create_time_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX conference_events_by_conference ON conference_events (conference_seq, seq);
+      CREATE TABLE user_endpoints (
+        endpoint_id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        keep_alive_seconds INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('HEALTHY', 'SICK')),
+        last_seen_ms INTEGER NOT NULL,
+        create_time_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX user_endpoints_by_app ON user_endpoints (app_id, user_id);
+    `,
+  },
 ];

@@ -6,7 +6,8 @@ describe("loadConfig", () => {
   it("has documented defaults", () => {
     const c = loadConfig({});
     assert.equal(c.port, 8080);
-    assert.equal(c.longPollTimeoutMs, 30000);
+    assert.equal(c.longPollTimeoutMs, 5000);
+    assert.deepEqual(c.conference.iceServers, []);
     assert.equal(c.adminToken, undefined);
     assert.deepEqual(c.corsOrigins, ["*"]);
     assert.ok(c.dataDir.endsWith("/data"));
@@ -21,6 +22,8 @@ describe("loadConfig", () => {
     [{ RTC_MIN_PORT: "50000", RTC_MAX_PORT: "40000" }, /RTC_MIN_PORT=50000 is above RTC_MAX_PORT=40000/],
     [{ ANNOUNCED_IP: "example.com" }, /ANNOUNCED_IP/],
     [{ CORS_ORIGINS: "example.com" }, /CORS_ORIGINS/],
+    [{ ICE_SERVERS: "stun:x" }, /ICE_SERVERS must be a JSON array/],
+    [{ ICE_SERVERS: '[{"urls":["http://x"]}]' }, /ICE_SERVERS\[0\]\.urls/],
   ];
   for (const [env, message] of bad) {
     it(`rejects ${JSON.stringify(env)} naming the variable`, () => {

@@ -24,6 +24,7 @@ describe("RoomTokens", () => {
       appId: "app-1",
       role: "USER",
       expiresAtMs: now + 60_000,
+      tokenId: claims.jti,
     });
     now += 59_000;
     assert.equal((await tokens.verify(token)).roomId, "RO-1");

@@ -30,6 +30,11 @@ export interface Dialect {
   readonly jsonRead: Partial<JsonReadOptions>;
   /** Print 64-bit integers as JSON numbers (legacy APIs did) instead of strings. */
   readonly int64AsNumber: boolean;
+  /**
+   * Accept `application/x-www-form-urlencoded` bodies for `body: "*"` routes, bound like
+   * query parameters (the OAuth2 token endpoint needs it).
+   */
+  readonly acceptsForm?: boolean;
   /** Renders an RPC error; `refusal` is set when the gateway refused the request itself. */
   renderError(error: ConnectError, refusal?: GatewayRefusal): RenderedResponse;
 }

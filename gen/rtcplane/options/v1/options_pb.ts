@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rtcplane/options/v1/options.proto.
  */
 export const file_rtcplane_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("CiFydGNwbGFuZS9vcHRpb25zL3YxL29wdGlvbnMucHJvdG8SE3J0Y3BsYW5lLm9wdGlvbnMudjEiJQoLUmVzdE9wdGlvbnMSFgoOc3VjY2Vzc19zdGF0dXMYASABKAUqiAEKB0RpYWxlY3QSFwoTRElBTEVDVF9VTlNQRUNJRklFRBAAEg4KCkRJQUxFQ1RfVjEQARISCg5ESUFMRUNUX1NLWVdBWRACEhIKDkRJQUxFQ1RfU1BSRUVEEAMSFAoQRElBTEVDVF9SRUFMVElNRRAEEhYKEkRJQUxFQ1RfQ09ORkVSRU5DRRAFOlkKB2RpYWxlY3QSHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMYuY4DIAEoDjIcLnJ0Y3BsYW5lLm9wdGlvbnMudjEuRGlhbGVjdFIHZGlhbGVjdDpWCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCzIgLnJ0Y3BsYW5lLm9wdGlvbnMudjEuUmVzdE9wdGlvbnNSBHJlc3Q6QgoLanNvbl9pbmxpbmUSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYu44DIAEoCFIKanNvbklubGluZWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("CiFydGNwbGFuZS9vcHRpb25zL3YxL29wdGlvbnMucHJvdG8SE3J0Y3BsYW5lLm9wdGlvbnMudjEiJQoLUmVzdE9wdGlvbnMSFgoOc3VjY2Vzc19zdGF0dXMYASABKAUqmwEKB0RpYWxlY3QSFwoTRElBTEVDVF9VTlNQRUNJRklFRBAAEg4KCkRJQUxFQ1RfVjEQARISCg5ESUFMRUNUX1NLWVdBWRACEhIKDkRJQUxFQ1RfU1BSRUVEEAMSFAoQRElBTEVDVF9SRUFMVElNRRAEEhYKEkRJQUxFQ1RfQ09ORkVSRU5DRRAFEhEKDURJQUxFQ1RfT0FVVEgQBjpZCgdkaWFsZWN0Eh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLmOAyABKA4yHC5ydGNwbGFuZS5vcHRpb25zLnYxLkRpYWxlY3RSB2RpYWxlY3Q6VgoEcmVzdBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAsyIC5ydGNwbGFuZS5vcHRpb25zLnYxLlJlc3RPcHRpb25zUgRyZXN0OkIKC2pzb25faW5saW5lEh8uZ29vZ2xlLnByb3RvYnVmLk1lc3NhZ2VPcHRpb25zGLuOAyABKAhSCmpzb25JbmxpbmViBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * RestOptions are per-method REST details that google.api.http cannot express.
@@ -80,11 +80,18 @@ export enum Dialect {
   REALTIME = 4,
 
   /**
-   * Conference API (/rtc-api): 200 JSON or 204 empty.
+   * Conference API (/rtc-api): 200 JSON or 204 empty, Spring-style error bodies.
    *
    * @generated from enum value: DIALECT_CONFERENCE = 5;
    */
   CONFERENCE = 5,
+
+  /**
+   * OAuth2 token endpoint: form-encoded requests, {error, error_description} errors.
+   *
+   * @generated from enum value: DIALECT_OAUTH = 6;
+   */
+  OAUTH = 6,
 }
 
 /**

@@ -1,0 +1,527 @@
+/**
+ * Conference rules. Every state change runs in one transaction that applies the change,
+ * logs an event whose conferenceVersion is the version before the change, and raises the
+ * version by one; listeners hear of it only after the commit. This is the clients' rule:
+ * a client at version V processes the event with conferenceVersion V and then expects V+1.
+ */
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { JSONPath } from "jsonpath-plus";
+import { invalidArgument, notFound, permissionDenied } from "../errors.js";
+import type { Logger } from "../observability/log.js";
+import type { RoomRecord } from "../rooms/rooms.js";
+import type { Db } from "../storage/database.js";
+import {
+  type ConferenceMode,
+  ConferenceRepository,
+  type ConferenceRow,
+  type HealthState,
+  type Json,
+  type MetadataRow,
+  type ParticipantRow,
+  type StreamRow,
+} from "./conference-repository.js";
+import type { EventBus, Recipient } from "./event-bus.js";
+
+export type { ConferenceMode, ConferenceRow, HealthState, Json, MetadataRow, ParticipantRow, StreamRow };
+
+/** Who acts: the app, the user and (for endpoint commands) the endpoint. */
+export interface Actor {
+  readonly appId: string;
+  readonly userId: string;
+  readonly endpointId: string;
+}
+
+export interface ConferenceSettings {
+  readonly longPollTimeoutMs: number;
+  readonly maxWaitersPerConference: number;
+  readonly maxWaiters: number;
+}
+
+/** Looks up rooms by id for their conferences (the rooms module's API, not its table). */
+export interface RoomLookup {
+  find(appId: string, roomId: string): RoomRecord | undefined;
+  use(appId: string, roomId: string): void;
+}
+
+export interface ConferenceAggregate {
+  conference: ConferenceRow;
+  metadata: MetadataRow[];
+  participants: ParticipantRow[];
+  streams: StreamRow[];
+}
+
+const ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+const MAX_KEY = 256;
+const MAX_VALUE = 64 * 1024;
+const MAX_REASON = 1024;
+const MAX_JSON = 64 * 1024;
+const MAX_EVENTS_PER_ANSWER = 1000;
+const EVENT_TYPE = /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+Event$/;
+const ISO_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)$/;
+
+export function validateId(field: string, value: string): string {
+  if (!ID.test(value)) throw invalidArgument(`${field}: must be 1-128 characters of letters, digits and ._:@-`);
+  return value;
+}
+
+function validateText(field: string, value: string, max: number): string {
+  if (value.length > max) throw invalidArgument(`${field}: must be at most ${max} characters`);
+  return value;
+}
+
+function validateJson(field: string, value: Json): Json {
+  if (JSON.stringify(value).length > MAX_JSON) throw invalidArgument(`${field}: must be at most ${MAX_JSON} bytes`);
+  return value;
+}
+
+/** `yyyy-MM-ddTHH:mm:ss.SSSZ`, as the clients parse it. */
+export function isoMillis(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Replaces every string a JSONPath mask matches with '*' of the same length. */
+export function applyMasks(event: Json, masks: readonly string[]): Json {
+  if (masks.length === 0) return event;
+  const copy = structuredClone(event);
+  for (const path of masks) {
+    let results: { parent: Json | unknown[] | null; parentProperty: string | number | null; value: unknown }[];
+    try {
+      results = JSONPath({ path, json: copy, resultType: "all", wrap: true, eval: false }) ?? [];
+    } catch (e) {
+      throw invalidArgument(`masks: ${JSON.stringify(path)} is not a JSONPath expression (${(e as Error).message})`);
+    }
+    for (const r of results) {
+      if (typeof r.value === "string" && r.parent !== null && r.parentProperty !== null) {
+        (r.parent as Record<string | number, unknown>)[r.parentProperty] = "*".repeat(r.value.length);
+      }
+    }
+  }
+  return copy;
+}
+
+function conferenceEnded(id: string): ConnectError {
+  return new ConnectError(`conference ${JSON.stringify(id)} has ended`, Code.FailedPrecondition);
+}
+
+export class Conferences {
+  private readonly repo: ConferenceRepository;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: EventBus,
+    private readonly rooms: RoomLookup,
+    private readonly settings: ConferenceSettings,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.repo = new ConferenceRepository(db);
+  }
+
+  /** The app's conference; another app's conference does not exist for the caller. */
+  find(appId: string, conferenceId: string): ConferenceRow {
+    const c = this.repo.get(conferenceId);
+    if (c === undefined || c.appId !== appId) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
+    return c;
+  }
+
+  /** Like find, but a rooms-API room without a conference yet gets one (its first use). */
+  private findOrOpenRoom(appId: string, conferenceId: string, actor: Actor): ConferenceRow {
+    const existing = this.repo.get(conferenceId);
+    if (existing !== undefined) {
+      if (existing.appId !== appId) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
+      return existing;
+    }
+    const room = this.rooms.find(appId, conferenceId);
+    if (room === undefined) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
+    this.create(appId, { conferenceId, creator: actor.userId, creatorEndpoint: actor.endpointId });
+    return this.find(appId, conferenceId);
+  }
+
+  private event(c: ConferenceRow, type: string, actor: Actor | undefined, fields: Json, version: number | null): Json {
+    return {
+      type,
+      id: randomUUID(),
+      conferenceId: c.conferenceId,
+      ...(version === null ? {} : { conferenceVersion: version }),
+      organizationId: c.appId,
+      timestamp: isoMillis(this.now()),
+      userEndpointId: actor?.endpointId ?? "",
+      userId: actor?.userId ?? "",
+      ...fields,
+    };
+  }
+
+  private recipients(c: ConferenceRow): Recipient[] {
+    return this.repo.participants(c.seq).map((p) => ({ userId: p.userId, endpointId: p.endpointId }));
+  }
+
+  /**
+   * Runs one state change: `apply` mutates inside the transaction and returns the event's
+   * type and fields (or undefined for "nothing changed"). Recipients are the participants
+   * before and after, so a leaving endpoint hears of its own leave.
+   */
+  private change(
+    conferenceId: string,
+    appId: string,
+    actor: Actor | undefined,
+    apply: (c: ConferenceRow) => { type: string; fields: Json } | undefined,
+    allowEnded = false,
+  ): Json | undefined {
+    const result = this.db.transaction(() => {
+      const c = this.find(appId, conferenceId);
+      if (c.ended && !allowEnded) throw conferenceEnded(conferenceId);
+      const before = this.recipients(c);
+      const change = apply(c);
+      if (change === undefined) return undefined;
+      const event = this.event(c, change.type, actor, change.fields, c.version);
+      this.repo.appendEvent(c.seq, c.version, event, this.now());
+      this.repo.bumpVersion(c.seq, this.now());
+      const after = this.recipients(c);
+      const all = new Map([...before, ...after].map((r) => [`${r.userId}/${r.endpointId}`, r]));
+      return { event, recipients: [...all.values()] };
+    })();
+    if (result === undefined) return undefined;
+    this.bus.publish(conferenceId, result.event, result.recipients, true);
+    this.log.debug(
+      { conferenceId, type: result.event.type, version: result.event.conferenceVersion },
+      "conference event",
+    );
+    return result.event;
+  }
+
+  create(
+    appId: string,
+    input: {
+      conferenceId?: string;
+      creator: string;
+      creatorEndpoint: string;
+      mode?: string;
+      metadata?: Record<string, string>;
+    },
+  ): ConferenceRow {
+    const conferenceId = input.conferenceId ? validateId("conferenceId", input.conferenceId) : randomUUID();
+    const room = this.rooms.find(appId, conferenceId);
+    let mode: ConferenceMode = room ? (room.conferenceType === "SFU" ? "ROUTER" : "P2P") : "ROUTER";
+    if (input.mode) {
+      if (input.mode !== "P2P" && input.mode !== "ROUTER") throw invalidArgument("mode: must be P2P or ROUTER");
+      mode = input.mode;
+    }
+    const metadata = Object.entries(input.metadata ?? {});
+    for (const [key, value] of metadata) {
+      validateText("metadata key", key, MAX_KEY);
+      validateText("metadata value", value, MAX_VALUE);
+    }
+    const created = this.db.transaction(() => {
+      if (this.repo.get(conferenceId) !== undefined) {
+        throw new ConnectError(`conference ${JSON.stringify(conferenceId)} already exists`, Code.AlreadyExists);
+      }
+      const c = this.repo.insert({
+        conferenceId,
+        appId,
+        roomId: room?.roomId ?? null,
+        mode,
+        creator: validateText("creator", input.creator, 128),
+        creatorEndpoint: validateText("creatorEndpoint", input.creatorEndpoint, 128),
+        maxParticipants: room?.maxParticipants ?? null,
+        autoUpgradeCount: room?.autoUpgradeParticipantCount ?? null,
+        now: this.now(),
+      });
+      for (const [key, value] of metadata) {
+        this.repo.setMetadata(c.seq, key, value, this.now(), input.creatorEndpoint, input.creator);
+      }
+      const actor = { appId, userId: input.creator, endpointId: input.creatorEndpoint };
+      const event = this.event(c, "ConferenceCreatedEvent", actor, { mode, creator: input.creator }, null);
+      this.repo.appendEvent(c.seq, null, event, this.now());
+      return { c, event };
+    })();
+    this.bus.publish(conferenceId, created.event, [], true);
+    return created.c;
+  }
+
+  join(appId: string, conferenceId: string, actor: Actor, metadata: Json): void {
+    validateId("userEndpointId", actor.endpointId);
+    validateJson("metadata", metadata);
+    const c0 = this.findOrOpenRoom(appId, conferenceId, actor);
+    if (c0.roomId !== null) this.rooms.use(appId, c0.roomId);
+    this.change(conferenceId, appId, actor, (c) => {
+      const existing = this.repo.participant(c.seq, actor.endpointId);
+      if (existing !== undefined) {
+        if (existing.userId !== actor.userId) throw permissionDenied("the endpoint belongs to another user");
+        return undefined; // joining twice is a no-op
+      }
+      if (c.maxParticipants !== null && this.repo.countParticipants(c.seq) >= c.maxParticipants) {
+        throw new ConnectError(`conference is full (${c.maxParticipants} participants)`, Code.ResourceExhausted);
+      }
+      this.repo.addParticipant(c.seq, {
+        endpointId: actor.endpointId,
+        userId: actor.userId,
+        metadata,
+        state: "HEALTHY",
+        joinTimeMs: this.now(),
+      });
+      return { type: "ConferenceJoinedEvent", fields: { metadata } };
+    });
+    // A MESH room becomes SFU when autoUpgradeParticipantCount participants have joined.
+    this.change(conferenceId, appId, actor, (c) => {
+      if (c.mode !== "P2P" || c.autoUpgradeCount === null) return undefined;
+      if (this.repo.countParticipants(c.seq) < c.autoUpgradeCount) return undefined;
+      this.repo.setMode(c.seq, "ROUTER");
+      return { type: "ConferenceModeUpdatedEvent", fields: { mode: "ROUTER", previousMode: "P2P" } };
+    });
+  }
+
+  /** The participant an actor may act as: it must be joined and be the actor's user's. */
+  private ownParticipant(c: ConferenceRow, actor: Actor, enforceUser: boolean): ParticipantRow {
+    const p = this.repo.participant(c.seq, actor.endpointId);
+    if (p === undefined) throw notFound(`endpoint ${JSON.stringify(actor.endpointId)} has not joined this conference`);
+    if (enforceUser && p.userId !== actor.userId) throw permissionDenied("the endpoint belongs to another user");
+    return p;
+  }
+
+  leave(appId: string, conferenceId: string, actor: Actor, reason: string, enforceUser: boolean): void {
+    validateText("reason", reason, MAX_REASON);
+    this.change(
+      conferenceId,
+      appId,
+      actor,
+      (c) => {
+        const p = this.ownParticipant(c, actor, enforceUser);
+        this.repo.removeParticipant(c.seq, p.endpointId);
+        return { type: "ConferenceLeftEvent", fields: { reason } };
+      },
+      true,
+    );
+  }
+
+  end(appId: string, conferenceId: string, actor: Actor, reason: string): void {
+    validateText("reason", reason, MAX_REASON);
+    this.change(conferenceId, appId, actor, (c) => {
+      this.repo.end(c.seq, reason);
+      this.repo.removeAllStreams(c.seq);
+      return { type: "ConferenceEndedEvent", fields: { reason } };
+    });
+  }
+
+  updateMetadata(appId: string, conferenceId: string, actor: Actor, key: string, operation: string, value: string) {
+    if (key === "" || key.length > MAX_KEY) throw invalidArgument(`key: must be 1-${MAX_KEY} characters`);
+    if (operation !== "SET" && operation !== "REMOVE") throw invalidArgument("operation: must be SET or REMOVE");
+    if (operation === "SET") validateText("value", value, MAX_VALUE);
+    this.change(conferenceId, appId, actor, (c) => {
+      if (operation === "SET") {
+        this.repo.setMetadata(c.seq, key, value, this.now(), actor.endpointId, actor.userId);
+        return { type: "ConferenceMetadataUpdatedEvent", fields: { key, operation, value } };
+      }
+      if (!this.repo.removeMetadata(c.seq, key)) return undefined; // removing an absent key changes nothing
+      return { type: "ConferenceMetadataUpdatedEvent", fields: { key, operation, value: null } };
+    });
+  }
+
+  updateParticipantMetadata(appId: string, conferenceId: string, actor: Actor, metadata: Json, enforceUser: boolean) {
+    validateJson("newMetadata", metadata);
+    this.change(conferenceId, appId, actor, (c) => {
+      const p = this.ownParticipant(c, actor, enforceUser);
+      this.repo.setParticipantMetadata(c.seq, p.endpointId, metadata);
+      return { type: "ConferenceParticipantMetadataUpdatedEvent", fields: { newMetadata: metadata } };
+    });
+  }
+
+  private ownStream(c: ConferenceRow, actor: Actor, streamId: string, enforceUser: boolean): StreamRow {
+    this.ownParticipant(c, actor, enforceUser);
+    const s = this.repo.stream(c.seq, streamId);
+    if (s === undefined || s.endpointId !== actor.endpointId) {
+      throw notFound(`stream ${JSON.stringify(streamId)} is not published by this endpoint`);
+    }
+    return s;
+  }
+
+  updateStreamMetadata(
+    appId: string,
+    conferenceId: string,
+    actor: Actor,
+    streamId: string,
+    metadata: Json,
+    enforceUser: boolean,
+  ) {
+    validateJson("newMetadata", metadata);
+    this.change(conferenceId, appId, actor, (c) => {
+      const s = this.ownStream(c, actor, streamId, enforceUser);
+      this.repo.setStreamMetadata(c.seq, s.streamId, metadata);
+      return { type: "ConferenceStreamMetadataUpdatedEvent", fields: { streamId, newMetadata: metadata } };
+    });
+  }
+
+  updateStreamBitrate(
+    appId: string,
+    conferenceId: string,
+    actor: Actor,
+    streamId: string,
+    bitrate: number,
+    enforceUser: boolean,
+  ) {
+    if (!Number.isInteger(bitrate) || bitrate < 0 || bitrate > 100_000_000) {
+      throw invalidArgument("videoBitrate: must be between 0 and 100000000");
+    }
+    this.change(conferenceId, appId, actor, (c) => {
+      const s = this.ownStream(c, actor, streamId, enforceUser);
+      if (s.videoBitrate === bitrate) return undefined;
+      this.repo.setStreamBitrate(c.seq, s.streamId, bitrate);
+      return { type: "ConferenceStreamBitrateUpdatedEvent", fields: { streamId, videoBitrate: bitrate } };
+    });
+  }
+
+  /**
+   * A custom event from a SERVICE caller. AT_LEAST_ONCE: logged (masked) and versioned like
+   * any change; BEST_EFFORT: only current listeners and push receive it. Returns how many
+   * joined endpoints it was sent to.
+   */
+  sendEvent(appId: string, conferenceId: string, event: Json, masks: readonly string[], qos: string): number {
+    const type = event.type;
+    if (typeof type !== "string" || !EVENT_TYPE.test(type)) {
+      throw invalidArgument(
+        'event.type: must be Capitalized camel case ending in "Event", e.g. "RecordingStartedEvent"',
+      );
+    }
+    const timestamp = event.timestamp;
+    if (typeof timestamp !== "string" || !ISO_INSTANT.test(timestamp) || Number.isNaN(Date.parse(timestamp))) {
+      throw invalidArgument('event.timestamp: must be an ISO-8601 instant such as "2011-12-03T10:15:30Z"');
+    }
+    validateJson("event", event);
+    const mode = qos === "" ? "BEST_EFFORT" : qos;
+    if (mode !== "AT_LEAST_ONCE" && mode !== "BEST_EFFORT")
+      throw invalidArgument("qos: must be AT_LEAST_ONCE or BEST_EFFORT");
+    const masked = applyMasks(event, masks);
+    if (mode === "BEST_EFFORT") {
+      const c = this.find(appId, conferenceId);
+      if (c.ended) throw conferenceEnded(conferenceId);
+      const recipients = this.recipients(c);
+      const full = { ...this.event(c, type, undefined, {}, null), ...event, conferenceId, organizationId: appId };
+      this.log.info({ conferenceId, event: { ...full, ...masked } }, "best-effort event sent");
+      this.bus.publish(conferenceId, full, recipients, false);
+      return recipients.length;
+    }
+    let sent = 0;
+    const result = this.db.transaction(() => {
+      const c = this.find(appId, conferenceId);
+      if (c.ended) throw conferenceEnded(conferenceId);
+      const recipients = this.recipients(c);
+      sent = recipients.length;
+      const base = this.event(c, type, undefined, {}, c.version);
+      const full = { ...base, ...event, conferenceId, conferenceVersion: c.version, organizationId: appId };
+      const stored = { ...base, ...masked, conferenceId, conferenceVersion: c.version, organizationId: appId };
+      this.repo.appendEvent(c.seq, c.version, stored, this.now());
+      this.repo.bumpVersion(c.seq, this.now());
+      return { full, stored, recipients };
+    })();
+    this.log.info({ conferenceId, event: result.stored }, "event sent");
+    this.bus.publish(conferenceId, result.full, result.recipients, true);
+    return sent;
+  }
+
+  aggregate(appId: string, conferenceId: string): ConferenceAggregate {
+    return this.db.transaction(() => {
+      const conference = this.find(appId, conferenceId);
+      return {
+        conference,
+        metadata: this.repo.metadata(conference.seq),
+        participants: this.repo.participants(conference.seq),
+        streams: this.repo.streams(conference.seq),
+      };
+    })();
+  }
+
+  /** Logged events with conferenceVersion >= fromVersion, at most 1000 per answer. */
+  events(appId: string, conferenceId: string, fromVersion: number): Json[] {
+    const c = this.find(appId, conferenceId);
+    return this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER);
+  }
+
+  /**
+   * Long-poll: the logged events from `fromVersion` at once if there are any; otherwise
+   * waits (up to the configured timeout or until `signal` aborts) for the next event and
+   * answers with what the log then holds, or the best-effort event itself; `[]` on timeout.
+   */
+  async waitForEvents(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): Promise<Json[]> {
+    const c = this.find(appId, conferenceId);
+    if (this.bus.listenerCount(conferenceId) >= this.settings.maxWaitersPerConference) {
+      throw new ConnectError("too many waiters on this conference", Code.ResourceExhausted);
+    }
+    if (this.bus.listenerCount() >= this.settings.maxWaiters) {
+      throw new ConnectError("too many event waiters", Code.ResourceExhausted);
+    }
+    return new Promise<Json[]>((resolve) => {
+      let done = false;
+      const finish = (events: Json[]) => {
+        if (done) return;
+        done = true;
+        unsubscribe();
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        resolve(events);
+      };
+      // Subscribe before reading the log so a commit in between is not missed.
+      const unsubscribe = this.bus.subscribe(conferenceId, (event, logged) => {
+        if (!logged) finish([event]);
+        else if (typeof event.conferenceVersion !== "number" || event.conferenceVersion >= fromVersion) {
+          finish(this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER));
+        }
+      });
+      const timer = setTimeout(() => finish([]), this.settings.longPollTimeoutMs);
+      const onAbort = () => finish([]);
+      signal.addEventListener("abort", onAbort);
+      const now = this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER);
+      if (now.length > 0) finish(now);
+    });
+  }
+
+  /** Events from `fromVersion` on, then live ones, until `signal` aborts. */
+  async *watch(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): AsyncGenerator<Json> {
+    const c = this.find(appId, conferenceId);
+    const queue: Json[] = [];
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.bus.subscribe(conferenceId, (event) => {
+      queue.push(event);
+      wake?.();
+    });
+    try {
+      let next = fromVersion;
+      const seen = new Set<unknown>();
+      for (const e of this.repo.eventsSince(c.seq, fromVersion, Number.MAX_SAFE_INTEGER)) {
+        seen.add(e.id);
+        if (typeof e.conferenceVersion === "number") next = e.conferenceVersion + 1;
+        yield e;
+      }
+      while (!signal.aborted) {
+        while (queue.length > 0) {
+          const e = queue.shift() as Json;
+          if (seen.has(e.id)) continue;
+          if (typeof e.conferenceVersion === "number" && e.conferenceVersion < next) continue;
+          yield e;
+        }
+        await new Promise<void>((r) => {
+          wake = r;
+          signal.addEventListener("abort", () => r(), { once: true });
+        });
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Marks an endpoint's participations HEALTHY or SICK (an observation: no version change). */
+  setEndpointState(endpointId: string, state: HealthState): void {
+    this.repo.setEndpointState(endpointId, state);
+  }
+
+  /** Makes an endpoint leave every conference it joined (unregister, keep-alive expiry). */
+  leaveAll(endpointId: string, userId: string, reason: string): void {
+    for (const { conferenceId, appId } of this.repo.conferencesOfEndpoint(endpointId)) {
+      try {
+        this.leave(appId, conferenceId, { appId, userId, endpointId }, reason, false);
+      } catch (err) {
+        this.log.warn({ err, conferenceId, endpointId }, "could not remove endpoint from conference");
+      }
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The conference API (`/rtc-api`): camelCase JSON with versions as numbers, 200 with JSON
+ * or 204 with no body (never 201, which one client treats as an error), and Spring-style
+ * error bodies `{timestamp, status, error, message}` as the vendor's server sent them.
+ * FAILED_PRECONDITION (ended conference, no media) is 412, RESOURCE_EXHAUSTED 429.
+ */
+import { Code } from "@connectrpc/connect";
+import { type Dialect, httpStatusFromCode, httpStatusFromRefusal } from "./dialect.js";
+
+const REASON_PHRASES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  412: "Precondition Failed",
+  413: "Payload Too Large",
+  415: "Unsupported Media Type",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+export function conferenceStatus(code: Code): number {
+  if (code === Code.FailedPrecondition) return 412;
+  return httpStatusFromCode(code);
+}
+
+export const conferenceDialect: Dialect = {
+  name: "conference",
+  jsonWrite: { alwaysEmitImplicit: true },
+  jsonRead: { ignoreUnknownFields: true },
+  int64AsNumber: true,
+  renderError(error, refusal) {
+    const status = refusal === undefined ? conferenceStatus(error.code) : httpStatusFromRefusal(refusal);
+    const body = {
+      timestamp: new Date().toISOString(),
+      status,
+      error: REASON_PHRASES[status] ?? "Error",
+      message: error.rawMessage,
+    };
+    return { status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  },
+};

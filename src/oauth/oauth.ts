@@ -1,0 +1,131 @@
+/**
+ * The OAuth2 token endpoint's grants (RFC 6749): client_credentials (app apikey and
+ * secretkey → SERVICE), password with a ticket (a rooms-API room token as username, the
+ * app's apikey as public client → USER in that room's conference, a new user id per login)
+ * and refresh_token.
+ */
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import type { Apps } from "../apps/apps.js";
+import type { AppAuth } from "../auth/app-auth.js";
+import type { RoomLookup } from "../conferences/conferences.js";
+import { Reason, withReason } from "../errors.js";
+import type { RoomTokens } from "../rooms/room-tokens.js";
+import type { AccessTokens, Principal } from "./access-tokens.js";
+
+export interface TokenRequest {
+  grantType: string;
+  clientId: string;
+  clientSecret: string;
+  username: string;
+  refreshToken: string;
+  scope: string;
+}
+
+export interface TokenResult {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  userId: string;
+  conferenceId?: string;
+}
+
+const invalidRequest = (m: string) => withReason(Code.InvalidArgument, m, Reason.OAuthInvalidRequest);
+const invalidClient = (m: string) => withReason(Code.Unauthenticated, m, Reason.OAuthInvalidClient);
+const invalidGrant = (m: string) => withReason(Code.InvalidArgument, m, Reason.OAuthInvalidGrant);
+
+/** Client credentials from `Authorization: Basic` (RFC 6749 2.3.1), if present. */
+export function basicCredentials(headers: Headers): { id: string; secret: string } | undefined {
+  const header = headers.get("authorization");
+  const m = header === null ? null : /^Basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (m === null || m[1] === undefined) return undefined;
+  const decoded = Buffer.from(m[1], "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return { id: decodeURIComponent(decoded), secret: "" };
+  return { id: decodeURIComponent(decoded.slice(0, colon)), secret: decodeURIComponent(decoded.slice(colon + 1)) };
+}
+
+export class OAuth {
+  constructor(
+    private readonly appAuth: AppAuth,
+    private readonly apps: Apps,
+    private readonly roomTokens: RoomTokens,
+    private readonly rooms: RoomLookup,
+    private readonly tokens: AccessTokens,
+  ) {}
+
+  async grant(req: TokenRequest): Promise<TokenResult> {
+    if (req.scope !== "" && !req.scope.split(" ").every((s) => s === "any" || s === "global")) {
+      throw withReason(Code.InvalidArgument, `unknown scope ${JSON.stringify(req.scope)}`, Reason.OAuthInvalidRequest);
+    }
+    switch (req.grantType) {
+      case "client_credentials":
+        return this.clientCredentials(req);
+      case "password":
+        return this.ticket(req);
+      case "refresh_token":
+        return this.refresh(req);
+      case "":
+        throw invalidRequest("grant_type is required");
+      default:
+        throw withReason(
+          Code.InvalidArgument,
+          `grant_type ${JSON.stringify(req.grantType)} is not supported`,
+          Reason.OAuthUnsupportedGrantType,
+        );
+    }
+  }
+
+  private async result(p: Principal): Promise<TokenResult> {
+    const { accessToken, refreshToken } = await this.tokens.issue(p);
+    return {
+      accessToken,
+      refreshToken,
+      expiresIn: this.tokens.accessTtlSeconds,
+      userId: p.userId,
+      ...(p.conferenceId === undefined ? {} : { conferenceId: p.conferenceId }),
+    };
+  }
+
+  private async clientCredentials(req: TokenRequest): Promise<TokenResult> {
+    if (req.clientId === "" || req.clientSecret === "") throw invalidClient("client_id and client_secret are required");
+    const app = this.appAuth.byApikey(req.clientId);
+    const bySecret = this.apps.findBySecretKey(req.clientSecret);
+    if (app === undefined || bySecret?.appId !== app.appId) throw invalidClient("unknown client or wrong secret");
+    return this.result({ appId: app.appId, role: "SERVICE", userId: `service-${app.appId}` });
+  }
+
+  private async ticket(req: TokenRequest): Promise<TokenResult> {
+    if (req.clientId === "") throw invalidClient("client_id is required");
+    const app = this.appAuth.byApikey(req.clientId);
+    if (app === undefined) throw invalidClient("unknown client");
+    if (req.clientSecret !== "" && this.apps.findBySecretKey(req.clientSecret)?.appId !== app.appId) {
+      throw invalidClient("wrong client secret");
+    }
+    if (req.username === "") throw invalidRequest("username (the ticket) is required");
+    let roomId: string;
+    try {
+      const claims = await this.roomTokens.verify(req.username);
+      if (claims.appId !== app.appId) throw new Error("ticket of another app");
+      roomId = claims.roomId;
+    } catch {
+      throw invalidGrant("the ticket is not valid or has expired");
+    }
+    if (this.rooms.find(app.appId, roomId) === undefined) throw invalidGrant("the ticket's room no longer exists");
+    return this.result({ appId: app.appId, role: "USER", userId: randomUUID(), conferenceId: roomId });
+  }
+
+  private async refresh(req: TokenRequest): Promise<TokenResult> {
+    if (req.refreshToken === "") throw invalidRequest("refresh_token is required");
+    let p: Principal;
+    try {
+      p = await this.tokens.verifyRefresh(req.refreshToken);
+    } catch {
+      throw invalidGrant("the refresh token is not valid or has expired");
+    }
+    if (this.appAuth.byApikey(this.apps.findById(p.appId)?.apikey ?? "") === undefined) {
+      throw invalidGrant("the refresh token's app is not active");
+    }
+    return this.result(p);
+  }
+}

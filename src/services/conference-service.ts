@@ -1,0 +1,300 @@
+/** rtcplane.conference.v1.ConferenceService: the conference API on every protocol. */
+import type { JsonObject } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../conferences/conferences.js";
+import { validateId } from "../conferences/conferences.js";
+import type { Endpoints } from "../endpoints/endpoints.js";
+import { invalidArgument, permissionDenied } from "../errors.js";
+import type { Principal } from "../oauth/access-tokens.js";
+import type { Callers } from "./caller.js";
+
+const STREAM_TYPES = ["CAM", "MIC", "MIC_AND_CAM", "SCREEN"];
+
+function isoMillis(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function metadataMap(rows: MetadataRow[]) {
+  const out: Record<string, { value: string; lastModified: string; userEndpointId: string; userId: string }> = {};
+  for (const m of rows) {
+    out[m.key] = {
+      value: m.value,
+      lastModified: isoMillis(m.lastModifiedMs),
+      userEndpointId: m.userEndpointId,
+      userId: m.userId,
+    };
+  }
+  return out;
+}
+
+function toConference(a: ConferenceAggregate) {
+  return {
+    id: a.conference.conferenceId,
+    creator: a.conference.creator,
+    creatorEndpoint: a.conference.creatorEndpoint,
+    empty: a.participants.length === 0,
+    metadata: metadataMap(a.metadata),
+    mode: a.conference.mode,
+    organizationId: a.conference.appId,
+    participants: a.participants.map((p) => ({
+      id: p.endpointId,
+      metadata: p.metadata as JsonObject,
+      state: p.state,
+      userId: p.userId,
+      streams: a.streams
+        .filter((s) => s.endpointId === p.endpointId)
+        .map((s) => ({
+          id: { id: s.streamId },
+          metadata: s.metadata as JsonObject,
+          type: s.type,
+          videoBitrate: s.videoBitrate,
+        })),
+    })),
+    version: BigInt(a.conference.version),
+  };
+}
+
+/** Participants grouped by user (in join order), then endpoints, then streams. */
+function toSimpleView(a: ConferenceAggregate) {
+  const users = new Map<string, { id: string; endpoints: unknown[] }>();
+  for (const p of a.participants) {
+    let user = users.get(p.userId);
+    if (user === undefined) {
+      user = { id: p.userId, endpoints: [] };
+      users.set(p.userId, user);
+    }
+    user.endpoints.push({
+      id: p.endpointId,
+      metadata: p.metadata as JsonObject,
+      state: p.state,
+      streams: a.streams
+        .filter((s) => s.endpointId === p.endpointId)
+        .map((s) => ({ id: s.streamId, metadata: s.metadata as JsonObject, type: s.type })),
+    });
+  }
+  return {
+    id: a.conference.conferenceId,
+    metadata: metadataMap(a.metadata),
+    mode: a.conference.mode,
+    participants: [...users.values()],
+    version: BigInt(a.conference.version),
+  } as pb.ConferenceSimpleView;
+}
+
+function required(field: string, value: string): string {
+  if (value === "") throw invalidArgument(`${field}: is required`);
+  return value;
+}
+
+function mediaUnavailable(): ConnectError {
+  return new ConnectError(
+    "media is not available on this server yet: publish and view need the SFU (mediasoup), which is not installed",
+    Code.FailedPrecondition,
+  );
+}
+
+export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceService> {
+  constructor(
+    private readonly callers: Callers,
+    private readonly conferences: Conferences,
+    private readonly endpoints: Endpoints,
+    private readonly defaultKeepAliveSeconds: number,
+  ) {}
+
+  /** The conference a call is about, checked against a USER token's conference. */
+  private async scoped(ctx: HandlerContext, conferenceId: string): Promise<Principal> {
+    const p = await this.callers.principal(ctx);
+    required("conferenceId", conferenceId);
+    this.callers.requireConference(p, conferenceId);
+    return p;
+  }
+
+  /** Who acts for an endpoint: a USER token's own user; for SERVICE the given or registered one. */
+  private actor(p: Principal, endpointId: string, userId = ""): Actor {
+    validateId("userEndpointId", required("userEndpointId", endpointId));
+    if (p.role === "USER") {
+      if (userId !== "" && userId !== p.userId) throw permissionDenied("userId is not the token's user");
+      return { appId: p.appId, userId: p.userId, endpointId };
+    }
+    const registered = this.endpoints.get(endpointId);
+    return { appId: p.appId, userId: userId || registered?.userId || p.userId, endpointId };
+  }
+
+  async createConference(req: pb.CreateConferenceRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    if (p.role === "USER" && req.conferenceId !== p.conferenceId) {
+      throw permissionDenied("a USER token may only open its own conference");
+    }
+    const c = this.conferences.create(p.appId, {
+      ...(req.conferenceId ? { conferenceId: req.conferenceId } : {}),
+      creator: p.role === "USER" ? p.userId : req.creator || p.userId,
+      creatorEndpoint: req.creatorEndpoint,
+      ...(req.mode ? { mode: req.mode } : {}),
+      metadata: req.metadata,
+    });
+    return { conference: { id: c.conferenceId, mode: c.mode, version: BigInt(c.version) } };
+  }
+
+  async joinConference(req: pb.JoinConferenceRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor = this.actor(p, req.userEndpointId, req.userId);
+    this.endpoints.ensure(p.appId, actor.userId, actor.endpointId, this.defaultKeepAliveSeconds);
+    this.conferences.join(p.appId, req.conferenceId, actor, req.metadata ?? {});
+    return {};
+  }
+
+  async leaveConference(req: pb.LeaveConferenceRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    this.conferences.leave(p.appId, req.conferenceId, this.actor(p, req.userEndpointId), req.reason, p.role === "USER");
+    return {};
+  }
+
+  async endConference(req: pb.EndConferenceRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor =
+      req.userEndpointId === "" && p.role === "SERVICE"
+        ? { appId: p.appId, userId: p.userId, endpointId: "" }
+        : this.actor(p, req.userEndpointId);
+    this.conferences.end(p.appId, req.conferenceId, actor, req.reason);
+    return {};
+  }
+
+  async updateMetadata(req: pb.UpdateMetadataRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor = this.actor(p, req.userEndpointId);
+    this.conferences.updateMetadata(p.appId, req.conferenceId, actor, req.key, req.operation, req.value);
+    return {};
+  }
+
+  async updateParticipantMetadata(req: pb.UpdateParticipantMetadataRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor = this.actor(p, req.userEndpointId);
+    this.conferences.updateParticipantMetadata(
+      p.appId,
+      req.conferenceId,
+      actor,
+      req.newMetadata ?? {},
+      p.role === "USER",
+    );
+    return {};
+  }
+
+  async updateStreamMetadata(req: pb.UpdateStreamMetadataRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const streamId = required("streamId.id", req.streamId?.id ?? "");
+    const actor = this.actor(p, req.userEndpointId);
+    this.conferences.updateStreamMetadata(
+      p.appId,
+      req.conferenceId,
+      actor,
+      streamId,
+      req.newMetadata ?? {},
+      p.role === "USER",
+    );
+    return {};
+  }
+
+  async updatePublishedStreamBitrate(req: pb.UpdatePublishedStreamBitrateRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const streamId = required("streamId.id", req.streamId?.id ?? "");
+    const actor = this.actor(p, req.userEndpointId);
+    this.conferences.updateStreamBitrate(
+      p.appId,
+      req.conferenceId,
+      actor,
+      streamId,
+      req.videoBitrate,
+      p.role === "USER",
+    );
+    return {};
+  }
+
+  async sendEvent(req: pb.SendEventRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    if (p.role !== "SERVICE") throw permissionDenied("only role SERVICE may send events");
+    required("conferenceId", req.conferenceId);
+    if (req.event === undefined) throw invalidArgument("event: is required");
+    const sent = this.conferences.sendEvent(p.appId, req.conferenceId, req.event, req.masks, req.qos);
+    return { eventsSent: sent };
+  }
+
+  /** Validates a media command the way the SFU will need it, then refuses: no SFU yet. */
+  private async media(
+    ctx: HandlerContext,
+    conferenceId: string,
+    endpointId: string,
+    check: () => void,
+  ): Promise<never> {
+    const p = await this.scoped(ctx, conferenceId);
+    this.actor(p, endpointId);
+    check();
+    const c = this.conferences.find(p.appId, conferenceId);
+    if (c.ended)
+      throw new ConnectError(`conference ${JSON.stringify(conferenceId)} has ended`, Code.FailedPrecondition);
+    throw mediaUnavailable();
+  }
+
+  publishStream(req: pb.PublishStreamRequest, ctx: HandlerContext) {
+    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
+      if (!STREAM_TYPES.includes(req.conferenceStreamType)) {
+        throw invalidArgument("conferenceStreamType: must be CAM, MIC, MIC_AND_CAM or SCREEN");
+      }
+      if (!req.sdpOffer.startsWith("v=0")) throw invalidArgument("sdpOffer: must be an SDP offer starting with v=0");
+    });
+  }
+
+  viewStream(req: pb.ViewStreamRequest, ctx: HandlerContext) {
+    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
+      required("streamId.id", req.streamId?.id ?? "");
+      if (!req.sdpOffer.startsWith("v=0")) throw invalidArgument("sdpOffer: must be an SDP offer starting with v=0");
+    });
+  }
+
+  unpublishStream(req: pb.UnpublishStreamRequest, ctx: HandlerContext) {
+    return this.media(ctx, req.conferenceId, req.userEndpointId, () => required("streamId.id", req.streamId?.id ?? ""));
+  }
+
+  stopViewStream(req: pb.StopViewStreamRequest, ctx: HandlerContext) {
+    return this.media(ctx, req.conferenceId, req.userEndpointId, () => required("streamId.id", req.streamId?.id ?? ""));
+  }
+
+  addPublishStreamIceCandidates(req: pb.AddPublishStreamIceCandidatesRequest, ctx: HandlerContext) {
+    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
+      required("streamId.id", req.streamId?.id ?? "");
+      for (const c of req.iceCandidates)
+        if (c.candidate.length > 1024) throw invalidArgument("iceCandidates: too long");
+    });
+  }
+
+  addViewStreamIceCandidates(req: pb.AddViewStreamIceCandidatesRequest, ctx: HandlerContext) {
+    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
+      required("streamId.id", req.streamId?.id ?? "");
+      for (const c of req.iceCandidates)
+        if (c.candidate.length > 1024) throw invalidArgument("iceCandidates: too long");
+    });
+  }
+
+  async getConference(req: pb.GetConferenceRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.id);
+    return { conference: toConference(this.conferences.aggregate(p.appId, req.id)) };
+  }
+
+  async getSimpleView(req: pb.GetSimpleViewRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.id);
+    return { view: toSimpleView(this.conferences.aggregate(p.appId, req.id)) };
+  }
+
+  async listEvents(req: pb.ListEventsRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.id);
+    const events = await this.conferences.waitForEvents(p.appId, req.id, Number(req.v), ctx.signal);
+    return { events: events as JsonObject[] };
+  }
+
+  async *watchConferenceEvents(req: pb.WatchConferenceEventsRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    for await (const event of this.conferences.watch(p.appId, req.conferenceId, Number(req.sinceVersion), ctx.signal)) {
+      yield { event: event as JsonObject };
+    }
+  }
+}

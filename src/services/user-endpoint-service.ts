@@ -1,0 +1,91 @@
+/** rtcplane.conference.v1.UserEndpointService: endpoint registration, keep-alive, ICE servers. */
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import type { EndpointRow, Endpoints } from "../endpoints/endpoints.js";
+import { invalidArgument, permissionDenied } from "../errors.js";
+import type { Principal } from "../oauth/access-tokens.js";
+import type { Callers } from "./caller.js";
+
+export interface IceServerConfig {
+  readonly urls: readonly string[];
+  readonly username?: string;
+  readonly credential?: string;
+}
+
+function toEndpoint(e: EndpointRow) {
+  return {
+    id: e.endpointId,
+    userId: e.userId,
+    keepAliveSeconds: e.keepAliveSeconds,
+    state: e.state,
+    lastSeen: new Date(e.lastSeenMs).toISOString(),
+  };
+}
+
+export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpointService> {
+  constructor(
+    private readonly callers: Callers,
+    private readonly endpoints: Endpoints,
+    private readonly iceServers: readonly IceServerConfig[],
+  ) {}
+
+  /** The user an endpoint call is for: a USER token's own; for SERVICE the given one. */
+  private user(p: Principal, userId: string): string {
+    if (p.role === "USER") {
+      if (userId !== "" && userId !== p.userId) throw permissionDenied("userId is not the token's user");
+      return p.userId;
+    }
+    return userId || p.userId;
+  }
+
+  /** USER tokens reach only their own user's endpoints; SERVICE reaches the app's. */
+  private scope(p: Principal): string | undefined {
+    return p.role === "USER" ? p.userId : undefined;
+  }
+
+  async registerEndpoint(req: pb.RegisterEndpointRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    return { id: this.endpoints.register(p.appId, this.user(p, req.userId), req.userEndpointId, req.keepAliveSeconds) };
+  }
+
+  async createEndpoint(req: pb.CreateEndpointRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    return { id: this.endpoints.register(p.appId, this.user(p, req.userId), "", req.keepAliveSeconds) };
+  }
+
+  async keepAlive(req: pb.KeepAliveRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    if (req.userEndpointId === "") throw invalidArgument("userEndpointId: is required");
+    this.endpoints.keepAlive(p.appId, this.scope(p), req.userEndpointId);
+    return {};
+  }
+
+  async unregisterEndpoint(req: pb.UnregisterEndpointRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    if (req.userEndpointId === "") throw invalidArgument("userEndpointId: is required");
+    if (req.reason.length > 1024) throw invalidArgument("reason: must be at most 1024 characters");
+    this.endpoints.unregister(p.appId, this.scope(p), req.userEndpointId, req.reason);
+    return {};
+  }
+
+  async listEndpoints(_req: pb.ListEndpointsRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    return { endpoints: this.endpoints.list(p.appId, this.scope(p)).map(toEndpoint) };
+  }
+
+  async getEndpoint(req: pb.GetEndpointRequest, ctx: HandlerContext) {
+    const p = await this.callers.principal(ctx);
+    return { endpoint: toEndpoint(this.endpoints.own(p.appId, this.scope(p), req.id)) };
+  }
+
+  async getIceServers(_req: pb.GetIceServersRequest, ctx: HandlerContext) {
+    await this.callers.principal(ctx);
+    return {
+      iceServers: this.iceServers.map((s) => ({
+        urls: [...s.urls],
+        username: s.username ?? "",
+        credential: s.credential ?? "",
+      })),
+    };
+  }
+}
