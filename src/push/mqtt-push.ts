@@ -75,7 +75,8 @@ export class MqttPush {
           /^[^+#]+$/.test(parts[2] ?? "");
         if (!own) {
           log.info({ topic: sub.topic, userId: p?.userId }, "mqtt subscription refused");
-          done(new Error("may only subscribe to user/<own user id>/<endpoint id>"));
+          // A null subscription is a SUBACK failure (0x80): the client stays connected.
+          done(null, null);
           return;
         }
         done(null, sub);

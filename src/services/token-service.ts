@@ -12,6 +12,9 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
     const query = new URL(ctx.url, "http://token.invalid").searchParams;
     const clientId = basic?.id ?? (req.clientId || query.get("client_id") || "");
     const clientSecret = basic?.secret ?? (req.clientSecret || query.get("client_secret") || "");
+    // RFC 6749 5.1: token responses must not be cached.
+    ctx.responseHeader.set("cache-control", "no-store");
+    ctx.responseHeader.set("pragma", "no-cache");
     const result = await this.oauth.grant({
       grantType: req.grantType || query.get("grant_type") || "",
       clientId,

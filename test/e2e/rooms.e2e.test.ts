@@ -5,21 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { bufCurl, createTenant, setTenantStatus, startServer, type TestServer } from "../helpers/server.js";
+import { bufCurl, createApp, setTenantStatus, startServer, type TestServer } from "../helpers/server.js";
 
 type Json = Record<string, unknown>;
 
-async function newApp(url: string): Promise<{ tenantId: string; authToken: string; appId: string; secret: string }> {
-  const tenant = await createTenant(url, "rooms");
-  const headers = { "x-auth-token": tenant.authToken, "content-type": "application/json" };
-  const app = (await (
-    await fetch(`${url}/tenants/${tenant.tenantId}/apps`, { method: "POST", headers, body: "{}" })
-  ).json()) as Json;
-  const secret = (await (
-    await fetch(`${url}/tenants/${tenant.tenantId}/apps/${app.id}/secretkey`, { headers })
-  ).json()) as Json;
-  return { ...tenant, appId: app.id as string, secret: secret.secretkey as string };
-}
+const newApp = createApp;
 
 function client(url: string, token: string | undefined) {
   return async (method: string, path: string, body?: string, contentType = "application/json") => {

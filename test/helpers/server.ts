@@ -111,3 +111,27 @@ export async function setTenantStatus(url: string, tenantId: string, status: str
   });
   if (res.status !== 200) throw new Error(`set tenant status: ${res.status} ${await res.text()}`);
 }
+
+export interface TestApp {
+  readonly tenantId: string;
+  readonly authToken: string;
+  readonly appId: string;
+  readonly apikey: string;
+  readonly secret: string;
+}
+
+/** A tenant with one app, through the admin and app APIs; returns the app's keys. */
+export async function createApp(url: string, body: Record<string, unknown> = {}): Promise<TestApp> {
+  const tenant = await createTenant(url, "app owner");
+  const headers = { "x-auth-token": tenant.authToken, "content-type": "application/json" };
+  const res = await fetch(`${url}/tenants/${tenant.tenantId}/apps`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(body),
+  });
+  const app = (await res.json()) as { id: string; apikey: string };
+  const secret = (await (
+    await fetch(`${url}/tenants/${tenant.tenantId}/apps/${app.id}/secretkey`, { headers })
+  ).json()) as { secretkey: string };
+  return { ...tenant, appId: app.id, apikey: app.apikey, secret: secret.secretkey };
+}
