@@ -396,8 +396,9 @@ export class Conferences {
       if (c.ended) throw conferenceEnded(conferenceId);
       const recipients = this.recipients(c);
       const full = { ...this.event(c, type, undefined, {}, null), ...event, conferenceId, organizationId: appId };
-      this.log.info({ conferenceId, event: { ...full, ...masked } }, "best-effort event sent");
-      this.bus.publish(conferenceId, full, recipients, false);
+      const shown = { ...full, ...masked };
+      this.log.info({ conferenceId, event: shown }, "best-effort event sent");
+      this.bus.publish(conferenceId, shown, recipients, false, full);
       return recipients.length;
     }
     let sent = 0;
@@ -414,7 +415,7 @@ export class Conferences {
       return { full, stored, recipients };
     })();
     this.log.info({ conferenceId, event: result.stored }, "event sent");
-    this.bus.publish(conferenceId, result.full, result.recipients, true);
+    this.bus.publish(conferenceId, result.stored, result.recipients, true, result.full);
     return sent;
   }
 

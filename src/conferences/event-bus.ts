@@ -44,8 +44,18 @@ export class EventBus {
     return () => this.sinks.delete(sink);
   }
 
-  /** Delivers a committed (or best-effort) event; listener failures never reach the caller. */
-  publish(conferenceId: string, event: Json, recipients: readonly Recipient[], logged: boolean): void {
+  /**
+   * Delivers a committed (or best-effort) event; listener failures never reach the caller.
+   * Listeners (long-poll, streams) get `event` as it was logged; push receivers get `live`,
+   * which differs only when masks hid parts of the logged copy.
+   */
+  publish(
+    conferenceId: string,
+    event: Json,
+    recipients: readonly Recipient[],
+    logged: boolean,
+    live: Json = event,
+  ): void {
     for (const listener of [...(this.listeners.get(conferenceId) ?? [])]) {
       try {
         listener(event, logged);
@@ -55,7 +65,7 @@ export class EventBus {
     }
     for (const sink of this.sinks) {
       try {
-        sink(recipients, event);
+        sink(recipients, live);
       } catch {
         // Push is best effort per sink; the event log is the source of truth.
       }

@@ -801,6 +801,30 @@ describe("conference API: events delivery", () => {
     assert.ok(!logs.includes(card), "the card number reached the log");
     assert.ok(!logs.includes("Ann Lee"), "the holder reached the log");
 
+    // Live receivers get the event as sent; only the stored and logged copies are masked.
+    const room = await roomToken(server.url, app);
+    const login = await token(server.url, { grant_type: "password", username: room.token }, `${app.apikey}:`);
+    const user = rest(server.url, login.json.access_token as string);
+    const ep = ((await user("POST", "/rtc-api/users/endpoints/register", { keepAliveSeconds: 30 })).json as Json)
+      .id as string;
+    await user("POST", "/rtc-api/conferences/join", { conferenceId: room.id, userEndpointId: ep });
+    const receiver = await mqttClient(server.url, login.json.userId as string, login.json.access_token as string);
+    await receiver.client.subscribeAsync(`user/${login.json.userId}/${ep}`, { qos: 1 });
+    const toRoom = await call("POST", "/rtc-api/conferences/sendEvent", {
+      conferenceId: room.id,
+      event: { type: "CardEnteredEvent", timestamp: "2024-01-01T10:15:30Z", card: { number: card } },
+      masks: ["$..number"],
+      qos: "AT_LEAST_ONCE",
+    });
+    assert.deepEqual(toRoom.json, { eventsSent: 1 });
+    const pushed = await until("the pushed custom event", () =>
+      receiver.messages.find((m) => m.type === "CardEnteredEvent"),
+    );
+    assert.deepEqual(pushed.card, { number: card });
+    const storedInRoom = ((await user("GET", `/rtc-api/conferences/${room.id}/events?v=1`)).json as Json[])[0] as Json;
+    assert.deepEqual(storedInRoom.card, { number: "*".repeat(16) });
+    await receiver.client.endAsync();
+
     const poll = call("GET", "/rtc-api/conferences/custom/events?v=3");
     await new Promise((r) => setTimeout(r, 100));
     const best = await call("POST", "/rtc-api/conferences/sendEvent", {
