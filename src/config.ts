@@ -2,6 +2,7 @@
  * Runtime configuration from the environment (names fixed in DESIGN.md), validated at
  * start so that a typo stops the server with a message instead of a surprise later.
  */
+import fs from "node:fs";
 import path from "node:path";
 
 export interface Config {
@@ -41,6 +42,59 @@ export interface Config {
     readonly endpointSweepIntervalMs: number;
     readonly iceServers: readonly { urls: string[]; username?: string; credential?: string }[];
   };
+  /** Spreed WebRTC realm (one per server). */
+  readonly spreed: {
+    readonly title: string;
+    /** Public base URL for /.well-known and room URLs; "" = from the request's Host. */
+    readonly publicUrl: string;
+    readonly realm: string;
+    readonly usersEnabled: boolean;
+    readonly usersAllowRegistration: boolean;
+    /** HMAC key for user secrets; undefined = derived from DATA_DIR/server.key. */
+    readonly usersSecret: string | undefined;
+    /** Valid access tokens (lower case); empty = tokens disabled. */
+    readonly tokens: readonly string[];
+    readonly statsEnabled: boolean;
+    readonly stunUris: readonly string[];
+    readonly turnUris: readonly string[];
+    readonly turnSecret: string | undefined;
+    readonly turnTtlSeconds: number;
+    /** An app whose usage_summary.signaling counts Spreed sessions. */
+    readonly appId: string | undefined;
+  };
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a boolean (true/false)`);
+}
+
+function list(env: Env, name: string): string[] {
+  return (optional(env, name) ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function spreedTokens(env: Env): string[] {
+  const file = optional(env, "SPREED_TOKENS_FILE");
+  const fromFile = file === undefined ? [] : readTokenFile(file);
+  return [...new Set([...list(env, "SPREED_TOKENS"), ...fromFile].map((t) => t.toLowerCase()))];
+}
+
+function readTokenFile(file: string): string[] {
+  try {
+    return fs
+      .readFileSync(file, "utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+  } catch (e) {
+    throw new ConfigError(`SPREED_TOKENS_FILE=${JSON.stringify(file)} cannot be read: ${(e as Error).message}`);
+  }
 }
 
 function iceServers(env: Env): Config["conference"]["iceServers"] {
@@ -163,6 +217,21 @@ export function loadConfig(env: Env = process.env): Config {
       refreshTokenTtlSeconds: integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 60, 31536000),
       endpointSweepIntervalMs: integer(env, "ENDPOINT_SWEEP_INTERVAL_MS", 5000, 50, 3600000),
       iceServers: iceServers(env),
+    },
+    spreed: {
+      title: optional(env, "SPREED_TITLE") ?? "Spreed WebRTC",
+      publicUrl: (optional(env, "SPREED_PUBLIC_URL") ?? "").replace(/\/+$/, ""),
+      realm: optional(env, "SPREED_REALM") ?? "local",
+      usersEnabled: bool(env, "SPREED_USERS_ENABLED", true),
+      usersAllowRegistration: bool(env, "SPREED_USERS_ALLOW_REGISTRATION", true),
+      usersSecret: optional(env, "SPREED_USERS_SECRET"),
+      tokens: spreedTokens(env),
+      statsEnabled: bool(env, "SPREED_STATS_ENABLED", false),
+      stunUris: list(env, "SPREED_STUN_URIS"),
+      turnUris: list(env, "SPREED_TURN_URIS"),
+      turnSecret: optional(env, "SPREED_TURN_SECRET"),
+      turnTtlSeconds: integer(env, "SPREED_TURN_TTL_SECONDS", 86400, 60, 31536000),
+      appId: optional(env, "SPREED_APP_ID"),
     },
   };
 }

@@ -67,6 +67,13 @@ export const Reason = {
   OAuthInvalidClient: "invalid_client",
   OAuthInvalidGrant: "invalid_grant",
   OAuthUnsupportedGrantType: "unsupported_grant_type",
+  /** Spreed WebRTC REST error codes, named as its server returns them. */
+  SpreedAuthTooLarge: "auth_too_large",
+  SpreedInvalidToken: "invalid_token",
+  SpreedUsersInvalidRequest: "users_invalid_request",
+  SpreedUsersBadRequest: "users_bad_request",
+  SpreedUsersInvalidSession: "users_invalid_session",
+  SpreedSessionPatchFailed: "session_patch_failed",
 } as const;
 
 export type ReasonName = (typeof Reason)[keyof typeof Reason];

@@ -19,11 +19,14 @@ import {
 } from "../gen/rtcplane/conference/v1/conference_routes.js";
 import { RoomService } from "../gen/rtcplane/rooms/v1/rooms_pb.js";
 import { roomServiceRoutes } from "../gen/rtcplane/rooms/v1/rooms_routes.js";
+import { SpreedService } from "../gen/rtcplane/spreed/v1/spreed_pb.js";
+import { spreedServiceRoutes } from "../gen/rtcplane/spreed/v1/spreed_routes.js";
 import { conferenceDialect } from "./gateway/dialects/conference.js";
 import type { Dialect } from "./gateway/dialects/dialect.js";
 import { oauthDialect } from "./gateway/dialects/oauth.js";
 import { realtimeDialect } from "./gateway/dialects/realtime.js";
 import { skywayDialect } from "./gateway/dialects/skyway.js";
+import { spreedDialect } from "./gateway/dialects/spreed.js";
 import { v1Dialect } from "./gateway/dialects/v1.js";
 import type { AnyServiceImpl } from "./gateway/gateway.js";
 import type { RouteSpec } from "./gateway/route-table.js";
@@ -33,6 +36,7 @@ import type { ConferenceServiceImpl } from "./services/conference-service.js";
 import type { HealthServiceImpl } from "./services/health-service.js";
 import { createReflectionImpl, DescriptorIndex } from "./services/reflection-service.js";
 import type { RoomServiceImpl } from "./services/room-service.js";
+import type { SpreedServiceImpl } from "./services/spreed-service.js";
 import type { TokenServiceImpl } from "./services/token-service.js";
 import type { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
 
@@ -43,6 +47,7 @@ export interface ServiceImpls {
   readonly conferences: ConferenceServiceImpl;
   readonly endpoints: UserEndpointServiceImpl;
   readonly tokens: TokenServiceImpl;
+  readonly spreed: SpreedServiceImpl;
   readonly health: HealthServiceImpl;
 }
 
@@ -54,6 +59,7 @@ export const apiServices: readonly DescService[] = [
   ConferenceService,
   UserEndpointService,
   TokenService,
+  SpreedService,
 ];
 
 export const restRoutes: readonly RouteSpec[] = [
@@ -63,6 +69,7 @@ export const restRoutes: readonly RouteSpec[] = [
   ...conferenceServiceRoutes,
   ...userEndpointServiceRoutes,
   ...tokenServiceRoutes,
+  ...spreedServiceRoutes,
 ];
 
 export const dialects: ReadonlyMap<string, Dialect> = new Map([
@@ -71,6 +78,7 @@ export const dialects: ReadonlyMap<string, Dialect> = new Map([
   [realtimeDialect.name, realtimeDialect],
   [conferenceDialect.name, conferenceDialect],
   [oauthDialect.name, oauthDialect],
+  [spreedDialect.name, spreedDialect],
 ]);
 
 /** Implementations by service, for the REST gateway's in-process calls. */
@@ -82,6 +90,7 @@ export function implementationsByService(impls: ServiceImpls): Map<DescService, 
     [ConferenceService, impls.conferences as unknown as AnyServiceImpl],
     [UserEndpointService, impls.endpoints as unknown as AnyServiceImpl],
     [TokenService, impls.tokens as unknown as AnyServiceImpl],
+    [SpreedService, impls.spreed as unknown as AnyServiceImpl],
   ]);
 }
 
@@ -92,6 +101,7 @@ export function registerRpcServices(router: ConnectRouter, impls: ServiceImpls):
   router.service(ConferenceService, impls.conferences);
   router.service(UserEndpointService, impls.endpoints);
   router.service(TokenService, impls.tokens);
+  router.service(SpreedService, impls.spreed);
   router.service(Health, impls.health);
   const reflection = createReflectionImpl(
     new DescriptorIndex([...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha]),

@@ -34,8 +34,11 @@ import { Callers } from "./services/caller.js";
 import { ConferenceServiceImpl } from "./services/conference-service.js";
 import { HealthServiceImpl, HealthState } from "./services/health-service.js";
 import { RoomServiceImpl } from "./services/room-service.js";
+import { SpreedServiceImpl } from "./services/spreed-service.js";
 import { TokenServiceImpl } from "./services/token-service.js";
 import { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
+import { SpreedHub } from "./spreed/hub.js";
+import { SpreedUsers } from "./spreed/users.js";
 import { openDatabase } from "./storage/database.js";
 import { Tenants } from "./tenants/tenants.js";
 
@@ -97,6 +100,17 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     config.conference.refreshTokenTtlSeconds,
   );
   const callers = new Callers(accessTokens, appAuth);
+  const spreedHub = new SpreedHub(serverKey, config.spreed, logger);
+  const spreedAppId = config.spreed.appId;
+  if (spreedAppId !== undefined) {
+    // The realm's sessions count into its app's usage_summary.signaling.
+    spreedHub.onSession = () => apps.recordUsage(spreedAppId, { signaling: 1 });
+  }
+  const spreedUsers = new SpreedUsers(
+    spreedHub,
+    config.spreed.usersSecret === undefined ? serverKey.derive("spreed.users") : Buffer.from(config.spreed.usersSecret),
+    config.spreed.realm,
+  );
   const health = new HealthState(apiServices.map((s) => s.typeName));
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown; hundreds at once are normal, not a leak.
@@ -108,6 +122,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds),
     endpoints: new UserEndpointServiceImpl(callers, endpoints, config.conference.iceServers),
     tokens: new TokenServiceImpl(new OAuth(appAuth, apps, roomTokens, roomLookup, accessTokens)),
+    spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers),
     health: new HealthServiceImpl(health),
   };
 
@@ -157,8 +172,13 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   let mqtt: MqttPush | undefined;
   const onUpgrade: UpgradeListener = (req, socket, head) => {
     const path = (req.url ?? "").split("?")[0];
+    // One path, two protocols: MQTT clients ask for the `mqtt` subprotocol, Spreed's for none.
     if (path === "/ws" && mqtt !== undefined && wantsMqtt(req)) {
       mqtt.handleUpgrade(req, socket, head);
+      return;
+    }
+    if (path === "/ws" && req.headers["sec-websocket-protocol"] === undefined) {
+      spreedHub.handleUpgrade(req, socket, head);
       return;
     }
     socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -201,6 +221,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
             clearInterval(sweeper);
             clearInterval(endpointSweeper);
             await mqtt?.close();
+            await spreedHub.close();
             health.drain();
             shutdown.abort();
             await server.close(config.shutdownGraceMs);

@@ -136,12 +136,12 @@ export class RestGateway {
     } catch (e) {
       if (e instanceof Refusal) {
         drain(req);
-        return write(res, dialect.renderError(e.error, e.refusal), e.refusal === "body-too-large");
+        return write(res, dialect.renderError(e.error, e.refusal, route.method), e.refusal === "body-too-large");
       }
       const error = toConnectError(e);
       if (error.cause !== undefined) log.error({ err: error.cause, rpc }, "rpc failed");
       else log.info({ rpc, code: Code[error.code], msg: error.rawMessage }, "rpc error");
-      write(res, dialect.renderError(error));
+      write(res, dialect.renderError(error, undefined, route.method));
     }
   }
 

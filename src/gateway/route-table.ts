@@ -72,7 +72,20 @@ export class RouteTable {
     }
     if (pathDialect !== undefined)
       return { kind: "method-not-allowed", allow: [...allow].sort(), dialect: pathDialect };
-    // An unknown path is answered in the dialect of the API whose prefix it shares.
-    return { kind: "not-found", dialect: family[0]?.dialect ?? this.defaultDialect };
+    // An unknown path is answered in the dialect of the API whose literal prefix it shares most.
+    let best: RouteSpec | undefined;
+    let bestShared = -1;
+    for (const route of family) {
+      let shared = 0;
+      for (const seg of route.template.segments) {
+        if (seg.kind !== "literal" || seg.value !== segments[shared]) break;
+        shared++;
+      }
+      if (shared > bestShared) {
+        best = route;
+        bestShared = shared;
+      }
+    }
+    return { kind: "not-found", dialect: best?.dialect ?? this.defaultDialect };
   }
 }

@@ -3,7 +3,7 @@
  * and how a ConnectError becomes its documented error response. Nothing else in the
  * gateway knows one API from another.
  */
-import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
+import type { DescMethod, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 
 /** A complete HTTP response, ready to write. */
@@ -35,8 +35,11 @@ export interface Dialect {
    * query parameters (the OAuth2 token endpoint needs it).
    */
   readonly acceptsForm?: boolean;
-  /** Renders an RPC error; `refusal` is set when the gateway refused the request itself. */
-  renderError(error: ConnectError, refusal?: GatewayRefusal): RenderedResponse;
+  /**
+   * Renders an RPC error; `refusal` is set when the gateway refused the request itself, and
+   * `method` when the route is known (some legacy APIs word errors per endpoint).
+   */
+  renderError(error: ConnectError, refusal?: GatewayRefusal, method?: DescMethod): RenderedResponse;
 }
 
 /** HTTP status for a gRPC code, as google.api.http gateways map it. */

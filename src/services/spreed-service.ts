@@ -1,0 +1,122 @@
+/** rtcplane.spreed.v1.SpreedService: the Spreed WebRTC REST API. */
+import { randomBytes } from "node:crypto";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type * as pb from "../../gen/rtcplane/spreed/v1/spreed_pb.js";
+import type { Config } from "../config.js";
+import { Reason, withReason } from "../errors.js";
+import { SPREED_VERSION, type SpreedHub } from "../spreed/hub.js";
+import type { SpreedUsers } from "../spreed/users.js";
+
+const MAX_TOKEN = 100;
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+loopDelay.enable();
+
+function disabled(what: string): ConnectError {
+  return new ConnectError(`${what} is disabled on this server`, Code.NotFound);
+}
+
+export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
+  constructor(
+    private readonly settings: Config["spreed"],
+    private readonly hub: SpreedHub,
+    private readonly users: SpreedUsers,
+  ) {}
+
+  /** The configured public URL, else this request's scheme and Host. */
+  private base(ctx: HandlerContext): string {
+    if (this.settings.publicUrl !== "") return this.settings.publicUrl;
+    const host = ctx.requestHeader.get("host") ?? "localhost";
+    const proto = ctx.requestHeader.get("x-forwarded-proto") ?? new URL(ctx.url).protocol.replace(":", "");
+    return `${proto === "https" ? "https" : "http"}://${host}`;
+  }
+
+  getWellKnown(_req: pb.GetWellKnownRequest, ctx: HandlerContext) {
+    return { spreedWebrtcEndpoint: this.base(ctx) };
+  }
+
+  getConfig() {
+    const s = this.settings;
+    return {
+      title: s.title,
+      s: `static/ver=${SPREED_VERSION}`,
+      b: "/",
+      token: "",
+      stunUris: [...s.stunUris],
+      turnUris: [...s.turnUris],
+      tokens: s.tokens.length > 0,
+      version: SPREED_VERSION,
+      usersEnabled: s.usersEnabled,
+      usersAllowRegistration: s.usersEnabled && s.usersAllowRegistration,
+      usersMode: s.usersEnabled ? "sharedsecret" : "",
+      plugin: "",
+    };
+  }
+
+  validateToken(req: pb.ValidateTokenRequest) {
+    if (this.settings.tokens.length === 0) throw disabled("token validation");
+    if (req.a.length > MAX_TOKEN) {
+      throw withReason(Code.ResourceExhausted, "the token is too long", Reason.SpreedAuthTooLarge);
+    }
+    const token = req.a.toLowerCase();
+    if (!this.settings.tokens.includes(token)) {
+      throw withReason(Code.PermissionDenied, "invalid token", Reason.SpreedInvalidToken);
+    }
+    return { token, success: true };
+  }
+
+  createRoom(_req: pb.CreateRoomRequest, ctx: HandlerContext) {
+    const name = randomBytes(16).toString("base64url");
+    return { success: true, name, url: `${this.base(ctx)}/${name}` };
+  }
+
+  patchSession(req: pb.PatchSessionRequest) {
+    if (!this.settings.usersEnabled) throw disabled("users");
+    return this.users.patchSession(req.sessionId, req);
+  }
+
+  registerUser(req: pb.RegisterUserRequest) {
+    if (!this.settings.usersEnabled || !this.settings.usersAllowRegistration) throw disabled("user registration");
+    return this.users.register(req.id, req.sid);
+  }
+
+  getStats(req: pb.GetStatsRequest) {
+    if (!this.settings.statsEnabled) throw disabled("stats");
+    const mem = process.memoryUsage();
+    const hub = this.hub.stats();
+    return {
+      runtime: {
+        rss: BigInt(mem.rss),
+        heapUsed: BigInt(mem.heapUsed),
+        heapTotal: BigInt(mem.heapTotal),
+        uptime: BigInt(Math.floor(process.uptime())),
+        eventLoopLagMs: Number.isNaN(loopDelay.mean) ? 0 : loopDelay.mean / 1e6,
+        nodeVersion: process.version,
+      },
+      hub: {
+        rooms: hub.rooms,
+        connections: hub.connections,
+        sessions: hub.sessions,
+        users: hub.users,
+        relayed: BigInt(hub.relayed),
+        connectionDetails:
+          req.details === "1"
+            ? hub.details.map((d) => ({
+                id: d.id,
+                room: d.room,
+                userid: d.userid,
+                ua: d.ua,
+                connected: BigInt(d.connected),
+              }))
+            : [],
+      },
+    };
+  }
+
+  getBuddyImage(req: pb.GetBuddyImageRequest) {
+    if (req.flags !== "" && !/^s\d{1,4}$/.test(req.flags)) throw disabled("this image");
+    const image = this.hub.image(req.imageId);
+    if (image === undefined) throw new ConnectError("no such image", Code.NotFound);
+    return { image: { contentType: image.contentType, data: image.data } };
+  }
+}
