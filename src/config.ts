@@ -45,6 +45,8 @@ export interface Config {
   /** Spreed WebRTC realm (one per server). */
   readonly spreed: {
     readonly title: string;
+    /** The public token the web client shows in its config ("Token"). */
+    readonly publicToken: string;
     /** Public base URL for /.well-known and room URLs; "" = from the request's Host. */
     readonly publicUrl: string;
     readonly realm: string;
@@ -220,6 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     spreed: {
       title: optional(env, "SPREED_TITLE") ?? "Spreed WebRTC",
+      publicToken: optional(env, "SPREED_PUBLIC_TOKEN") ?? "",
       publicUrl: (optional(env, "SPREED_PUBLIC_URL") ?? "").replace(/\/+$/, ""),
       realm: optional(env, "SPREED_REALM") ?? "local",
       usersEnabled: bool(env, "SPREED_USERS_ENABLED", true),

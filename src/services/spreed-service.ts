@@ -41,7 +41,7 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
       title: s.title,
       s: `static/ver=${SPREED_VERSION}`,
       b: "/",
-      token: "",
+      token: s.publicToken,
       stunUris: [...s.stunUris],
       turnUris: [...s.turnUris],
       tokens: s.tokens.length > 0,
