@@ -8,20 +8,16 @@ import sys
 
 import grpc
 from google.protobuf import json_format
+from unary import unary
 
 from rtcplane.admin.v1 import admin_pb2
 
 target, token = sys.argv[1], sys.argv[2]
-SERVICE = "/rtcplane.admin.v1.AdminService/"
+SERVICE = "rtcplane.admin.v1.AdminService"
 
 
 def call(channel, method, request, response_type, metadata):
-    stub = channel.unary_unary(
-        SERVICE + method,
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=response_type.FromString,
-    )
-    return stub(request, metadata=metadata, timeout=10)
+    return unary(channel, SERVICE, method, request, response_type, metadata)
 
 
 out = {}

@@ -7,20 +7,16 @@ import sys
 
 import grpc
 from google.protobuf import json_format
+from unary import unary
 
 from rtcplane.apps.v1 import apps_pb2
 
 target, tenant_id, token = sys.argv[1], sys.argv[2], sys.argv[3]
-SERVICE = "/rtcplane.apps.v1.AppService/"
+SERVICE = "rtcplane.apps.v1.AppService"
 
 
 def call(channel, method, request, response_type, metadata):
-    stub = channel.unary_unary(
-        SERVICE + method,
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=response_type.FromString,
-    )
-    return stub(request, metadata=metadata, timeout=10)
+    return unary(channel, SERVICE, method, request, response_type, metadata)
 
 
 out = {}
