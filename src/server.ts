@@ -141,7 +141,16 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     interceptors: [errorInterceptor(logger)],
     shutdownSignal: shutdown.signal,
     contextValues: (req) => contextValuesFor(req, logger),
-    fallback: (req, res) => void gateway.handle(req, res as unknown as NodeResponse),
+    fallback: (req, res) => {
+      const response = res as unknown as NodeResponse;
+      gateway.handle(req, response).catch((err: unknown) => {
+        logger.error({ err }, "gateway failed");
+        if (!response.headersSent) {
+          response.writeHead(500);
+          response.end();
+        }
+      });
+    },
   });
 
   const listener: RequestListener = (req, res) => {
@@ -162,7 +171,16 @@ export function build(config: Config, options: BuildOptions = {}): Server {
       res.end(req.method === "HEAD" ? undefined : body);
       return;
     }
-    rpc(req, res as never);
+    try {
+      rpc(req, res as never);
+    } catch (err) {
+      // connect-node parses the URL from Host synchronously; a malformed one must not kill us.
+      log.info({ err }, "unreadable request");
+      if (!res.headersSent) {
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ code: 3, message: "the request line or Host header cannot be parsed", details: [] }));
+      }
+    }
   };
 
   const tls =
@@ -173,22 +191,18 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const onUpgrade: UpgradeListener = (req, socket, head) => {
     const path = (req.url ?? "").split("?")[0];
     // One path, two protocols: MQTT clients ask for the `mqtt` subprotocol, Spreed's for none.
-    if (path === "/ws" && mqtt !== undefined && wantsMqtt(req)) {
-      mqtt.handleUpgrade(req, socket, head);
-      return;
-    }
-    if (path === "/ws" && req.headers["sec-websocket-protocol"] === undefined) {
-      spreedHub.handleUpgrade(req, socket, head);
-      return;
-    }
-    socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    if (path !== "/ws" || req.headers.upgrade?.toLowerCase() !== "websocket") return false;
+    if (mqtt !== undefined && wantsMqtt(req)) mqtt.handleUpgrade(req, socket, head);
+    else if (req.headers["sec-websocket-protocol"] === undefined) spreedHub.handleUpgrade(req, socket, head);
+    else socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    return true;
   };
   const server = new OnePortServer({ listener, logger, onUpgrade, ...(tls ? { tls } : {}) });
 
   return {
     logger,
     async listen() {
-      mqtt = await MqttPush.start(accessTokens, bus, logger);
+      mqtt = await MqttPush.start(accessTokens, appAuth, bus, logger);
       const address = await server.listen(config.port, config.host);
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;

@@ -444,12 +444,7 @@ export class Conferences {
    */
   async waitForEvents(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): Promise<Json[]> {
     const c = this.find(appId, conferenceId);
-    if (this.bus.listenerCount(conferenceId) >= this.settings.maxWaitersPerConference) {
-      throw new ConnectError("too many waiters on this conference", Code.ResourceExhausted);
-    }
-    if (this.bus.listenerCount() >= this.settings.maxWaiters) {
-      throw new ConnectError("too many event waiters", Code.ResourceExhausted);
-    }
+    this.checkWaiterCaps(conferenceId);
     return new Promise<Json[]>((resolve) => {
       let done = false;
       const finish = (events: Json[]) => {
@@ -470,27 +465,53 @@ export class Conferences {
       const timer = setTimeout(() => finish([]), this.settings.longPollTimeoutMs);
       const onAbort = () => finish([]);
       signal.addEventListener("abort", onAbort);
+      if (signal.aborted) {
+        // A listener added to an already-aborted signal never fires (e.g. during shutdown).
+        finish([]);
+        return;
+      }
       const now = this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER);
       if (now.length > 0) finish(now);
     });
   }
 
-  /** Events from `fromVersion` on, then live ones, until `signal` aborts. */
+  /** Long-poll waiters and event streams share these caps (429 beyond them). */
+  private checkWaiterCaps(conferenceId: string): void {
+    if (this.bus.listenerCount(conferenceId) >= this.settings.maxWaitersPerConference) {
+      throw new ConnectError("too many waiters on this conference", Code.ResourceExhausted);
+    }
+    if (this.bus.listenerCount() >= this.settings.maxWaiters) {
+      throw new ConnectError("too many event waiters", Code.ResourceExhausted);
+    }
+  }
+
+  /**
+   * Events from `fromVersion` on (the log replayed a page at a time), then live ones, until
+   * `signal` aborts. Live events that arrive during the replay are not sent twice.
+   */
   async *watch(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): AsyncGenerator<Json> {
     const c = this.find(appId, conferenceId);
+    this.checkWaiterCaps(conferenceId);
     const queue: Json[] = [];
     let wake: (() => void) | undefined;
     const unsubscribe = this.bus.subscribe(conferenceId, (event) => {
       queue.push(event);
       wake?.();
     });
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort);
     try {
       let next = fromVersion;
       const seen = new Set<unknown>();
-      for (const e of this.repo.eventsSince(c.seq, fromVersion, Number.MAX_SAFE_INTEGER)) {
-        seen.add(e.id);
-        if (typeof e.conferenceVersion === "number") next = e.conferenceVersion + 1;
-        yield e;
+      for (;;) {
+        const page = this.repo.eventsSince(c.seq, next, MAX_EVENTS_PER_ANSWER);
+        for (const e of page) {
+          if (seen.has(e.id)) continue;
+          seen.add(e.id);
+          if (typeof e.conferenceVersion === "number") next = Math.max(next, e.conferenceVersion + 1);
+          yield e;
+        }
+        if (page.length < MAX_EVENTS_PER_ANSWER || signal.aborted) break;
       }
       while (!signal.aborted) {
         while (queue.length > 0) {
@@ -499,14 +520,15 @@ export class Conferences {
           if (typeof e.conferenceVersion === "number" && e.conferenceVersion < next) continue;
           yield e;
         }
-        await new Promise<void>((r) => {
-          wake = r;
-          signal.addEventListener("abort", () => r(), { once: true });
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (queue.length > 0 || signal.aborted) resolve();
         });
         wake = undefined;
       }
     } finally {
       unsubscribe();
+      signal.removeEventListener("abort", onAbort);
     }
   }
 

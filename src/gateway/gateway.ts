@@ -77,7 +77,15 @@ export class RestGateway {
   /** Serves one request; never throws (every failure becomes the dialect's error). */
   async handle(req: NodeRequest, res: NodeResponse): Promise<void> {
     const { log } = requestInfo(req, this.options.logger);
-    const url = new URL(req.url ?? "/", "http://gateway.invalid");
+    // Parse the request target as a path only: "//x" is a path here, never a host.
+    let url: URL;
+    try {
+      url = new URL(`http://gateway.invalid${(req.url ?? "/").startsWith("/") ? req.url : `/${req.url}`}`);
+    } catch {
+      drain(req);
+      const dialect = this.dialect(this.options.defaultDialect);
+      return write(res, dialect.renderError(invalidArgument("the request target cannot be parsed"), "malformed-json"));
+    }
     const verb = (req.method ?? "GET").toUpperCase();
     const match = this.table.match(verb, url.pathname);
     if (match.kind === "not-found") {

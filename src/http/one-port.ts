@@ -11,8 +11,15 @@ import net from "node:net";
 import type { Logger } from "../observability/log.js";
 import type { RequestListener } from "./types.js";
 
-/** Handles an HTTP/1.1 Upgrade (WebSocket) request; it owns the socket from then on. */
-export type UpgradeListener = (req: http.IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => void;
+/**
+ * Offered every HTTP/1.1 request that carries `Upgrade`; returns true when it took the socket
+ * (a WebSocket it serves), false to have the request served as if Upgrade were absent.
+ */
+export type UpgradeListener = (
+  req: http.IncomingMessage,
+  socket: import("node:stream").Duplex,
+  head: Buffer,
+) => boolean;
 
 export interface OnePortOptions {
   readonly listener: RequestListener;
@@ -23,6 +30,8 @@ export interface OnePortOptions {
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const TLS_HANDSHAKE = 0x16;
+/** An HTTP/2 connection with no frames for this long is closed gracefully (GOAWAY). */
+const H2_IDLE_MS = 120_000;
 /** How long a new connection may stay silent before we give up sniffing it. */
 const SNIFF_TIMEOUT_MS = 10_000;
 
@@ -50,13 +59,18 @@ export class OnePortServer {
       server?.on("session", (session: http2.Http2Session) => {
         this.sessions.add(session);
         session.on("close", () => this.sessions.delete(session));
+        session.setTimeout(H2_IDLE_MS, () => session.close());
       });
     }
     this.tls?.on("tlsClientError", (err) => options.logger.debug({ err }, "TLS handshake failed"));
-    if (options.onUpgrade) {
-      this.http1.on("upgrade", options.onUpgrade);
-      this.tls?.on("upgrade", options.onUpgrade);
-    }
+    // With an upgrade listener, Node hands it every request with `Connection: Upgrade`
+    // (e.g. curl's `Upgrade: h2c`); the ones we do not upgrade are served normally.
+    const onUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      if (options.onUpgrade?.(req, socket, head)) return;
+      this.serveWithoutUpgrade(req, socket, head);
+    };
+    this.http1.on("upgrade", onUpgrade);
+    this.tls?.on("upgrade", onUpgrade);
     this.net = net.createServer((socket) => this.accept(socket));
   }
 
@@ -99,6 +113,24 @@ export class OnePortServer {
       }
     };
     socket.on("data", onData);
+  }
+
+  private serveWithoutUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const hasBody = Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
+    if (hasBody) {
+      // The parser has let go of the socket, so the body cannot be read as a request body.
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    if (head.length > 0) socket.unshift(head);
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.on("finish", () => {
+      res.detachSocket(socket);
+      socket.end();
+    });
+    this.options.listener(req, res as unknown as Parameters<RequestListener>[1]);
   }
 
   listen(port: number, host: string): Promise<net.AddressInfo> {

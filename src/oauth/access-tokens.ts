@@ -22,6 +22,8 @@ export interface Principal {
   readonly userId: string;
   /** USER tokens are bound to one conference. */
   readonly conferenceId?: string;
+  /** When the token stops being valid (long-lived connections end then). */
+  readonly expiresAtMs?: number;
 }
 
 export class AccessTokens {
@@ -75,6 +77,7 @@ export class AccessTokens {
       role,
       userId: payload.sub,
       ...(typeof payload.conf === "string" ? { conferenceId: payload.conf } : {}),
+      ...(typeof payload.exp === "number" ? { expiresAtMs: payload.exp * 1000 } : {}),
     };
   }
 
@@ -99,7 +102,13 @@ export class AccessTokens {
     }
     try {
       const room = await this.roomTokens.verify(token);
-      return { appId: room.appId, role: "USER", userId: room.tokenId, conferenceId: room.roomId };
+      return {
+        appId: room.appId,
+        role: "USER",
+        userId: room.tokenId,
+        conferenceId: room.roomId,
+        expiresAtMs: room.expiresAtMs,
+      };
     } catch (e) {
       if (e instanceof RoomTokenError && e.kind === "expired") throw unauthenticated("the room token has expired");
     }

@@ -41,8 +41,13 @@ export function basicCredentials(headers: Headers): { id: string; secret: string
   if (m === null || m[1] === undefined) return undefined;
   const decoded = Buffer.from(m[1], "base64").toString("utf8");
   const colon = decoded.indexOf(":");
-  if (colon < 0) return { id: decodeURIComponent(decoded), secret: "" };
-  return { id: decodeURIComponent(decoded.slice(0, colon)), secret: decodeURIComponent(decoded.slice(colon + 1)) };
+  try {
+    // RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
+    if (colon < 0) return { id: decodeURIComponent(decoded), secret: "" };
+    return { id: decodeURIComponent(decoded.slice(0, colon)), secret: decodeURIComponent(decoded.slice(colon + 1)) };
+  } catch {
+    throw invalidClient("the Basic credentials are not form-urlencoded");
+  }
 }
 
 export class OAuth {

@@ -9,6 +9,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { Aedes } from "aedes";
 import { createWebSocketStream, WebSocketServer } from "ws";
+import type { AppAuth } from "../auth/app-auth.js";
 import type { Json } from "../conferences/conference-repository.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
 import type { AccessTokens, Principal } from "../oauth/access-tokens.js";
@@ -43,7 +44,7 @@ export class MqttPush {
     });
   }
 
-  static async start(tokens: AccessTokens, bus: EventBus, log: Logger): Promise<MqttPush> {
+  static async start(tokens: AccessTokens, appAuth: AppAuth, bus: EventBus, log: Logger): Promise<MqttPush> {
     const broker = await Aedes.createBroker({
       authenticate: (client, username, password, done) => {
         const candidates = [password?.toString("utf8"), username].filter((t): t is string => !!t && t.includes("."));
@@ -57,7 +58,12 @@ export class MqttPush {
           tokens
             .authenticate(new Headers({ authorization: `Bearer ${token}` }))
             .then((p) => {
+              appAuth.requireActive(p.appId);
               principals.set(client, p);
+              // The connection lives no longer than the token that opened it.
+              if (p.expiresAtMs !== undefined) {
+                setTimeout(() => client.close(), Math.max(0, p.expiresAtMs - Date.now())).unref();
+              }
               done(null, true);
             })
             .catch(() => tryNext(i + 1));

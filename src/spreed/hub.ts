@@ -19,6 +19,7 @@ const MAX_FRAME = 512 * 1024;
 const MAX_ROOM_NAME = 128;
 const MAX_IMAGE = 256 * 1024;
 const NONCE_TTL_MS = 5 * 60 * 1000;
+const MAX_NONCES_PER_SESSION = 8;
 const TOKEN_PURPOSE = "spreed.session";
 
 type Doc = { [key: string]: unknown };
@@ -40,6 +41,8 @@ export interface Session {
   ua: string;
   status: Doc | null;
   rev: number;
+  /** The session's current buddy picture (one per session; a new one replaces it). */
+  imageId: string | undefined;
   socket: WebSocket;
 }
 
@@ -56,7 +59,8 @@ function randomId(bytes = 18): string {
 export class SpreedHub {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
-  private readonly nonces = new Map<string, { userid: string; expires: number }>();
+  /** Per session: nonce → the user it may authenticate as. Dropped with the session. */
+  private readonly nonces = new Map<string, Map<string, { userid: string; expires: number }>>();
   private readonly images = new Map<string, Image>();
   relayed = 0;
   /** Called once per new session (the realm's app counts signaling usage). */
@@ -87,7 +91,13 @@ export class SpreedHub {
   /** A nonce that lets session `id` authenticate as `userid` over the socket. */
   issueNonce(id: string, userid: string): string {
     const nonce = randomId(24);
-    this.nonces.set(`${id}\n${nonce}`, { userid, expires: Date.now() + NONCE_TTL_MS });
+    const now = Date.now();
+    const own = this.nonces.get(id) ?? new Map<string, { userid: string; expires: number }>();
+    for (const [n, e] of own) if (e.expires < now) own.delete(n);
+    // Keep the newest few: a client asking again and again cannot grow the map.
+    while (own.size >= MAX_NONCES_PER_SESSION) own.delete(own.keys().next().value as string);
+    own.set(nonce, { userid, expires: now + NONCE_TTL_MS });
+    this.nonces.set(id, own);
     return nonce;
   }
 
@@ -130,6 +140,7 @@ export class SpreedHub {
       ua: "",
       status: null,
       rev: 0,
+      imageId: undefined,
       socket: ws,
     };
     this.sessions.set(id, session);
@@ -152,7 +163,8 @@ export class SpreedHub {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
     this.leaveRoom(session);
-    for (const [key, image] of this.images) if (image.owner === session.id) this.images.delete(key);
+    if (session.imageId !== undefined) this.images.delete(session.imageId);
+    this.nonces.delete(session.id);
     if (why === "replaced") session.socket.close(4000, "replaced");
     this.log.info({ session: session.id, why }, "spreed session ended");
   }
@@ -315,13 +327,13 @@ export class SpreedHub {
   private authenticate(session: Session, auth: Doc, iid: string): void {
     const userid = typeof auth.Userid === "string" ? auth.Userid : "";
     const nonce = typeof auth.Nonce === "string" ? auth.Nonce : "";
-    const key = `${session.id}\n${nonce}`;
-    const entry = this.nonces.get(key);
+    const own = this.nonces.get(session.id);
+    const entry = own?.get(nonce);
     if (entry === undefined || entry.userid !== userid || entry.expires < Date.now()) {
       this.error(session, "authentication_failed", "the nonce is not valid for this session and user", iid);
       return;
     }
-    this.nonces.delete(key);
+    own?.delete(nonce);
     session.userid = userid;
     this.log.info({ session: session.id, userid }, "spreed session authenticated");
     this.sendSelf(session, iid);
@@ -344,6 +356,8 @@ export class SpreedHub {
         return;
       }
       const imageId = randomId(15);
+      if (session.imageId !== undefined) this.images.delete(session.imageId);
+      session.imageId = imageId;
       this.images.set(imageId, { contentType: m[1], data, owner: session.id });
       const ext = m[1] === "image/jpeg" ? "jpg" : m[1].slice("image/".length);
       copy.buddyPicture = `img:${imageId}/picture.${ext}`;
@@ -356,6 +370,10 @@ export class SpreedHub {
   }
 
   private chat(session: Session, inner: Doc, iid: string): void {
+    if (session.room === undefined) {
+      this.error(session, "bad_request", "send Hello to join a room first", iid);
+      return;
+    }
     const chat = inner.Chat !== null && typeof inner.Chat === "object" ? ({ ...(inner.Chat as Doc) } as Doc) : {};
     if (typeof chat.Message === "string" && chat.Message.length > 16 * 1024) {
       this.error(session, "bad_request", "chat messages are at most 16 KiB", iid);
@@ -364,7 +382,9 @@ export class SpreedHub {
     chat.Time = new Date().toISOString();
     const targets =
       typeof inner.To === "string" && inner.To !== ""
-        ? [this.sessions.get(inner.To)].filter((s): s is Session => s !== undefined && s.room === session.room)
+        ? [this.sessions.get(inner.To)].filter(
+            (s): s is Session => s !== undefined && session.room !== undefined && s.room === session.room,
+          )
         : this.roomMates(session, chat.NoEcho !== true);
     for (const t of targets) this.send(t, { Type: "Chat", Chat: chat }, session.id);
     if (typeof chat.Mid === "string" && chat.Mid !== "") {
@@ -373,6 +393,10 @@ export class SpreedHub {
   }
 
   private conference(session: Session, inner: Doc, iid: string): void {
+    if (session.room === undefined) {
+      this.error(session, "bad_request", "send Hello to join a room first", iid);
+      return;
+    }
     const ids = Array.isArray(inner.Conference)
       ? inner.Conference.filter((x): x is string => typeof x === "string")
       : [];
