@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds mediasoup's C++ worker offline against Debian 12's libraries (see
+# ../shared/notes/mediasoup-worker.md): the npm package's own postinstall downloads a prebuilt
+# binary or every C++ dependency from GitHub, neither reachable here. Each meson subproject
+# the worker asks for is replaced by a shim that hands over the system library.
+#
+#   scripts/build-mediasoup-worker.sh [mediasoup-version]   → prints the worker's path
+#
+# The result is cached in ${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}/mediasoup-worker-<version>,
+# so later runs (and later CI runs on the same machine) skip the ~6-minute build.
+set -euo pipefail
+
+VERSION="${1:-3.12.16}"
+CACHE="${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}"
+OUT="$CACHE/mediasoup-worker-$VERSION"
+if [ -x "$OUT" ]; then
+  echo "$OUT"
+  exit 0
+fi
+
+need=()
+for pkg in libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev meson ninja-build pkg-config g++; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${need[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+(cd "$WORK" && npm pack "mediasoup@$VERSION" --silent >/dev/null && tar xzf "mediasoup-$VERSION.tgz")
+SRC="$WORK/package/worker"
+# Debian 12 ships meson 1.0.1; the worker builds with it.
+sed -i "s/meson_version: '>= 1.1.0'/meson_version: '>= 1.0.0'/" "$SRC/meson.build"
+
+# shim <wrap directory> <meson.build body> [meson_options.txt body]
+shim() {
+  local dir="$SRC/subprojects/$1"
+  mkdir -p "$dir"
+  printf "project('%s', 'c', 'cpp')\n%s\n" "$1" "$2" >"$dir/meson.build"
+  printf '%s\n' "${3:-}" >"$dir/meson_options.txt"
+}
+EMPTY="files('empty.c')"
+empty_lib() { echo "$1 = static_library('$1', $EMPTY)"; }
+for d in openssl-3.0.8 libuv-v1.44.2 libsrtp-2.5.0 usrsctp-4e06feb01cadcd127d119486b98a4bd3d64aa1e7 \
+  abseil-cpp-20220623.0 nlohmann_json-3.10.5 Catch2-2.13.7; do
+  mkdir -p "$SRC/subprojects/$d" && echo "" >"$SRC/subprojects/$d/empty.c"
+done
+
+shim openssl-3.0.8 "openssl_dep = dependency('openssl')
+$(empty_lib libcrypto_lib)
+$(empty_lib libssl_lib)"
+shim libuv-v1.44.2 "libuv_dep = dependency('libuv')
+$(empty_lib libuv)" "option('build_tests', type: 'boolean', value: false)
+option('build_benchmarks', type: 'boolean', value: false)"
+shim libsrtp-2.5.0 "libsrtp2_dep = declare_dependency(dependencies: dependency('libsrtp2'), include_directories: include_directories('/usr/include/srtp2'))
+$(empty_lib libsrtp2)" "option('crypto-library', type: 'string', value: 'openssl')
+option('crypto-library-kdf', type: 'string', value: 'disabled')
+option('tests', type: 'string', value: 'disabled')"
+shim usrsctp-4e06feb01cadcd127d119486b98a4bd3d64aa1e7 "usrsctp_dep = dependency('usrsctp')
+$(empty_lib usrsctp)" "option('sctp_build_programs', type: 'boolean', value: false)"
+shim abseil-cpp-20220623.0 "absl_container_dep = dependency('absl_flat_hash_map')
+absl_strings_dep = dependency('absl_strings')
+absl_types_dep = dependency('absl_optional')
+$(empty_lib absl_container_lib)"
+shim nlohmann_json-3.10.5 "nlohmann_json_dep = dependency('nlohmann_json')"
+shim Catch2-2.13.7 "catch2_dep = declare_dependency()"
+
+(cd "$SRC" && meson setup build --buildtype=release --wrap-mode=nodownload >&2 && ninja -C build mediasoup-worker >&2)
+mkdir -p "$CACHE"
+cp "$SRC/build/mediasoup-worker" "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "$OUT"
