@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 bash scripts/install.sh
+bash scripts/build-mediasoup-worker.sh >/dev/null
 npm test

@@ -23,4 +23,5 @@ echo "== biome (format + lint)"
 biome check .
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' -not -path 'test/.tmp/*' | sort)
-node --import tsx --test --test-reporter=spec "${files[@]}"
+# --test-force-exit: libwebrtc (@roamhq/wrtc) keeps native handles alive after its peers close.
+node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}"

@@ -3,6 +3,7 @@
  * start so that a typo stops the server with a message instead of a surprise later.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 export interface Config {
@@ -32,6 +33,14 @@ export interface Config {
     readonly endpointTtlSeconds: number;
     /** How often expired rooms are swept. */
     readonly sweepIntervalMs: number;
+  };
+  /** The SFU. */
+  readonly media: {
+    /** The mediasoup worker binary (scripts/build-mediasoup-worker.sh); absent = no media. */
+    readonly workerBin: string | undefined;
+    readonly workers: number;
+    /** Where RTP sockets listen; with ANNOUNCED_IP unset, loopback (local use only). */
+    readonly listenIp: string;
   };
   /** Conference API settings. */
   readonly conference: {
@@ -211,6 +220,11 @@ export function loadConfig(env: Env = process.env): Config {
       ttlSeconds: integer(env, "ROOM_TTL_SECONDS", 86400, 1, 31536000),
       endpointTtlSeconds: integer(env, "ENDPOINT_TTL_SECONDS", 86400, 1, 31536000),
       sweepIntervalMs: integer(env, "ROOM_SWEEP_INTERVAL_MS", 60000, 100, 86400000),
+    },
+    media: {
+      workerBin: optional(env, "MEDIASOUP_WORKER_BIN"),
+      workers: integer(env, "MEDIA_WORKERS", Math.min(os.availableParallelism(), 4), 1, 64),
+      listenIp: optional(env, "RTC_LISTEN_IP") ?? (announcedIp === undefined ? "127.0.0.1" : "0.0.0.0"),
     },
     conference: {
       maxWaitersPerConference: integer(env, "LONG_POLL_MAX_WAITERS_PER_CONFERENCE", 1000, 1, 100000),

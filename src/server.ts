@@ -21,6 +21,7 @@ import { applyCors } from "./http/cors.js";
 import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
+import { defaultWorkerBin, Media } from "./media/media.js";
 import { AccessTokens } from "./oauth/access-tokens.js";
 import { OAuth } from "./oauth/oauth.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
@@ -57,6 +58,23 @@ export interface Server {
 
 export interface BuildOptions {
   readonly logger?: Logger;
+  /** The SFU (see startMedia); without it publish/view answer 412. */
+  readonly media?: Media;
+}
+
+/** Starts the mediasoup worker pool if a worker binary is installed. */
+export function startMedia(config: Config, logger: Logger): Promise<Media | undefined> {
+  return Media.start(
+    {
+      workerBin: config.media.workerBin ?? defaultWorkerBin(),
+      workers: config.media.workers,
+      rtcMinPort: config.rtcMinPort,
+      rtcMaxPort: config.rtcMaxPort,
+      listenIp: config.media.listenIp,
+      announcedIp: config.announcedIp,
+    },
+    logger,
+  );
 }
 
 /** Wires the whole server from its configuration; nothing listens until listen(). */
@@ -100,6 +118,9 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     config.conference.refreshTokenTtlSeconds,
   );
   const callers = new Callers(accessTokens, appAuth);
+  const media = options.media;
+  conferences.onParticipantLeft = (conferenceId, endpointId) => media?.closeEndpoint(conferenceId, endpointId);
+  conferences.onConferenceEnded = (conferenceId) => media?.closeConference(conferenceId);
   const spreedHub = new SpreedHub(serverKey, config.spreed, logger);
   const spreedAppId = config.spreed.appId;
   if (spreedAppId !== undefined) {
@@ -119,7 +140,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     admin: new AdminServiceImpl(admin, tenants),
     apps: new AppServiceImpl(tenants, apps),
     rooms: new RoomServiceImpl(appAuth, rooms, roomTokens),
-    conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds),
+    conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds, media),
     endpoints: new UserEndpointServiceImpl(callers, endpoints, config.conference.iceServers),
     tokens: new TokenServiceImpl(new OAuth(appAuth, apps, roomTokens, roomLookup, accessTokens)),
     spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers),
@@ -236,6 +257,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
             clearInterval(endpointSweeper);
             await mqtt?.close();
             await spreedHub.close();
+            media?.close();
             health.drain();
             shutdown.abort();
             await server.close(config.shutdownGraceMs);
@@ -249,6 +271,11 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   };
 }
 
+async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media?: Media }> {
+  const media = await startMedia(config, logger);
+  return media === undefined ? {} : { media };
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -260,7 +287,8 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const server = build(config);
+  const logger = createLogger(config.logLevel);
+  const server = build(config, { logger, ...(await startMediaOrNone(config, logger)) });
   const running = await server.listen();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {

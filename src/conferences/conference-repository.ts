@@ -154,6 +154,12 @@ export class ConferenceRepository {
       ),
       setStreamMetadata: db.prepare("UPDATE streams SET metadata = ? WHERE conference_seq = ? AND stream_id = ?"),
       setStreamBitrate: db.prepare("UPDATE streams SET video_bitrate = ? WHERE conference_seq = ? AND stream_id = ?"),
+      addStream: db.prepare(
+        `INSERT INTO streams (conference_seq, stream_id, endpoint_id, type, metadata, video_bitrate)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      removeStream: db.prepare("DELETE FROM streams WHERE conference_seq = ? AND stream_id = ?"),
+      clearAllStreams: db.prepare("DELETE FROM streams"),
       removeStreamsOf: db.prepare("DELETE FROM streams WHERE conference_seq = ? AND endpoint_id = ?"),
       removeAllStreams: db.prepare("DELETE FROM streams WHERE conference_seq = ?"),
       appendEvent: db.prepare(
@@ -266,6 +272,19 @@ export class ConferenceRepository {
 
   setStreamBitrate(seq: number, streamId: string, bitrate: number): void {
     this.s.setStreamBitrate.run(bitrate, seq, streamId);
+  }
+
+  addStream(seq: number, s: StreamRow): void {
+    this.s.addStream.run(seq, s.streamId, s.endpointId, s.type, JSON.stringify(s.metadata), s.videoBitrate);
+  }
+
+  removeStream(seq: number, streamId: string): void {
+    this.s.removeStream.run(seq, streamId);
+  }
+
+  /** Media lives in memory: after a restart no stream is really published any more. */
+  clearAllStreams(): void {
+    this.s.clearAllStreams.run();
   }
 
   removeAllStreams(seq: number): void {

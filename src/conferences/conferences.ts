@@ -116,7 +116,13 @@ export class Conferences {
     private readonly now: () => number = Date.now,
   ) {
     this.repo = new ConferenceRepository(db);
+    this.repo.clearAllStreams();
   }
+
+  /** Called after an endpoint left a conference (media closes its transports). */
+  onParticipantLeft: ((conferenceId: string, endpointId: string) => void) | undefined;
+  /** Called after a conference ended. */
+  onConferenceEnded: ((conferenceId: string) => void) | undefined;
 
   /** The app's conference; another app's conference does not exist for the caller. */
   find(appId: string, conferenceId: string): ConferenceRow {
@@ -281,6 +287,13 @@ export class Conferences {
 
   leave(appId: string, conferenceId: string, actor: Actor, reason: string, enforceUser: boolean): void {
     validateText("reason", reason, MAX_REASON);
+    // Its streams go first, each with its own event, so viewers stop viewing them.
+    const c0 = this.find(appId, conferenceId);
+    for (const s of this.repo.streams(c0.seq).filter((s) => s.endpointId === actor.endpointId)) {
+      const participant = this.repo.participant(c0.seq, actor.endpointId);
+      if (participant === undefined || (enforceUser && participant.userId !== actor.userId)) break;
+      this.streamUnpublished(appId, conferenceId, { ...actor, userId: participant.userId }, s.streamId, false);
+    }
     this.change(
       conferenceId,
       appId,
@@ -292,6 +305,7 @@ export class Conferences {
       },
       true,
     );
+    this.onParticipantLeft?.(conferenceId, actor.endpointId);
   }
 
   end(appId: string, conferenceId: string, actor: Actor, reason: string): void {
@@ -301,6 +315,40 @@ export class Conferences {
       this.repo.removeAllStreams(c.seq);
       return { type: "ConferenceEndedEvent", fields: { reason } };
     });
+    this.onConferenceEnded?.(conferenceId);
+  }
+
+  /** Records a published stream (the SFU already accepted it) and announces it. */
+  streamPublished(appId: string, conferenceId: string, actor: Actor, stream: StreamRow, enforceUser: boolean): void {
+    validateJson("metadata", stream.metadata);
+    this.change(conferenceId, appId, actor, (c) => {
+      this.ownParticipant(c, actor, enforceUser);
+      this.repo.addStream(c.seq, stream);
+      return { type: "ConferenceStreamPublishedEvent", fields: { streamId: stream.streamId, streamType: stream.type } };
+    });
+  }
+
+  /** Forgets a stream and tells everyone, its viewers included. */
+  streamUnpublished(appId: string, conferenceId: string, actor: Actor, streamId: string, enforceUser: boolean): void {
+    this.change(
+      conferenceId,
+      appId,
+      actor,
+      (c) => {
+        const s = this.ownStream(c, actor, streamId, enforceUser);
+        this.repo.removeStream(c.seq, streamId);
+        return { type: "ConferenceStreamUnpublishedEvent", fields: { streamId, streamType: s.type } };
+      },
+      true,
+    );
+  }
+
+  /** A published stream of the conference, by id (viewers may name any endpoint). */
+  findStream(appId: string, conferenceId: string, streamId: string): StreamRow {
+    const c = this.find(appId, conferenceId);
+    const s = this.repo.stream(c.seq, streamId);
+    if (s === undefined) throw notFound(`stream ${JSON.stringify(streamId)} is not published in this conference`);
+    return s;
   }
 
   updateMetadata(appId: string, conferenceId: string, actor: Actor, key: string, operation: string, value: string) {

@@ -6,6 +6,7 @@ import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../co
 import { validateId } from "../conferences/conferences.js";
 import type { Endpoints } from "../endpoints/endpoints.js";
 import { invalidArgument, permissionDenied } from "../errors.js";
+import { Media, SdpError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { Callers } from "./caller.js";
 
@@ -89,7 +90,7 @@ function required(field: string, value: string): string {
 
 function mediaUnavailable(): ConnectError {
   return new ConnectError(
-    "media is not available on this server yet: publish and view need the SFU (mediasoup), which is not installed",
+    "media is not available on this server: no mediasoup worker is installed (scripts/build-mediasoup-worker.sh)",
     Code.FailedPrecondition,
   );
 }
@@ -100,6 +101,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     private readonly conferences: Conferences,
     private readonly endpoints: Endpoints,
     private readonly defaultKeepAliveSeconds: number,
+    private readonly media: Media | undefined,
   ) {}
 
   /** The conference a call is about, checked against a USER token's conference. */
@@ -219,60 +221,126 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     return { eventsSent: sent };
   }
 
-  /** Validates a media command the way the SFU will need it, then refuses: no SFU yet. */
-  private async media(
-    ctx: HandlerContext,
-    conferenceId: string,
-    endpointId: string,
-    check: () => void,
-  ): Promise<never> {
-    const p = await this.scoped(ctx, conferenceId);
-    this.actor(p, endpointId);
-    check();
+  /** The SFU for a media command: the conference must run in ROUTER mode and not be over. */
+  private sfu(p: Principal, conferenceId: string): Media {
     const c = this.conferences.find(p.appId, conferenceId);
     if (c.ended)
       throw new ConnectError(`conference ${JSON.stringify(conferenceId)} has ended`, Code.FailedPrecondition);
-    throw mediaUnavailable();
+    if (c.mode !== "ROUTER") {
+      throw new ConnectError(
+        "this conference is P2P: media flows between the peers, not through the server",
+        Code.FailedPrecondition,
+      );
+    }
+    if (this.media === undefined) throw mediaUnavailable();
+    return this.media;
   }
 
-  publishStream(req: pb.PublishStreamRequest, ctx: HandlerContext) {
-    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
-      if (!STREAM_TYPES.includes(req.conferenceStreamType)) {
-        throw invalidArgument("conferenceStreamType: must be CAM, MIC, MIC_AND_CAM or SCREEN");
+  private static sdp<T>(work: () => Promise<T>): Promise<T> {
+    return work().catch((e: unknown) => {
+      if (e instanceof SdpError) throw invalidArgument(`sdpOffer: ${e.message}`);
+      throw e;
+    });
+  }
+
+  async publishStream(req: pb.PublishStreamRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor = this.actor(p, req.userEndpointId);
+    if (!STREAM_TYPES.includes(req.conferenceStreamType)) {
+      throw invalidArgument("conferenceStreamType: must be CAM, MIC, MIC_AND_CAM or SCREEN");
+    }
+    if (req.videoBitrate < 0 || req.videoBitrate > 100_000_000)
+      throw invalidArgument("videoBitrate: must be 0 to 100000000");
+    const streamId = req.streamId?.id ? validateId("streamId.id", req.streamId.id) : Media.newStreamId();
+    const media = this.sfu(p, req.conferenceId);
+    this.conferences.aggregate(p.appId, req.conferenceId); // the caller's conference exists
+    if (media.hasStream(streamId))
+      throw new ConnectError(`stream ${streamId} is already published`, Code.AlreadyExists);
+    const answer = await ConferenceServiceImpl.sdp(() =>
+      media.publish(req.conferenceId, actor.endpointId, streamId, req.sdpOffer),
+    );
+    try {
+      this.conferences.streamPublished(
+        p.appId,
+        req.conferenceId,
+        actor,
+        {
+          streamId,
+          endpointId: actor.endpointId,
+          type: req.conferenceStreamType as "CAM",
+          metadata: req.metadata ?? {},
+          videoBitrate: req.videoBitrate,
+        },
+        p.role === "USER",
+      );
+      if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(streamId, req.videoBitrate);
+    } catch (e) {
+      media.unpublish(streamId);
+      throw e;
+    }
+    return { sdpAnswer: answer, streamId: { id: streamId } };
+  }
+
+  /** Clients name the viewer's or the publisher's endpoint: the stream is found by its id. */
+  async viewStream(req: pb.ViewStreamRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor = this.actor(p, req.userEndpointId);
+    const streamId = required("streamId.id", req.streamId?.id ?? "");
+    const viewerId = req.viewerId ? validateId("viewerId", req.viewerId) : Media.newStreamId();
+    const media = this.sfu(p, req.conferenceId);
+    this.conferences.findStream(p.appId, req.conferenceId, streamId);
+    const answer = await ConferenceServiceImpl.sdp(() =>
+      media.view(streamId, viewerId, actor.endpointId, req.sdpOffer),
+    );
+    return { sdpAnswer: answer, viewerId };
+  }
+
+  async unpublishStream(req: pb.UnpublishStreamRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    const actor = this.actor(p, req.userEndpointId);
+    const streamId = required("streamId.id", req.streamId?.id ?? "");
+    this.conferences.streamUnpublished(p.appId, req.conferenceId, actor, streamId, p.role === "USER");
+    this.media?.unpublish(streamId);
+    return {};
+  }
+
+  /** Unknown viewers are tolerated: clients sometimes send their own endpoint id as viewerId. */
+  async stopViewStream(req: pb.StopViewStreamRequest, ctx: HandlerContext) {
+    const p = await this.scoped(ctx, req.conferenceId);
+    this.actor(p, req.userEndpointId);
+    const streamId = required("streamId.id", req.streamId?.id ?? "");
+    this.conferences.find(p.appId, req.conferenceId);
+    this.media?.stopView(streamId, req.viewerId);
+    return {};
+  }
+
+  /** The SFU is ICE-lite: candidates are checked and accepted, the server needs none. */
+  private async candidates(
+    ctx: HandlerContext,
+    conferenceId: string,
+    endpointId: string,
+    streamId: string,
+    list: pb.IceCandidate[],
+  ) {
+    const p = await this.scoped(ctx, conferenceId);
+    this.actor(p, endpointId);
+    required("streamId.id", streamId);
+    if (list.length > 100) throw invalidArgument("iceCandidates: at most 100 per call");
+    for (const c of list) {
+      if (c.candidate !== "" && !/^(a=)?candidate:\S+ \d+ \S+ \d+ \S+ \d+ typ \S+/.test(c.candidate)) {
+        throw invalidArgument(`iceCandidates: ${JSON.stringify(c.candidate.slice(0, 80))} is not an ICE candidate`);
       }
-      if (!req.sdpOffer.startsWith("v=0")) throw invalidArgument("sdpOffer: must be an SDP offer starting with v=0");
-    });
-  }
-
-  viewStream(req: pb.ViewStreamRequest, ctx: HandlerContext) {
-    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
-      required("streamId.id", req.streamId?.id ?? "");
-      if (!req.sdpOffer.startsWith("v=0")) throw invalidArgument("sdpOffer: must be an SDP offer starting with v=0");
-    });
-  }
-
-  unpublishStream(req: pb.UnpublishStreamRequest, ctx: HandlerContext) {
-    return this.media(ctx, req.conferenceId, req.userEndpointId, () => required("streamId.id", req.streamId?.id ?? ""));
-  }
-
-  stopViewStream(req: pb.StopViewStreamRequest, ctx: HandlerContext) {
-    return this.media(ctx, req.conferenceId, req.userEndpointId, () => required("streamId.id", req.streamId?.id ?? ""));
+    }
+    this.conferences.find(p.appId, conferenceId);
+    return {};
   }
 
   addPublishStreamIceCandidates(req: pb.AddPublishStreamIceCandidatesRequest, ctx: HandlerContext) {
-    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
-      required("streamId.id", req.streamId?.id ?? "");
-      for (const c of req.iceCandidates)
-        if (c.candidate.length > 1024) throw invalidArgument("iceCandidates: too long");
-    });
+    return this.candidates(ctx, req.conferenceId, req.userEndpointId, req.streamId?.id ?? "", req.iceCandidates);
   }
 
   addViewStreamIceCandidates(req: pb.AddViewStreamIceCandidatesRequest, ctx: HandlerContext) {
-    return this.media(ctx, req.conferenceId, req.userEndpointId, () => {
-      required("streamId.id", req.streamId?.id ?? "");
-      for (const c of req.iceCandidates)
-        if (c.candidate.length > 1024) throw invalidArgument("iceCandidates: too long");
-    });
+    return this.candidates(ctx, req.conferenceId, req.userEndpointId, req.streamId?.id ?? "", req.iceCandidates);
   }
 
   async getConference(req: pb.GetConferenceRequest, ctx: HandlerContext) {

@@ -4,8 +4,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/config.js";
-import type { Logger } from "../../src/observability/log.js";
-import { build, type RunningServer } from "../../src/server.js";
+import { createLogger, type Logger } from "../../src/observability/log.js";
+import { build, type RunningServer, startMedia } from "../../src/server.js";
 import { ROOT } from "./protoc.js";
 
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
@@ -23,6 +23,7 @@ export async function startServer(
   env: Record<string, string> = {},
   dataDir = tempDir(),
   logger?: Logger,
+  withMedia = false,
 ): Promise<TestServer> {
   const config = loadConfig({
     DATA_DIR: dataDir,
@@ -33,7 +34,10 @@ export async function startServer(
     SHUTDOWN_GRACE_MS: "2000",
     ...env,
   });
-  const running = await build(config, logger ? { logger } : {}).listen();
+  const log = logger ?? createLogger(config.logLevel);
+  const media = withMedia ? await startMedia(config, log) : undefined;
+  if (withMedia && media === undefined) throw new Error("no mediasoup worker: run scripts/build-mediasoup-worker.sh");
+  const running = await build(config, { logger: log, ...(media ? { media } : {}) }).listen();
   return { url: running.url, port: running.port, close: () => running.close(), dataDir };
 }
 

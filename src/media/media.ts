@@ -1,0 +1,325 @@
+/**
+ * The SFU: a pool of mediasoup workers, one router per ROUTER-mode conference, one
+ * WebRtcTransport per published or viewed stream. A view gets its own small router whose
+ * codecs use the viewer's payload types (see sdp-bridge.ts); the published producers are
+ * piped into it. Closing a transport cascades to its producers and consumers. A dead worker
+ * is replaced and the conferences it carried are told through `onWorkerDied`.
+ */
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { types } from "mediasoup";
+import type { Logger } from "../observability/log.js";
+import {
+  type AnswerSection,
+  isSupportedCodec,
+  type OfferMedia,
+  parseOffer,
+  producerParameters,
+  SdpError,
+  viewerCapabilities,
+  viewerRouterCodecs,
+  writeAnswer,
+} from "./sdp-bridge.js";
+
+export { SdpError };
+
+export interface MediaSettings {
+  readonly workerBin: string;
+  readonly workers: number;
+  readonly rtcMinPort: number;
+  readonly rtcMaxPort: number;
+  readonly listenIp: string;
+  readonly announcedIp: string | undefined;
+}
+
+const ROUTER_CODECS: types.RtpCodecCapability[] = [
+  { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 },
+  { kind: "video", mimeType: "video/VP8", clockRate: 90000 },
+  {
+    kind: "video",
+    mimeType: "video/H264",
+    clockRate: 90000,
+    parameters: { "packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1 },
+  },
+];
+
+interface Published {
+  readonly conferenceId: string;
+  readonly endpointId: string;
+  readonly transport: types.WebRtcTransport;
+  readonly producers: types.Producer[];
+  readonly views: Map<string, View>;
+}
+
+interface View {
+  readonly router: types.Router;
+  readonly transport: types.WebRtcTransport;
+  readonly endpointId: string;
+}
+
+/** The default place scripts/build-mediasoup-worker.sh puts the worker. */
+export function defaultWorkerBin(): string {
+  return path.join(
+    process.env.RTCPLANE_CACHE ?? path.join(os.homedir(), ".cache", "rtcplane"),
+    "mediasoup-worker-3.12.16",
+  );
+}
+
+export class Media {
+  private readonly workers: types.Worker[] = [];
+  private next = 0;
+  private readonly routers = new Map<string, Promise<types.Router>>();
+  private readonly streams = new Map<string, Published>();
+  private closed = false;
+  /** Told which conferences lost their media when a worker died. */
+  onWorkerDied: ((conferenceIds: string[]) => void) | undefined;
+
+  private constructor(
+    private readonly mediasoup: typeof import("mediasoup"),
+    private readonly settings: MediaSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the worker pool, or answers undefined (media unavailable) without a worker binary. */
+  static async start(settings: MediaSettings, log: Logger): Promise<Media | undefined> {
+    if (!fs.existsSync(settings.workerBin)) {
+      log.warn(
+        { workerBin: settings.workerBin },
+        "no mediasoup worker binary: publish/view answer 412 (run scripts/build-mediasoup-worker.sh)",
+      );
+      return undefined;
+    }
+    process.env.MEDIASOUP_WORKER_BIN = settings.workerBin;
+    const mediasoup = await import("mediasoup");
+    const media = new Media(mediasoup, settings, log);
+    for (let i = 0; i < settings.workers; i++) await media.addWorker();
+    log.info({ workers: settings.workers }, "mediasoup workers started");
+    return media;
+  }
+
+  private async addWorker(): Promise<types.Worker> {
+    const worker = await this.mediasoup.createWorker({
+      rtcMinPort: this.settings.rtcMinPort,
+      rtcMaxPort: this.settings.rtcMaxPort,
+      logLevel: "warn",
+    });
+    this.workers.push(worker);
+    worker.on("died", (err) => {
+      this.log.error({ err, pid: worker.pid }, "mediasoup worker died; replacing it");
+      this.workers.splice(this.workers.indexOf(worker), 1);
+      const lost = new Set<string>();
+      for (const [id, router] of this.routers) {
+        void router.then((r) => {
+          if (r.closed) this.routers.delete(id);
+        });
+        lost.add(id);
+      }
+      for (const [streamId, s] of this.streams) {
+        if (s.transport.closed) {
+          lost.add(s.conferenceId);
+          this.streams.delete(streamId);
+        }
+      }
+      if (!this.closed) {
+        this.addWorker().catch((e) => this.log.error({ err: e }, "could not replace the mediasoup worker"));
+        this.onWorkerDied?.([...lost]);
+      }
+    });
+    return worker;
+  }
+
+  private worker(): types.Worker {
+    const w = this.workers[this.next++ % this.workers.length];
+    if (w === undefined) throw new Error("no mediasoup worker is running");
+    return w;
+  }
+
+  /** One router per conference; concurrent callers share one creation. */
+  private router(conferenceId: string): Promise<types.Router> {
+    let r = this.routers.get(conferenceId);
+    if (r === undefined) {
+      r = this.worker().createRouter({ mediaCodecs: ROUTER_CODECS });
+      this.routers.set(conferenceId, r);
+      r.catch(() => this.routers.delete(conferenceId));
+    }
+    return r;
+  }
+
+  private transport(router: types.Router): Promise<types.WebRtcTransport> {
+    return router.createWebRtcTransport({
+      listenIps: [
+        {
+          ip: this.settings.listenIp,
+          ...(this.settings.announcedIp ? { announcedIp: this.settings.announcedIp } : {}),
+        },
+      ],
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+    });
+  }
+
+  hasStream(streamId: string): boolean {
+    return this.streams.has(streamId);
+  }
+
+  /** Publishes a browser's sendonly offer; answers with the SDP to apply. */
+  async publish(conferenceId: string, endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
+    const offer = parseOffer(sdpOffer);
+    const router = await this.router(conferenceId);
+    const transport = await this.transport(router);
+    try {
+      await transport.connect({
+        dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
+      });
+      const producers: types.Producer[] = [];
+      const sections: AnswerSection[] = [];
+      for (const media of offer.medias) {
+        if (media.kind === "application" || !["sendonly", "sendrecv"].includes(media.direction)) {
+          sections.push({ media, direction: "recvonly" });
+          continue;
+        }
+        const produced = await this.produce(transport, media);
+        if (produced === undefined)
+          throw new SdpError(`m-line ${media.index} (${media.kind}) offers no codec the SFU supports`);
+        producers.push(produced);
+        sections.push({ media, direction: "recvonly", rtpParameters: produced.rtpParameters });
+      }
+      if (producers.length === 0) throw new SdpError("the offer sends no audio or video");
+      this.streams.set(streamId, { conferenceId, endpointId, transport, producers, views: new Map() });
+      return writeAnswer(transport, sections);
+    } catch (e) {
+      transport.close();
+      throw e;
+    }
+  }
+
+  private async produce(transport: types.WebRtcTransport, media: OfferMedia): Promise<types.Producer | undefined> {
+    for (const codec of media.codecs.filter(isSupportedCodec)) {
+      try {
+        return await transport.produce({
+          kind: media.kind as types.MediaKind,
+          rtpParameters: producerParameters(media, codec),
+        });
+      } catch (e) {
+        if ((e as Error).name !== "UnsupportedError" && (e as Error).name !== "TypeError") throw e;
+      }
+    }
+    return undefined;
+  }
+
+  /** Views a published stream with a browser's recvonly offer; answers with the SDP to apply. */
+  async view(streamId: string, viewerId: string, endpointId: string, sdpOffer: string): Promise<string> {
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) throw new SdpError(`stream ${streamId} is not published`);
+    const offer = parseOffer(sdpOffer);
+    const sourceRouter = await this.router(stream.conferenceId);
+    const router = await this.worker().createRouter({ mediaCodecs: viewerRouterCodecs(offer) });
+    try {
+      const transport = await this.transport(router);
+      await transport.connect({
+        dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
+      });
+      const sections: AnswerSection[] = [];
+      const consumers: types.Consumer[] = [];
+      const used = new Set<string>();
+      for (const media of offer.medias) {
+        const producer = stream.producers.find((p) => p.kind === media.kind && !used.has(p.id));
+        if (
+          media.kind === "application" ||
+          producer === undefined ||
+          !["recvonly", "sendrecv"].includes(media.direction)
+        ) {
+          sections.push({ media, direction: "sendonly" });
+          continue;
+        }
+        used.add(producer.id);
+        await sourceRouter.pipeToRouter({ producerId: producer.id, router });
+        const consumer = await transport.consume({
+          producerId: producer.id,
+          rtpCapabilities: viewerCapabilities(media, router.rtpCapabilities),
+          paused: true,
+        });
+        consumers.push(consumer);
+        sections.push({
+          media,
+          direction: "sendonly",
+          rtpParameters: { ...consumer.rtpParameters, mid: media.mid },
+          msid: `${streamId} ${consumer.id}`,
+        });
+      }
+      if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
+      const old = stream.views.get(viewerId);
+      old?.router.close();
+      stream.views.set(viewerId, { router, transport, endpointId });
+      // Created paused, resumed once the answer exists: the first packets carry a key frame.
+      for (const c of consumers) await c.resume();
+      return writeAnswer(transport, sections);
+    } catch (e) {
+      router.close();
+      if ((e as Error).name === "UnsupportedError")
+        throw new SdpError(`the viewer cannot receive this stream: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  /** Stops one view; an unknown viewer is not an error (clients send their own ids). */
+  stopView(streamId: string, viewerId: string): boolean {
+    const stream = this.streams.get(streamId);
+    const view = stream?.views.get(viewerId);
+    if (stream === undefined || view === undefined) return false;
+    view.router.close();
+    stream.views.delete(viewerId);
+    return true;
+  }
+
+  unpublish(streamId: string): void {
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return;
+    for (const view of stream.views.values()) view.router.close();
+    stream.transport.close();
+    this.streams.delete(streamId);
+  }
+
+  async setMaxIncomingBitrate(streamId: string, bitrate: number): Promise<void> {
+    const stream = this.streams.get(streamId);
+    if (stream !== undefined && bitrate > 0) await stream.transport.setMaxIncomingBitrate(bitrate);
+  }
+
+  /** Closes everything an endpoint published or viewed (leave, unregister, expiry). */
+  closeEndpoint(conferenceId: string, endpointId: string): string[] {
+    const unpublished: string[] = [];
+    for (const [streamId, stream] of this.streams) {
+      if (stream.conferenceId !== conferenceId) continue;
+      for (const [viewerId, view] of stream.views) {
+        if (view.endpointId === endpointId) {
+          view.router.close();
+          stream.views.delete(viewerId);
+        }
+      }
+      if (stream.endpointId === endpointId) {
+        this.unpublish(streamId);
+        unpublished.push(streamId);
+      }
+    }
+    return unpublished;
+  }
+
+  closeConference(conferenceId: string): void {
+    for (const [streamId, stream] of this.streams) if (stream.conferenceId === conferenceId) this.unpublish(streamId);
+    void this.routers.get(conferenceId)?.then((r) => r.close());
+    this.routers.delete(conferenceId);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.workers) w.close();
+  }
+
+  /** A generated stream id. */
+  static newStreamId(): string {
+    return randomUUID();
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Real media end to end: two libwebrtc peers (@roamhq/wrtc) and the mediasoup SFU (a real
+ * worker built by scripts/build-mediasoup-worker.sh). Peer A publishes synthetic video and
+ * audio through the REST API; peer B views it with its own offer, decodes frames whose
+ * content changes; unpublishing stops B's frames and tells everyone.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import wrtc from "@roamhq/wrtc";
+import { createApp, startServer, type TestServer } from "../helpers/server.js";
+
+type Json = Record<string, unknown>;
+/** The parts of wrtc's nonstandard (untyped) API the test uses. */
+interface VideoFrame {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+const { RTCPeerConnection, nonstandard } = wrtc as unknown as {
+  RTCPeerConnection: typeof globalThis.RTCPeerConnection;
+  nonstandard: {
+    RTCVideoSource: new () => { createTrack(): MediaStreamTrack; onFrame(frame: VideoFrame): void };
+    RTCVideoSink: new (
+      track: MediaStreamTrack,
+    ) => { onframe: ((e: { frame: VideoFrame }) => void) | null; stop(): void };
+    RTCAudioSource: new () => {
+      createTrack(): MediaStreamTrack;
+      onData(data: {
+        samples: Int16Array;
+        sampleRate: number;
+        bitsPerSample: number;
+        channelCount: number;
+        numberOfFrames: number;
+      }): void;
+    };
+  };
+};
+
+let server: TestServer;
+let token: string;
+
+before(async () => {
+  server = await startServer({}, undefined, undefined, true);
+  const app = await createApp(server.url);
+  const res = await fetch(`${server.url}/security/oauth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
+  });
+  token = ((await res.json()) as { access_token: string }).access_token;
+});
+after(() => server.close());
+
+async function api(path: string, body: unknown): Promise<{ status: number; json: Json }> {
+  const res = await fetch(`${server.url}/rtc-api/conferences/${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json };
+}
+
+async function until(what: string, check: () => boolean, ms = 15000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("media through the SFU (libwebrtc peers)", () => {
+  it("A publishes video+audio, B views it and decodes changing frames; unpublish stops them", async () => {
+    const conferenceId = "media-wrtc";
+    assert.equal((await api("create", { conferenceId, mode: "ROUTER" })).status, 200);
+    assert.equal((await api("join", { conferenceId, userEndpointId: "pub", userId: "alice" })).status, 200);
+    assert.equal((await api("join", { conferenceId, userEndpointId: "sub", userId: "bob" })).status, 200);
+
+    const width = 320;
+    const height = 240;
+    const video = new nonstandard.RTCVideoSource();
+    const audio = new nonstandard.RTCAudioSource();
+    const a = new RTCPeerConnection();
+    const b = new RTCPeerConnection();
+    let frameNo = 0;
+    const pushVideo = setInterval(() => {
+      const data = new Uint8Array(width * height * 1.5);
+      data.fill((frameNo++ * 9) % 200, 0, width * height);
+      data.fill(128, width * height);
+      video.onFrame({ width, height, data });
+    }, 33);
+    const pushAudio = setInterval(() => {
+      const samples = new Int16Array(480).map((_, i) => Math.round(Math.sin(i / 8) * 8000));
+      audio.onData({ samples, sampleRate: 48000, bitsPerSample: 16, channelCount: 1, numberOfFrames: 480 });
+    }, 10);
+    try {
+      a.addTransceiver(video.createTrack(), { direction: "sendonly" });
+      a.addTransceiver(audio.createTrack(), { direction: "sendonly" });
+      await a.setLocalDescription(await a.createOffer());
+      const published = await api("publishStream", {
+        conferenceId,
+        userEndpointId: "pub",
+        conferenceStreamType: "MIC_AND_CAM",
+        sdpOffer: a.localDescription?.sdp,
+        metadata: { portraitMode: false },
+      });
+      assert.equal(published.status, 200, JSON.stringify(published.json));
+      const streamId = (published.json.streamId as { id: string }).id;
+      const answer = published.json.sdpAnswer as string;
+      assert.match(answer, /a=ice-lite/);
+      assert.match(answer, /a=candidate:/, "the answer carries the server's candidates");
+      await a.setRemoteDescription({ type: "answer", sdp: answer });
+
+      // B views with its own recvonly offer, naming the publisher's endpoint as clients do.
+      b.addTransceiver("video", { direction: "recvonly" });
+      b.addTransceiver("audio", { direction: "recvonly" });
+      const frames: number[] = [];
+      b.ontrack = (e) => {
+        if (e.track.kind !== "video") return;
+        const sink = new nonstandard.RTCVideoSink(e.track);
+        sink.onframe = ({ frame }) => frames.push(frame.data[0] ?? 0);
+      };
+      await b.setLocalDescription(await b.createOffer());
+      const viewed = await api("viewStream", {
+        conferenceId,
+        userEndpointId: "pub",
+        streamId: { id: streamId },
+        sdpOffer: b.localDescription?.sdp,
+      });
+      assert.equal(viewed.status, 200, JSON.stringify(viewed.json));
+      assert.ok((viewed.json.viewerId as string).length > 0);
+      await b.setRemoteDescription({ type: "answer", sdp: viewed.json.sdpAnswer as string });
+
+      await until("30 decoded frames", () => frames.length >= 30);
+      assert.ok(new Set(frames).size > 3, "the frame content changes");
+
+      const view = await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/simpleView`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const simple = (await view.json()) as { participants: { endpoints: { id: string; streams: Json[] }[] }[] };
+      const pub = simple.participants.flatMap((p) => p.endpoints).find((e) => e.id === "pub");
+      assert.deepEqual(pub?.streams, [{ id: streamId, metadata: { portraitMode: false }, type: "MIC_AND_CAM" }]);
+
+      assert.equal(
+        (await api("unpublishStream", { conferenceId, userEndpointId: "pub", streamId: { id: streamId } })).status,
+        204,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const stoppedAt = frames.length;
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(frames.length - stoppedAt <= 2, `frames kept coming after unpublish: ${frames.length - stoppedAt}`);
+      const events = await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/events?v=0`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const types = ((await events.json()) as Json[]).map((e) => [e.type, e.streamId, e.streamType]);
+      assert.deepEqual(types.slice(-2), [
+        ["ConferenceStreamPublishedEvent", streamId, "MIC_AND_CAM"],
+        ["ConferenceStreamUnpublishedEvent", streamId, "MIC_AND_CAM"],
+      ]);
+      // Tolerated as clients send it: stopping an unknown viewer.
+      assert.equal(
+        (
+          await api("stopViewStream", {
+            conferenceId,
+            userEndpointId: "sub",
+            streamId: { id: streamId },
+            viewerId: "sub",
+          })
+        ).status,
+        204,
+      );
+    } finally {
+      clearInterval(pushVideo);
+      clearInterval(pushAudio);
+      a.close();
+      b.close();
+    }
+  });
+
+  it("refuses media on P2P conferences and bad offers with clear errors", async () => {
+    assert.equal((await api("create", { conferenceId: "p2p-media", mode: "P2P" })).status, 200);
+    await api("join", { conferenceId: "p2p-media", userEndpointId: "p1", userId: "u" });
+    const p2p = await api("publishStream", {
+      conferenceId: "p2p-media",
+      userEndpointId: "p1",
+      conferenceStreamType: "CAM",
+      sdpOffer: "v=0\r\n",
+    });
+    assert.equal(p2p.status, 412);
+    assert.match(p2p.json.message as string, /P2P/);
+    await api("create", { conferenceId: "bad-offers" });
+    await api("join", { conferenceId: "bad-offers", userEndpointId: "x1", userId: "u" });
+    for (const sdpOffer of ["hello", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"]) {
+      const r = await api("publishStream", {
+        conferenceId: "bad-offers",
+        userEndpointId: "x1",
+        conferenceStreamType: "CAM",
+        sdpOffer,
+      });
+      assert.equal(r.status, 400, sdpOffer);
+      assert.match(r.json.message as string, /sdpOffer/);
+    }
+    const missing = await api("viewStream", {
+      conferenceId: "bad-offers",
+      userEndpointId: "x1",
+      streamId: { id: "nope" },
+      sdpOffer: "v=0",
+    });
+    assert.equal(missing.status, 404);
+  });
+});
