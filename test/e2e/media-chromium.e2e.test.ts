@@ -1,0 +1,150 @@
+/**
+ * Real browsers through the SFU: Debian's headless Chromium (playwright-core) with a fake
+ * camera publishes via the REST API from one page; a second page views it, and getStats()
+ * shows framesDecoded growing. Pages come from another origin (CORS on the one port).
+ */
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { chromium } from "playwright-core";
+import { createApp, startServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+let pages: http.Server;
+let pageUrl: string;
+let token: string;
+
+/** The page's script: publish(base, token, conference, endpoint) and view(...), via fetch. */
+const PAGE = `<!doctype html><html><body><script>
+async function call(base, token, path, body) {
+  const res = await fetch(base + "/rtc-api/conferences/" + path, {
+    method: "POST",
+    headers: { authorization: "Bearer " + token, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (res.status !== 200) throw new Error(path + " " + res.status + " " + JSON.stringify(json));
+  return json;
+}
+window.publish = async (base, token, conferenceId, userEndpointId) => {
+  const media = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+  const pc = new RTCPeerConnection();
+  for (const track of media.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  const r = await call(base, token, "publishStream", {
+    conferenceId, userEndpointId, conferenceStreamType: "MIC_AND_CAM", sdpOffer: pc.localDescription.sdp,
+  });
+  await pc.setRemoteDescription({ type: "answer", sdp: r.sdpAnswer });
+  window.pc = pc;
+  return r.streamId.id;
+};
+window.view = async (base, token, conferenceId, userEndpointId, streamId) => {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  const r = await call(base, token, "viewStream", {
+    conferenceId, userEndpointId, streamId: { id: streamId }, sdpOffer: pc.localDescription.sdp,
+  });
+  await pc.setRemoteDescription({ type: "answer", sdp: r.sdpAnswer });
+  window.pc = pc;
+  return r.viewerId;
+};
+window.framesDecoded = async () => {
+  let n = 0;
+  (await window.pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") n = s.framesDecoded || 0;
+  });
+  return n;
+};
+document.title = "ready";
+</script></body></html>`;
+
+before(async () => {
+  server = await startServer({}, undefined, undefined, true);
+  const app = await createApp(server.url);
+  const res = await fetch(`${server.url}/security/oauth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
+  });
+  token = ((await res.json()) as { access_token: string }).access_token;
+  pages = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end(PAGE));
+  await new Promise<void>((r) => pages.listen(0, "127.0.0.1", r));
+  pageUrl = `http://localhost:${(pages.address() as AddressInfo).port}/`;
+});
+
+after(async () => {
+  await new Promise<void>((r) => pages.close(() => r()));
+  await server.close();
+});
+
+describe("media through the SFU (headless Chromium)", () => {
+  it("a page publishes the fake camera, another views it and decodes frames", async () => {
+    const base = server.url;
+    const call = (path: string, body: unknown) =>
+      fetch(`${base}/rtc-api/conferences/${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    assert.equal((await call("create", { conferenceId: "browser-media" })).status, 200);
+    await call("join", { conferenceId: "browser-media", userEndpointId: "cam", userId: "alice" });
+    await call("join", { conferenceId: "browser-media", userEndpointId: "screen", userId: "bob" });
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+      ],
+    });
+    try {
+      const context = await browser.newContext();
+      const publisher = await context.newPage();
+      const viewer = await context.newPage();
+      for (const p of [publisher, viewer]) {
+        await p.goto(pageUrl);
+        await p.waitForFunction(() => document.title === "ready");
+      }
+      const streamId = await publisher.evaluate(
+        ([b, t]) =>
+          (window as unknown as { publish: (...a: string[]) => Promise<string> }).publish(
+            b as string,
+            t as string,
+            "browser-media",
+            "cam",
+          ),
+        [base, token],
+      );
+      await viewer.evaluate(
+        ([b, t, s]) =>
+          (window as unknown as { view: (...a: string[]) => Promise<string> }).view(
+            b as string,
+            t as string,
+            "browser-media",
+            "screen",
+            s as string,
+          ),
+        [base, token, streamId],
+      );
+      const decoded = () =>
+        viewer.evaluate(() => (window as unknown as { framesDecoded: () => Promise<number> }).framesDecoded());
+      const deadline = Date.now() + 20000;
+      let first = 0;
+      while ((first = await decoded()) < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      assert.ok(first >= 10, `the viewer decoded ${first} frames`);
+      await new Promise((r) => setTimeout(r, 1000));
+      const later = await decoded();
+      assert.ok(later > first, `framesDecoded grows: ${first} → ${later}`);
+    } finally {
+      await browser.close();
+    }
+  });
+});
