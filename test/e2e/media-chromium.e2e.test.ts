@@ -137,8 +137,11 @@ describe("media through the SFU (headless Chromium)", () => {
       const decoded = () =>
         viewer.evaluate(() => (window as unknown as { framesDecoded: () => Promise<number> }).framesDecoded());
       const deadline = Date.now() + 20000;
-      let first = 0;
-      while ((first = await decoded()) < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      let first = await decoded();
+      while (first < 10 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        first = await decoded();
+      }
       assert.ok(first >= 10, `the viewer decoded ${first} frames`);
       await new Promise((r) => setTimeout(r, 1000));
       const later = await decoded();
