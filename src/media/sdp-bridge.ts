@@ -86,7 +86,13 @@ export function parseOffer(sdp: string): ParsedOffer {
         if (Number.isInteger(apt)) rtx.set(apt, r.payload);
       }
     }
-    const codecs: OfferCodec[] = (m.rtp ?? [])
+    // Preference order is the m-line's payload list, not the order of the rtpmap lines.
+    const order = String(m.payloads ?? "")
+      .split(" ")
+      .map(Number);
+    const rank = (pt: number) => (order.includes(pt) ? order.indexOf(pt) : order.length);
+    const codecs: OfferCodec[] = [...(m.rtp ?? [])]
+      .sort((x, y) => rank(x.payload) - rank(y.payload))
       .filter((r) => !["rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"].includes(r.codec.toLowerCase()))
       .map((r) => ({
         payloadType: r.payload,
