@@ -28,6 +28,7 @@ const TRANSPORT: TransportInfo = {
       protocol: "udp" as const,
       port: 40001,
       type: "host" as const,
+      tcpType: undefined,
     },
     {
       foundation: "tcpcandidate",
