@@ -121,6 +121,11 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const media = options.media;
   conferences.onParticipantLeft = (conferenceId, endpointId) => media?.closeEndpoint(conferenceId, endpointId);
   conferences.onConferenceEnded = (conferenceId) => media?.closeConference(conferenceId);
+  if (media !== undefined) {
+    media.onStreamsLost = (lost) => {
+      for (const l of lost) conferences.streamLost(l.conferenceId, l.endpointId, l.streamId);
+    };
+  }
   const spreedHub = new SpreedHub(serverKey, config.spreed, logger);
   const spreedAppId = config.spreed.appId;
   if (spreedAppId !== undefined) {

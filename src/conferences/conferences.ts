@@ -343,6 +343,22 @@ export class Conferences {
     );
   }
 
+  /**
+   * The SFU lost a stream (its worker died): the stream is unpublished with the usual event
+   * and its publisher is marked SICK until it publishes again or keeps alive.
+   */
+  streamLost(conferenceId: string, endpointId: string, streamId: string): void {
+    const c = this.repo.get(conferenceId);
+    const p = c && this.repo.participant(c.seq, endpointId);
+    if (c === undefined || p === undefined) return;
+    try {
+      this.streamUnpublished(c.appId, conferenceId, { appId: c.appId, userId: p.userId, endpointId }, streamId, false);
+    } catch (err) {
+      this.log.warn({ err, conferenceId, streamId }, "could not record a lost stream");
+    }
+    this.setEndpointState(endpointId, "SICK");
+  }
+
   /** A published stream of the conference, by id (viewers may name any endpoint). */
   findStream(appId: string, conferenceId: string, streamId: string): StreamRow {
     const c = this.find(appId, conferenceId);

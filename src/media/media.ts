@@ -73,8 +73,8 @@ export class Media {
   private readonly routers = new Map<string, Promise<types.Router>>();
   private readonly streams = new Map<string, Published>();
   private closed = false;
-  /** Told which conferences lost their media when a worker died. */
-  onWorkerDied: ((conferenceIds: string[]) => void) | undefined;
+  /** Told which streams were lost when a worker died (their publishers are told too). */
+  onStreamsLost: ((lost: { conferenceId: string; endpointId: string; streamId: string }[]) => void) | undefined;
 
   private constructor(
     private readonly mediasoup: typeof import("mediasoup"),
@@ -109,25 +109,34 @@ export class Media {
     worker.on("died", (err) => {
       this.log.error({ err, pid: worker.pid }, "mediasoup worker died; replacing it");
       this.workers.splice(this.workers.indexOf(worker), 1);
-      const lost = new Set<string>();
-      for (const [id, router] of this.routers) {
-        void router.then((r) => {
-          if (r.closed) this.routers.delete(id);
-        });
-        lost.add(id);
-      }
-      for (const [streamId, s] of this.streams) {
-        if (s.transport.closed) {
-          lost.add(s.conferenceId);
-          this.streams.delete(streamId);
-        }
-      }
-      if (!this.closed) {
-        this.addWorker().catch((e) => this.log.error({ err: e }, "could not replace the mediasoup worker"));
-        this.onWorkerDied?.([...lost]);
-      }
+      void this.afterWorkerDied();
     });
     return worker;
+  }
+
+  /** Forgets routers and streams the dead worker took with it, then starts a replacement. */
+  private async afterWorkerDied(): Promise<void> {
+    if (this.closed) return;
+    for (const [id, router] of [...this.routers]) {
+      const r = await router.catch(() => undefined);
+      if (r === undefined || r.closed) this.routers.delete(id);
+    }
+    const lost: { conferenceId: string; endpointId: string; streamId: string }[] = [];
+    for (const [streamId, s] of [...this.streams]) {
+      // A stream is lost when its own transport or the conference router went with the worker.
+      if (s.transport.closed || !this.routers.has(s.conferenceId)) {
+        this.unpublish(streamId);
+        lost.push({ conferenceId: s.conferenceId, endpointId: s.endpointId, streamId });
+      } else {
+        for (const [viewerId, view] of [...s.views]) if (view.router.closed) s.views.delete(viewerId);
+      }
+    }
+    try {
+      await this.addWorker();
+    } catch (e) {
+      this.log.error({ err: e }, "could not replace the mediasoup worker");
+    }
+    if (lost.length > 0) this.onStreamsLost?.(lost);
   }
 
   private worker(): types.Worker {
@@ -159,6 +168,11 @@ export class Media {
       enableTcp: true,
       preferUdp: true,
     });
+  }
+
+  /** Process ids of the running workers (operators and tests use them). */
+  workerPids(): number[] {
+    return this.workers.map((w) => w.pid);
   }
 
   hasStream(streamId: string): boolean {

@@ -177,6 +177,60 @@ describe("media through the SFU (libwebrtc peers)", () => {
     }
   });
 
+  it("survives its workers dying: lost streams are unpublished, publishers SICK, new workers serve", async () => {
+    const conferenceId = "worker-death";
+    await api("create", { conferenceId });
+    await api("join", { conferenceId, userEndpointId: "w1", userId: "wes" });
+    const publishOnce = async () => {
+      const source = new nonstandard.RTCVideoSource();
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver(source.createTrack(), { direction: "sendonly" });
+      await pc.setLocalDescription(await pc.createOffer());
+      const r = await api("publishStream", {
+        conferenceId,
+        userEndpointId: "w1",
+        conferenceStreamType: "CAM",
+        sdpOffer: pc.localDescription?.sdp,
+      });
+      pc.close();
+      return r;
+    };
+    const first = await publishOnce();
+    assert.equal(first.status, 200);
+    const pids = server.media?.workerPids() ?? [];
+    assert.ok(pids.length > 0);
+    for (const pid of pids) process.kill(pid, "SIGKILL");
+    const get = async () =>
+      (await (
+        await fetch(`${server.url}/rtc-api/conferences/${conferenceId}`, {
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).json()) as {
+        participants: { id: string; state: string; streams: unknown[] }[];
+      };
+    const deadline = Date.now() + 10000;
+    let conf = await get();
+    while ((conf.participants[0]?.streams.length ?? 0) > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      conf = await get();
+    }
+    assert.deepEqual(conf.participants[0]?.streams, [], "the lost stream is gone");
+    assert.equal(conf.participants[0]?.state, "SICK");
+    const events = (await (
+      await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/events?v=0`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as Json[];
+    assert.equal(events.at(-1)?.type, "ConferenceStreamUnpublishedEvent");
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200, "the server lives on");
+    const again = await publishOnce();
+    assert.equal(again.status, 200, JSON.stringify(again.json));
+    assert.ok(
+      (server.media?.workerPids() ?? []).every((p) => !pids.includes(p)),
+      "workers were replaced",
+    );
+  });
+
   it("refuses media on P2P conferences and bad offers with clear errors", async () => {
     assert.equal((await api("create", { conferenceId: "p2p-media", mode: "P2P" })).status, 200);
     await api("join", { conferenceId: "p2p-media", userEndpointId: "p1", userId: "u" });

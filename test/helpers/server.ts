@@ -4,6 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/config.js";
+import type { Media } from "../../src/media/media.js";
 import { createLogger, type Logger } from "../../src/observability/log.js";
 import { build, type RunningServer, startMedia } from "../../src/server.js";
 import { ROOT } from "./protoc.js";
@@ -17,6 +18,8 @@ export function tempDir(prefix = "rtcplane-e2e-"): string {
 
 export interface TestServer extends RunningServer {
   readonly dataDir: string;
+  /** The SFU, when started with media. */
+  readonly media?: Media;
 }
 
 export async function startServer(
@@ -38,7 +41,7 @@ export async function startServer(
   const media = withMedia ? await startMedia(config, log) : undefined;
   if (withMedia && media === undefined) throw new Error("no mediasoup worker: run scripts/build-mediasoup-worker.sh");
   const running = await build(config, { logger: log, ...(media ? { media } : {}) }).listen();
-  return { url: running.url, port: running.port, close: () => running.close(), dataDir };
+  return { url: running.url, port: running.port, close: () => running.close(), dataDir, ...(media ? { media } : {}) };
 }
 
 export interface CommandResult {
