@@ -41,6 +41,8 @@ export interface Config {
     readonly workers: number;
     /** Where RTP sockets listen; with ANNOUNCED_IP unset, loopback (local use only). */
     readonly listenIp: string;
+    /** How often ConferenceNetworkIndicatorUpdatedEvent is computed (0 = never). */
+    readonly statsIntervalMs: number;
   };
   /** Conference API settings. */
   readonly conference: {
@@ -225,6 +227,7 @@ export function loadConfig(env: Env = process.env): Config {
       workerBin: optional(env, "MEDIASOUP_WORKER_BIN"),
       workers: integer(env, "MEDIA_WORKERS", Math.min(os.availableParallelism(), 4), 1, 64),
       listenIp: optional(env, "RTC_LISTEN_IP") ?? (announcedIp === undefined ? "127.0.0.1" : "0.0.0.0"),
+      statsIntervalMs: integer(env, "MEDIA_STATS_INTERVAL_MS", 5000, 0, 3600000),
     },
     conference: {
       maxWaitersPerConference: integer(env, "LONG_POLL_MAX_WAITERS_PER_CONFERENCE", 1000, 1, 100000),

@@ -72,6 +72,7 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
       rtcMaxPort: config.rtcMaxPort,
       listenIp: config.media.listenIp,
       announcedIp: config.announcedIp,
+      statsIntervalMs: config.media.statsIntervalMs,
     },
     logger,
   );
@@ -122,6 +123,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   conferences.onParticipantLeft = (conferenceId, endpointId) => media?.closeEndpoint(conferenceId, endpointId);
   conferences.onConferenceEnded = (conferenceId) => media?.closeConference(conferenceId);
   if (media !== undefined) {
+    media.onNetworkIndicators = (conferenceId, indicators) =>
+      conferences.observe(conferenceId, "ConferenceNetworkIndicatorUpdatedEvent", indicators);
     media.onStreamsLost = (lost) => {
       for (const l of lost) conferences.streamLost(l.conferenceId, l.endpointId, l.streamId);
     };

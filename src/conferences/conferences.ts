@@ -596,6 +596,16 @@ export class Conferences {
     }
   }
 
+  /**
+   * An observation about the conference (network indicators): pushed to participants and
+   * waiters without a conferenceVersion, neither logged nor versioned.
+   */
+  observe(conferenceId: string, type: string, fields: Json): void {
+    const c = this.repo.get(conferenceId);
+    if (c === undefined || c.ended) return;
+    this.bus.publish(conferenceId, this.event(c, type, undefined, fields, null), this.recipients(c), false);
+  }
+
   /** Marks an endpoint's participations HEALTHY or SICK (an observation: no version change). */
   setEndpointState(endpointId: string, state: HealthState): void {
     this.repo.setEndpointState(endpointId, state);

@@ -32,6 +32,16 @@ export interface MediaSettings {
   readonly rtcMaxPort: number;
   readonly listenIp: string;
   readonly announcedIp: string | undefined;
+  /** How often network indicators are computed per conference with media (0 = never). */
+  readonly statsIntervalMs: number;
+}
+
+/** One endpoint's network figures, as ConferenceNetworkIndicatorUpdatedEvent carries them. */
+export interface EndpointIndicator {
+  averageJitter: number;
+  averageRtt: number;
+  averageNetworkQuality: number;
+  grade: "OPTIMAL" | "SUBOPTIMAL" | "BAD";
 }
 
 const ROUTER_CODECS: types.RtpCodecCapability[] = [
@@ -56,6 +66,7 @@ interface Published {
 interface View {
   readonly router: types.Router;
   readonly transport: types.WebRtcTransport;
+  readonly consumers: types.Consumer[];
   readonly endpointId: string;
 }
 
@@ -73,6 +84,14 @@ export class Media {
   private readonly routers = new Map<string, Promise<types.Router>>();
   private readonly streams = new Map<string, Published>();
   private closed = false;
+  private statsTimer: NodeJS.Timeout | undefined;
+  /** Told every statsIntervalMs, per conference with media, how its endpoints' networks are. */
+  onNetworkIndicators:
+    | ((
+        conferenceId: string,
+        indicators: { averageNetworkQuality: number; participantIndicatorMap: Record<string, EndpointIndicator> },
+      ) => void)
+    | undefined;
   /** Told which streams were lost when a worker died (their publishers are told too). */
   onStreamsLost: ((lost: { conferenceId: string; endpointId: string; streamId: string }[]) => void) | undefined;
 
@@ -95,6 +114,10 @@ export class Media {
     const mediasoup = await import("mediasoup");
     const media = new Media(mediasoup, settings, log);
     for (let i = 0; i < settings.workers; i++) await media.addWorker();
+    if (settings.statsIntervalMs > 0) {
+      media.statsTimer = setInterval(() => void media.reportIndicators(), settings.statsIntervalMs);
+      media.statsTimer.unref();
+    }
     log.info({ workers: settings.workers }, "mediasoup workers started");
     return media;
   }
@@ -168,6 +191,65 @@ export class Media {
       enableTcp: true,
       preferUdp: true,
     });
+  }
+
+  /**
+   * Network indicators from mediasoup's stats: jitter and score of what each publisher sends
+   * us, round-trip time and score of what each viewer receives. Score 0–10 → grade.
+   */
+  private async reportIndicators(): Promise<void> {
+    const byConference = new Map<string, Map<string, { jitter: number[]; rtt: number[]; score: number[] }>>();
+    const add = (conferenceId: string, endpointId: string) => {
+      const c = byConference.get(conferenceId) ?? new Map();
+      byConference.set(conferenceId, c);
+      const e = c.get(endpointId) ?? { jitter: [], rtt: [], score: [] };
+      c.set(endpointId, e);
+      return e as { jitter: number[]; rtt: number[]; score: number[] };
+    };
+    try {
+      for (const stream of this.streams.values()) {
+        const pub = add(stream.conferenceId, stream.endpointId);
+        for (const p of stream.producers) {
+          for (const s of await p.getStats()) {
+            pub.jitter.push(s.jitter ?? 0);
+            pub.score.push(s.score ?? 10);
+            if (typeof s.roundTripTime === "number") pub.rtt.push(s.roundTripTime);
+          }
+        }
+        for (const view of stream.views.values()) {
+          const viewer = add(stream.conferenceId, view.endpointId);
+          for (const consumer of view.consumers) {
+            for (const s of await consumer.getStats()) {
+              if (s.type !== "outbound-rtp") continue;
+              viewer.score.push(s.score ?? 10);
+              if (typeof s.roundTripTime === "number") viewer.rtt.push(s.roundTripTime);
+            }
+          }
+        }
+      }
+    } catch (err) {
+      this.log.debug({ err }, "media stats unavailable");
+      return;
+    }
+    const mean = (xs: number[], fallback: number) =>
+      xs.length === 0 ? fallback : xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const [conferenceId, endpoints] of byConference) {
+      const participantIndicatorMap: Record<string, EndpointIndicator> = {};
+      for (const [endpointId, e] of endpoints) {
+        const quality = Math.round(mean(e.score, 10) * 10) / 10;
+        participantIndicatorMap[endpointId] = {
+          averageJitter: Math.round(mean(e.jitter, 0) * 10) / 10,
+          averageRtt: Math.round(mean(e.rtt, 0) * 10) / 10,
+          averageNetworkQuality: quality,
+          grade: quality >= 8 ? "OPTIMAL" : quality >= 5 ? "SUBOPTIMAL" : "BAD",
+        };
+      }
+      const all = Object.values(participantIndicatorMap).map((i) => i.averageNetworkQuality);
+      this.onNetworkIndicators?.(conferenceId, {
+        averageNetworkQuality: Math.round(mean(all, 10) * 10) / 10,
+        participantIndicatorMap,
+      });
+    }
   }
 
   /** Process ids of the running workers (operators and tests use them). */
@@ -267,7 +349,7 @@ export class Media {
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
       const old = stream.views.get(viewerId);
       old?.router.close();
-      stream.views.set(viewerId, { router, transport, endpointId });
+      stream.views.set(viewerId, { router, transport, consumers, endpointId });
       // Created paused, resumed once the answer exists: the first packets carry a key frame.
       for (const c of consumers) await c.resume();
       return writeAnswer(transport, sections);
@@ -329,6 +411,7 @@ export class Media {
 
   close(): void {
     this.closed = true;
+    if (this.statsTimer !== undefined) clearInterval(this.statsTimer);
     for (const w of this.workers) w.close();
   }
 

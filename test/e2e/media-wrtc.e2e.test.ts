@@ -40,7 +40,7 @@ let server: TestServer;
 let token: string;
 
 before(async () => {
-  server = await startServer({}, undefined, undefined, true);
+  server = await startServer({ MEDIA_STATS_INTERVAL_MS: "500" }, undefined, undefined, true);
   const app = await createApp(server.url);
   const res = await fetch(`${server.url}/security/oauth/token`, {
     method: "POST",
@@ -133,6 +133,22 @@ describe("media through the SFU (libwebrtc peers)", () => {
 
       await until("30 decoded frames", () => frames.length >= 30);
       assert.ok(new Set(frames).size > 3, "the frame content changes");
+
+      // Network indicators arrive every few seconds, outside the version sequence.
+      const viewNow = await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/simpleView`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const version = ((await viewNow.json()) as { version: number }).version;
+      const polled = await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/events?v=${version}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const [indicator] = (await polled.json()) as Json[];
+      assert.equal(indicator?.type, "ConferenceNetworkIndicatorUpdatedEvent");
+      assert.equal(indicator?.conferenceVersion, undefined);
+      const map = indicator?.participantIndicatorMap as Record<string, Json>;
+      assert.ok(map.pub !== undefined && map.pub.grade !== undefined, JSON.stringify(indicator));
+      assert.ok(["OPTIMAL", "SUBOPTIMAL", "BAD"].includes(map.pub.grade as string));
+      assert.equal(typeof indicator?.averageNetworkQuality, "number");
 
       const view = await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/simpleView`, {
         headers: { authorization: `Bearer ${token}` },
