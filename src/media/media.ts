@@ -1,9 +1,12 @@
 /**
- * The SFU: a pool of mediasoup workers, one router per ROUTER-mode conference, one
- * WebRtcTransport per published or viewed stream. A view gets its own small router whose
- * codecs use the viewer's payload types (see sdp-bridge.ts); the published producers are
- * piped into it. Closing a transport cascades to its producers and consumers. A dead worker
- * is replaced and the conferences it carried are told through `onWorkerDied`.
+ * The SFU: a pool of mediasoup workers and one WebRtcTransport per published or viewed
+ * stream. Each published stream gets a router whose codecs use the publisher's payload types
+ * (see sdp-bridge.ts), so a viewer that offers the same payload types — any other libwebrtc
+ * browser — consumes from it directly. A viewer with other payload types (Firefox watching
+ * Chrome) gets the stream piped into a router on its own payload types, one such router per
+ * payload-type signature and worker (mediasoup keeps producer ids unique per worker).
+ * Closing a router or transport cascades to its producers and consumers. A dead worker is
+ * replaced and the streams it carried are reported through `onStreamsLost`.
  */
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
@@ -58,13 +61,16 @@ const ROUTER_CODECS: types.RtpCodecCapability[] = [
 interface Published {
   readonly conferenceId: string;
   readonly endpointId: string;
+  /** The stream's own router, on the publisher's payload types. */
+  readonly router: types.Router;
+  /** Routers the stream is piped into, by the viewers' payload-type signature. */
+  readonly pipes: Map<string, types.Router>;
   readonly transport: types.WebRtcTransport;
   readonly producers: types.Producer[];
   readonly views: Map<string, View>;
 }
 
 interface View {
-  readonly router: types.Router;
   readonly transport: types.WebRtcTransport;
   readonly consumers: types.Consumer[];
   readonly endpointId: string;
@@ -81,7 +87,6 @@ export function defaultWorkerBin(): string {
 export class Media {
   private readonly workers: types.Worker[] = [];
   private next = 0;
-  private readonly routers = new Map<string, Promise<types.Router>>();
   private readonly streams = new Map<string, Published>();
   private closed = false;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -137,22 +142,18 @@ export class Media {
     return worker;
   }
 
-  /** Forgets routers and streams the dead worker took with it, then starts a replacement. */
+  /** Forgets the streams the dead worker took with it, then starts a replacement. */
   private async afterWorkerDied(): Promise<void> {
     if (this.closed) return;
-    for (const [id, router] of [...this.routers]) {
-      const r = await router.catch(() => undefined);
-      if (r === undefined || r.closed) this.routers.delete(id);
-    }
     const lost: { conferenceId: string; endpointId: string; streamId: string }[] = [];
     for (const [streamId, s] of [...this.streams]) {
-      // A stream is lost when its own transport or the conference router went with the worker.
-      if (s.transport.closed || !this.routers.has(s.conferenceId)) {
+      if (s.router.closed || s.transport.closed) {
         this.unpublish(streamId);
         lost.push({ conferenceId: s.conferenceId, endpointId: s.endpointId, streamId });
-      } else {
-        for (const [viewerId, view] of [...s.views]) if (view.router.closed) s.views.delete(viewerId);
+        continue;
       }
+      for (const [key, pipe] of [...s.pipes]) if (pipe.closed) s.pipes.delete(key);
+      for (const [viewerId, view] of [...s.views]) if (view.transport.closed) s.views.delete(viewerId);
     }
     try {
       await this.addWorker();
@@ -168,15 +169,16 @@ export class Media {
     return w;
   }
 
-  /** One router per conference; concurrent callers share one creation. */
-  private router(conferenceId: string): Promise<types.Router> {
-    let r = this.routers.get(conferenceId);
-    if (r === undefined) {
-      r = this.worker().createRouter({ mediaCodecs: ROUTER_CODECS });
-      this.routers.set(conferenceId, r);
-      r.catch(() => this.routers.delete(conferenceId));
-    }
-    return r;
+  private readonly routerWorkers = new WeakMap<types.Router, types.Worker>();
+
+  private async createRouter(worker: types.Worker, mediaCodecs: types.RtpCodecCapability[]): Promise<types.Router> {
+    const router = await worker.createRouter({ mediaCodecs });
+    this.routerWorkers.set(router, worker);
+    return router;
+  }
+
+  private workerOf(router: types.Router): types.Worker | undefined {
+    return this.routerWorkers.get(router);
   }
 
   private transport(router: types.Router): Promise<types.WebRtcTransport> {
@@ -264,7 +266,7 @@ export class Media {
   /** Publishes a browser's sendonly offer; answers with the SDP to apply. */
   async publish(conferenceId: string, endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
     const offer = parseOffer(sdpOffer);
-    const router = await this.router(conferenceId);
+    const router = await this.createRouter(this.worker(), viewerRouterCodecs(offer));
     const transport = await this.transport(router);
     try {
       await transport.connect({
@@ -284,10 +286,18 @@ export class Media {
         sections.push({ media, direction: "recvonly", rtpParameters: produced.rtpParameters });
       }
       if (producers.length === 0) throw new SdpError("the offer sends no audio or video");
-      this.streams.set(streamId, { conferenceId, endpointId, transport, producers, views: new Map() });
+      this.streams.set(streamId, {
+        conferenceId,
+        endpointId,
+        router,
+        pipes: new Map(),
+        transport,
+        producers,
+        views: new Map(),
+      });
       return writeAnswer(transport, sections);
     } catch (e) {
-      transport.close();
+      router.close();
       throw e;
     }
   }
@@ -306,15 +316,58 @@ export class Media {
     return undefined;
   }
 
+  /** Whether a viewer offered every stream codec it receives on the stream router's payload type. */
+  private static direct(stream: Published, offer: ReturnType<typeof parseOffer>): boolean {
+    const kinds = new Set(offer.medias.map((m) => m.kind));
+    return stream.producers
+      .filter((p) => kinds.has(p.kind))
+      .every((p) => {
+        const codec = p.rtpParameters.codecs[0];
+        return offer.medias.some((m) =>
+          m.codecs.some(
+            (c) => c.payloadType === codec?.payloadType && c.mimeType.toLowerCase() === codec?.mimeType.toLowerCase(),
+          ),
+        );
+      });
+  }
+
+  /** The router a viewer with other payload types consumes from: the stream piped into it. */
+  private async pipeRouter(stream: Published, offer: ReturnType<typeof parseOffer>): Promise<types.Router> {
+    const codecs = viewerRouterCodecs(offer);
+    const key = JSON.stringify(codecs.map((c) => [c.mimeType, c.preferredPayloadType, c.parameters]));
+    const existing = stream.pipes.get(key);
+    if (existing !== undefined && !existing.closed) return existing;
+    // A worker may hold one copy of a producer: skip the stream's worker and other pipes' workers.
+    const busy = new Set([stream.router, ...stream.pipes.values()].map((r) => this.workerOf(r)));
+    const free = this.workers.find((w) => !busy.has(w));
+    if (free === undefined) {
+      throw new SdpError(
+        "the viewer's payload types differ from the publisher's and every worker already carries this stream; add MEDIA_WORKERS",
+      );
+    }
+    const router = await this.createRouter(free, codecs);
+    try {
+      // Only the kinds the viewer receives: the pipe router has only the viewer's codecs.
+      const kinds = new Set(offer.medias.map((m) => m.kind));
+      for (const p of stream.producers.filter((p) => kinds.has(p.kind))) {
+        await stream.router.pipeToRouter({ producerId: p.id, router });
+      }
+    } catch (e) {
+      router.close();
+      throw e;
+    }
+    stream.pipes.set(key, router);
+    return router;
+  }
+
   /** Views a published stream with a browser's recvonly offer; answers with the SDP to apply. */
   async view(streamId: string, viewerId: string, endpointId: string, sdpOffer: string): Promise<string> {
     const stream = this.streams.get(streamId);
     if (stream === undefined) throw new SdpError(`stream ${streamId} is not published`);
     const offer = parseOffer(sdpOffer);
-    const sourceRouter = await this.router(stream.conferenceId);
-    const router = await this.worker().createRouter({ mediaCodecs: viewerRouterCodecs(offer) });
+    const router = Media.direct(stream, offer) ? stream.router : await this.pipeRouter(stream, offer);
+    const transport = await this.transport(router);
     try {
-      const transport = await this.transport(router);
       await transport.connect({
         dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
       });
@@ -332,12 +385,12 @@ export class Media {
           continue;
         }
         used.add(producer.id);
-        await sourceRouter.pipeToRouter({ producerId: producer.id, router });
-        const consumer = await transport.consume({
-          producerId: producer.id,
-          rtpCapabilities: viewerCapabilities(media, router.rtpCapabilities),
-          paused: true,
-        });
+        const rtpCapabilities = viewerCapabilities(media, router.rtpCapabilities);
+        if (!router.canConsume({ producerId: producer.id, rtpCapabilities })) {
+          sections.push({ media, direction: "sendonly" });
+          continue;
+        }
+        const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities, paused: true });
         consumers.push(consumer);
         sections.push({
           media,
@@ -347,14 +400,13 @@ export class Media {
         });
       }
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
-      const old = stream.views.get(viewerId);
-      old?.router.close();
-      stream.views.set(viewerId, { router, transport, consumers, endpointId });
+      stream.views.get(viewerId)?.transport.close();
+      stream.views.set(viewerId, { transport, consumers, endpointId });
       // Created paused, resumed once the answer exists: the first packets carry a key frame.
       for (const c of consumers) await c.resume();
       return writeAnswer(transport, sections);
     } catch (e) {
-      router.close();
+      transport.close();
       if ((e as Error).name === "UnsupportedError")
         throw new SdpError(`the viewer cannot receive this stream: ${(e as Error).message}`);
       throw e;
@@ -366,7 +418,7 @@ export class Media {
     const stream = this.streams.get(streamId);
     const view = stream?.views.get(viewerId);
     if (stream === undefined || view === undefined) return false;
-    view.router.close();
+    view.transport.close();
     stream.views.delete(viewerId);
     return true;
   }
@@ -374,8 +426,9 @@ export class Media {
   unpublish(streamId: string): void {
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
-    for (const view of stream.views.values()) view.router.close();
-    stream.transport.close();
+    // The stream's router and its pipes take every transport, producer and consumer along.
+    for (const pipe of stream.pipes.values()) pipe.close();
+    stream.router.close();
     this.streams.delete(streamId);
   }
 
@@ -391,7 +444,7 @@ export class Media {
       if (stream.conferenceId !== conferenceId) continue;
       for (const [viewerId, view] of stream.views) {
         if (view.endpointId === endpointId) {
-          view.router.close();
+          view.transport.close();
           stream.views.delete(viewerId);
         }
       }
@@ -405,8 +458,6 @@ export class Media {
 
   closeConference(conferenceId: string): void {
     for (const [streamId, stream] of this.streams) if (stream.conferenceId === conferenceId) this.unpublish(streamId);
-    void this.routers.get(conferenceId)?.then((r) => r.close());
-    this.routers.delete(conferenceId);
   }
 
   close(): void {

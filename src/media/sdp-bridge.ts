@@ -203,7 +203,9 @@ export function viewerCapabilities(media: OfferMedia, router: types.RtpCapabilit
     (c) =>
       c.kind === media.kind &&
       !c.mimeType.toLowerCase().endsWith("/rtx") &&
-      media.codecs.some((o) => o.payloadType === c.preferredPayloadType),
+      media.codecs.some(
+        (o) => o.payloadType === c.preferredPayloadType && o.mimeType.toLowerCase() === c.mimeType.toLowerCase(),
+      ),
   );
   const headerExtensions = (router.headerExtensions ?? []).filter(
     (h) => h.kind === media.kind && media.extensions.some((e) => e.id === h.preferredId && e.uri === h.uri),

@@ -36,6 +36,16 @@ const { RTCPeerConnection, nonstandard } = wrtc as unknown as {
   };
 };
 
+/** Exchanges two codecs' payload type numbers in an SDP, as another browser would number them. */
+function swapPayloadTypes(sdp: string, a: string, b: string): string {
+  const pt = (codec: string) => new RegExp(`a=rtpmap:(\\d+) ${codec}/`).exec(sdp)?.[1] ?? "";
+  const [x, y] = [pt(a), pt(b)];
+  assert.ok(x && y, `the offer has ${a} and ${b}`);
+  const swap = (text: string, from: string, to: string) =>
+    text.replace(new RegExp(`([: ])${from}(?=[ /\\r])`, "g"), `$1${to}`);
+  return swap(swap(swap(sdp, x, "X"), y, x), "X", y);
+}
+
 let server: TestServer;
 let token: string;
 
@@ -133,6 +143,33 @@ describe("media through the SFU (libwebrtc peers)", () => {
 
       await until("30 decoded frames", () => frames.length >= 30);
       assert.ok(new Set(frames).size > 3, "the frame content changes");
+
+      // More viewers: one more like B (served from the stream's router), and one whose VP8 is
+      // on another payload type (served through a pipe onto its own payload types).
+      const extra = [new RTCPeerConnection(), new RTCPeerConnection()];
+      const extraFrames = [0, 0];
+      for (const [i, pc] of extra.entries()) {
+        pc.addTransceiver("video", { direction: "recvonly" });
+        pc.ontrack = (e) => {
+          const sink = new nonstandard.RTCVideoSink(e.track);
+          sink.onframe = () => {
+            extraFrames[i] = (extraFrames[i] ?? 0) + 1;
+          };
+        };
+        let sdp = (await pc.createOffer()).sdp ?? "";
+        if (i === 1) sdp = swapPayloadTypes(sdp, "VP8", "VP9");
+        await pc.setLocalDescription({ type: "offer", sdp });
+        const v = await api("viewStream", {
+          conferenceId,
+          userEndpointId: "sub",
+          streamId: { id: streamId },
+          sdpOffer: pc.localDescription?.sdp,
+        });
+        assert.equal(v.status, 200, JSON.stringify(v.json));
+        await pc.setRemoteDescription({ type: "answer", sdp: v.json.sdpAnswer as string });
+      }
+      await until("frames at the extra viewers", () => extraFrames.every((n) => n >= 30));
+      for (const pc of extra) pc.close();
 
       // Network indicators arrive every few seconds, outside the version sequence.
       const viewNow = await fetch(`${server.url}/rtc-api/conferences/${conferenceId}/simpleView`, {
