@@ -6,7 +6,7 @@
  *   npx tsx bench/conference.bench.ts          # BENCH_COMMANDS=1000 BENCH_WAITERS=200
  */
 import { performance } from "node:perf_hooks";
-import { createApp, startServer } from "../test/helpers/server.js";
+import { createApp, serviceToken, startServer } from "../test/helpers/server.js";
 
 const COMMANDS = Number(process.env.BENCH_COMMANDS ?? 1000);
 const WAITERS = Number(process.env.BENCH_WAITERS ?? 200);
@@ -17,13 +17,7 @@ function percentile(sorted: number[], p: number): number {
 
 const server = await startServer({ LOG_LEVEL: "silent", LONG_POLL_TIMEOUT_MS: "30000" });
 try {
-  const app = await createApp(server.url);
-  const tokenRes = await fetch(`${server.url}/security/oauth/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
-  });
-  const { access_token } = (await tokenRes.json()) as { access_token: string };
+  const access_token = await serviceToken(server.url, await createApp(server.url));
   const headers = { authorization: `Bearer ${access_token}`, "content-type": "application/json" };
   const post = (path: string, body: unknown) =>
     fetch(server.url + path, { method: "POST", headers, body: JSON.stringify(body) }).then((r) => r.arrayBuffer());

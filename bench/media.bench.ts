@@ -9,21 +9,8 @@
  */
 import fs from "node:fs";
 import { performance } from "node:perf_hooks";
-import wrtc from "@roamhq/wrtc";
-import { createApp, startServer } from "../test/helpers/server.js";
-
-interface Frame {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
-const { RTCPeerConnection, nonstandard } = wrtc as unknown as {
-  RTCPeerConnection: typeof globalThis.RTCPeerConnection;
-  nonstandard: {
-    RTCVideoSource: new () => { createTrack(): MediaStreamTrack; onFrame(frame: Frame): void };
-    RTCVideoSink: new (track: MediaStreamTrack) => { onframe: ((e: { frame: Frame }) => void) | null; stop(): void };
-  };
-};
+import { createApp, serviceToken, startServer } from "../test/helpers/server.js";
+import { nonstandard, RTCPeerConnection } from "../test/helpers/wrtc.js";
 
 const VIEWERS = (process.env.BENCH_VIEWERS ?? "10,50,100").split(",").map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -38,13 +25,7 @@ const server = await startServer({ LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS:
 const peers: RTCPeerConnection[] = [];
 let pushing: NodeJS.Timeout | undefined;
 try {
-  const app = await createApp(server.url);
-  const tokenRes = await fetch(`${server.url}/security/oauth/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
-  });
-  const { access_token } = (await tokenRes.json()) as { access_token: string };
+  const access_token = await serviceToken(server.url, await createApp(server.url));
   const api = async (path: string, body: unknown) => {
     const res = await fetch(`${server.url}/rtc-api/conferences/${path}`, {
       method: "POST",

@@ -9,11 +9,9 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.js";
 import { ROOT } from "../helpers/protoc.js";
 import { ADMIN_TOKEN, startServer, type TestServer } from "../helpers/server.js";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 let server: TestServer;
 let pageServer: http.Server;
@@ -48,17 +46,7 @@ after(async () => {
 
 describe("browser client (headless Chromium)", () => {
   it("calls the admin API over gRPC-web and Connect from another origin", async () => {
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { chromium } from "playwright-core";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import { launchChromium } from "../helpers/chromium.js";
+import { createApp, serviceToken, startServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 let pages: http.Server;
@@ -63,13 +63,7 @@ document.title = "ready";
 
 before(async () => {
   server = await startServer({}, undefined, undefined, true);
-  const app = await createApp(server.url);
-  const res = await fetch(`${server.url}/security/oauth/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
-  });
-  token = ((await res.json()) as { access_token: string }).access_token;
+  token = await serviceToken(server.url, await createApp(server.url));
   pages = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end(PAGE));
   await new Promise<void>((r) => pages.listen(0, "127.0.0.1", r));
   pageUrl = `http://localhost:${(pages.address() as AddressInfo).port}/`;
@@ -92,19 +86,7 @@ describe("media through the SFU (headless Chromium)", () => {
     assert.equal((await call("create", { conferenceId: "browser-media" })).status, 200);
     await call("join", { conferenceId: "browser-media", userEndpointId: "cam", userId: "alice" });
     await call("join", { conferenceId: "browser-media", userEndpointId: "screen", userId: "bob" });
-    const browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-      ],
-    });
+    const browser = await launchChromium(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]);
     try {
       const context = await browser.newContext();
       const publisher = await context.newPage();

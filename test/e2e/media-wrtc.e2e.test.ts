@@ -6,35 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import wrtc from "@roamhq/wrtc";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import { createApp, serviceToken, startServer, type TestServer } from "../helpers/server.js";
+import { nonstandard, RTCPeerConnection } from "../helpers/wrtc.js";
 
 type Json = Record<string, unknown>;
-/** The parts of wrtc's nonstandard (untyped) API the test uses. */
-interface VideoFrame {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
-const { RTCPeerConnection, nonstandard } = wrtc as unknown as {
-  RTCPeerConnection: typeof globalThis.RTCPeerConnection;
-  nonstandard: {
-    RTCVideoSource: new () => { createTrack(): MediaStreamTrack; onFrame(frame: VideoFrame): void };
-    RTCVideoSink: new (
-      track: MediaStreamTrack,
-    ) => { onframe: ((e: { frame: VideoFrame }) => void) | null; stop(): void };
-    RTCAudioSource: new () => {
-      createTrack(): MediaStreamTrack;
-      onData(data: {
-        samples: Int16Array;
-        sampleRate: number;
-        bitsPerSample: number;
-        channelCount: number;
-        numberOfFrames: number;
-      }): void;
-    };
-  };
-};
 
 /** Exchanges two codecs' payload type numbers in an SDP, as another browser would number them. */
 function swapPayloadTypes(sdp: string, a: string, b: string): string {
@@ -51,13 +26,7 @@ let token: string;
 
 before(async () => {
   server = await startServer({ MEDIA_STATS_INTERVAL_MS: "500" }, undefined, undefined, true);
-  const app = await createApp(server.url);
-  const res = await fetch(`${server.url}/security/oauth/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
-  });
-  token = ((await res.json()) as { access_token: string }).access_token;
+  token = await serviceToken(server.url, await createApp(server.url));
 });
 after(() => server.close());
 

@@ -142,3 +142,14 @@ export async function createApp(url: string, body: Record<string, unknown> = {})
   ).json()) as { secretkey: string };
   return { ...tenant, appId: app.id, apikey: app.apikey, secret: secret.secretkey };
 }
+
+/** A SERVICE access token for an app (OAuth2 client credentials). */
+export async function serviceToken(url: string, app: TestApp): Promise<string> {
+  const res = await fetch(`${url}/security/oauth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "client_credentials", client_id: app.apikey, client_secret: app.secret }),
+  });
+  if (res.status !== 200) throw new Error(`token: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
