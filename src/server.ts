@@ -125,8 +125,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   if (media !== undefined) {
     media.onNetworkIndicators = (conferenceId, indicators) =>
       conferences.observe(conferenceId, "ConferenceNetworkIndicatorUpdatedEvent", indicators);
-    media.onStreamsLost = (lost) => {
-      for (const l of lost) conferences.streamLost(l.conferenceId, l.endpointId, l.streamId);
+    media.onStreamsLost = (lost, publisherSick) => {
+      for (const l of lost) conferences.streamLost(l.conferenceId, l.endpointId, l.streamId, publisherSick);
     };
   }
   const spreedHub = new SpreedHub(serverKey, config.spreed, logger);

@@ -347,7 +347,7 @@ export class Conferences {
    * The SFU lost a stream (its worker died): the stream is unpublished with the usual event
    * and its publisher is marked SICK until it publishes again or keeps alive.
    */
-  streamLost(conferenceId: string, endpointId: string, streamId: string): void {
+  streamLost(conferenceId: string, endpointId: string, streamId: string, publisherSick = true): void {
     const c = this.repo.get(conferenceId);
     const p = c && this.repo.participant(c.seq, endpointId);
     if (c === undefined || p === undefined) return;
@@ -356,7 +356,15 @@ export class Conferences {
     } catch (err) {
       this.log.warn({ err, conferenceId, streamId }, "could not record a lost stream");
     }
-    this.setEndpointState(endpointId, "SICK");
+    if (publisherSick) this.setEndpointState(endpointId, "SICK");
+  }
+
+  /** Throws NOT_FOUND unless the endpoint has joined the (caller's) conference. */
+  requireParticipant(appId: string, conferenceId: string, endpointId: string): void {
+    const c = this.find(appId, conferenceId);
+    if (this.repo.participant(c.seq, endpointId) === undefined) {
+      throw notFound(`endpoint ${JSON.stringify(endpointId)} has not joined this conference`);
+    }
   }
 
   /** A published stream of the conference, by id (viewers may name any endpoint). */

@@ -64,7 +64,9 @@ interface Published {
   /** The stream's own router, on the publisher's payload types. */
   readonly router: types.Router;
   /** Routers the stream is piped into, by the viewers' payload-type signature. */
-  readonly pipes: Map<string, types.Router>;
+  readonly pipes: Map<string, Promise<types.Router>>;
+  /** The workers those pipes live on (decided before they exist, so two never share one). */
+  readonly pipeWorkers: Map<string, types.Worker>;
   readonly transport: types.WebRtcTransport;
   readonly producers: types.Producer[];
   readonly views: Map<string, View>;
@@ -74,6 +76,16 @@ interface View {
   readonly transport: types.WebRtcTransport;
   readonly consumers: types.Consumer[];
   readonly endpointId: string;
+  /** Who may stop or replace it (the viewer's user); undefined for SERVICE callers. */
+  readonly owner: string | undefined;
+}
+
+/** A stream id that is published, or being published, already. */
+export class StreamConflictError extends Error {
+  constructor(streamId: string) {
+    super(`stream ${streamId} is already published`);
+    this.name = "StreamConflictError";
+  }
 }
 
 /** The default place scripts/build-mediasoup-worker.sh puts the worker. */
@@ -98,7 +110,9 @@ export class Media {
       ) => void)
     | undefined;
   /** Told which streams were lost when a worker died (their publishers are told too). */
-  onStreamsLost: ((lost: { conferenceId: string; endpointId: string; streamId: string }[]) => void) | undefined;
+  onStreamsLost:
+    | ((lost: { conferenceId: string; endpointId: string; streamId: string }[], publisherSick: boolean) => void)
+    | undefined;
 
   private constructor(
     private readonly mediasoup: typeof import("mediasoup"),
@@ -152,7 +166,12 @@ export class Media {
         lost.push({ conferenceId: s.conferenceId, endpointId: s.endpointId, streamId });
         continue;
       }
-      for (const [key, pipe] of [...s.pipes]) if (pipe.closed) s.pipes.delete(key);
+      for (const [key, worker] of [...s.pipeWorkers]) {
+        if (worker.closed) {
+          s.pipes.delete(key);
+          s.pipeWorkers.delete(key);
+        }
+      }
       for (const [viewerId, view] of [...s.views]) if (view.transport.closed) s.views.delete(viewerId);
     }
     try {
@@ -160,7 +179,7 @@ export class Media {
     } catch (e) {
       this.log.error({ err: e }, "could not replace the mediasoup worker");
     }
-    if (lost.length > 0) this.onStreamsLost?.(lost);
+    if (lost.length > 0) this.onStreamsLost?.(lost, true);
   }
 
   private worker(): types.Worker {
@@ -259,16 +278,22 @@ export class Media {
     return this.workers.map((w) => w.pid);
   }
 
+  private readonly pending = new Set<string>();
+
   hasStream(streamId: string): boolean {
-    return this.streams.has(streamId);
+    return this.streams.has(streamId) || this.pending.has(streamId);
   }
 
   /** Publishes a browser's sendonly offer; answers with the SDP to apply. */
   async publish(conferenceId: string, endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
     const offer = parseOffer(sdpOffer);
-    const router = await this.createRouter(this.worker(), viewerRouterCodecs(offer));
-    const transport = await this.transport(router);
+    // Reserved before the first await, so a retried publish cannot race this one.
+    if (this.hasStream(streamId)) throw new StreamConflictError(streamId);
+    this.pending.add(streamId);
+    let router: types.Router | undefined;
     try {
+      router = await this.createRouter(this.worker(), viewerRouterCodecs(offer));
+      const transport = await this.transport(router);
       await transport.connect({
         dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
       });
@@ -291,14 +316,25 @@ export class Media {
         endpointId,
         router,
         pipes: new Map(),
+        pipeWorkers: new Map(),
         transport,
         producers,
         views: new Map(),
       });
+      // A publisher that goes away without unpublishing loses its stream like a dead worker.
+      transport.on("dtlsstatechange", (state) => {
+        if ((state === "failed" || state === "closed") && this.streams.get(streamId)?.transport === transport) {
+          this.unpublish(streamId);
+          // A failed handshake or connection is an unhealthy publisher; a closed one just left.
+          this.onStreamsLost?.([{ conferenceId, endpointId, streamId }], state === "failed");
+        }
+      });
       return writeAnswer(transport, sections);
     } catch (e) {
-      router.close();
+      router?.close();
       throw e;
+    } finally {
+      this.pending.delete(streamId);
     }
   }
 
@@ -325,45 +361,79 @@ export class Media {
         const codec = p.rtpParameters.codecs[0];
         return offer.medias.some((m) =>
           m.codecs.some(
-            (c) => c.payloadType === codec?.payloadType && c.mimeType.toLowerCase() === codec?.mimeType.toLowerCase(),
+            (c) =>
+              c.payloadType === codec?.payloadType &&
+              c.mimeType.toLowerCase() === codec?.mimeType.toLowerCase() &&
+              isSupportedCodec(c) &&
+              (c.mimeType.toLowerCase() !== "video/h264" ||
+                (String(c.parameters["packetization-mode"]) === String(codec?.parameters?.["packetization-mode"]) &&
+                  String(c.parameters["profile-level-id"]).toLowerCase() ===
+                    String(codec?.parameters?.["profile-level-id"]).toLowerCase())),
           ),
         );
       });
   }
 
   /** The router a viewer with other payload types consumes from: the stream piped into it. */
-  private async pipeRouter(stream: Published, offer: ReturnType<typeof parseOffer>): Promise<types.Router> {
+  private pipeRouter(stream: Published, offer: ReturnType<typeof parseOffer>): Promise<types.Router> {
     const codecs = viewerRouterCodecs(offer);
-    const key = JSON.stringify(codecs.map((c) => [c.mimeType, c.preferredPayloadType, c.parameters]));
+    const kinds = new Set(offer.medias.map((m) => m.kind));
+    const key = JSON.stringify([
+      [...kinds].sort(),
+      codecs.map((c) => `${c.mimeType}/${c.preferredPayloadType}/${JSON.stringify(c.parameters)}`),
+    ]);
     const existing = stream.pipes.get(key);
-    if (existing !== undefined && !existing.closed) return existing;
+    if (existing !== undefined) return existing;
     // A worker may hold one copy of a producer: skip the stream's worker and other pipes' workers.
-    const busy = new Set([stream.router, ...stream.pipes.values()].map((r) => this.workerOf(r)));
+    const busy = new Set([this.workerOf(stream.router), ...stream.pipeWorkers.values()]);
     const free = this.workers.find((w) => !busy.has(w));
     if (free === undefined) {
-      throw new SdpError(
-        "the viewer's payload types differ from the publisher's and every worker already carries this stream; add MEDIA_WORKERS",
+      return Promise.reject(
+        new SdpError(
+          "the viewer's payload types differ from the publisher's and every worker already carries this stream; add MEDIA_WORKERS",
+        ),
       );
     }
-    const router = await this.createRouter(free, codecs);
-    try {
-      // Only the kinds the viewer receives: the pipe router has only the viewer's codecs.
-      const kinds = new Set(offer.medias.map((m) => m.kind));
-      for (const p of stream.producers.filter((p) => kinds.has(p.kind))) {
-        await stream.router.pipeToRouter({ producerId: p.id, router });
+    stream.pipeWorkers.set(key, free);
+    const made = (async () => {
+      const router = await this.createRouter(free, codecs);
+      try {
+        // Only the kinds the viewer receives: the pipe router has only the viewer's codecs.
+        for (const p of stream.producers.filter((p) => kinds.has(p.kind))) {
+          await stream.router.pipeToRouter({ producerId: p.id, router });
+        }
+        return router;
+      } catch (e) {
+        router.close();
+        if ((e as Error).name === "UnsupportedError")
+          throw new SdpError(`the viewer cannot receive this stream: ${(e as Error).message}`);
+        throw e;
       }
-    } catch (e) {
-      router.close();
-      throw e;
-    }
-    stream.pipes.set(key, router);
-    return router;
+    })();
+    stream.pipes.set(key, made);
+    made.catch(() => {
+      stream.pipes.delete(key);
+      stream.pipeWorkers.delete(key);
+    });
+    return made;
   }
 
   /** Views a published stream with a browser's recvonly offer; answers with the SDP to apply. */
-  async view(streamId: string, viewerId: string, endpointId: string, sdpOffer: string): Promise<string> {
+  async view(
+    conferenceId: string,
+    streamId: string,
+    viewerId: string,
+    endpointId: string,
+    owner: string | undefined,
+    sdpOffer: string,
+  ): Promise<string> {
     const stream = this.streams.get(streamId);
-    if (stream === undefined) throw new SdpError(`stream ${streamId} is not published`);
+    if (stream === undefined || stream.conferenceId !== conferenceId)
+      throw new SdpError(`stream ${streamId} is not published`);
+    const previous = stream.views.get(viewerId);
+    if (previous !== undefined && previous.owner !== undefined && previous.owner !== owner) {
+      throw new SdpError(`viewerId ${viewerId} is another viewer's`);
+    }
     const offer = parseOffer(sdpOffer);
     const router = Media.direct(stream, offer) ? stream.router : await this.pipeRouter(stream, offer);
     const transport = await this.transport(router);
@@ -401,7 +471,14 @@ export class Media {
       }
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
       stream.views.get(viewerId)?.transport.close();
-      stream.views.set(viewerId, { transport, consumers, endpointId });
+      stream.views.set(viewerId, { transport, consumers, endpointId, owner });
+      // A viewer that goes away without stopping frees its transport.
+      transport.on("dtlsstatechange", (state) => {
+        if ((state === "failed" || state === "closed") && stream.views.get(viewerId)?.transport === transport) {
+          transport.close();
+          stream.views.delete(viewerId);
+        }
+      });
       // Created paused, resumed once the answer exists: the first packets carry a key frame.
       for (const c of consumers) await c.resume();
       return writeAnswer(transport, sections);
@@ -413,21 +490,41 @@ export class Media {
     }
   }
 
-  /** Stops one view; an unknown viewer is not an error (clients send their own ids). */
-  stopView(streamId: string, viewerId: string): boolean {
+  /**
+   * Stops a view the caller may stop (its own, or any for SERVICE: owner undefined). Clients
+   * sometimes send their endpoint id as viewerId: an unknown viewerId stops the caller's own
+   * views of the stream instead.
+   */
+  stopView(conferenceId: string, streamId: string, viewerId: string, owner: string | undefined): number {
     const stream = this.streams.get(streamId);
-    const view = stream?.views.get(viewerId);
-    if (stream === undefined || view === undefined) return false;
-    view.transport.close();
-    stream.views.delete(viewerId);
-    return true;
+    if (stream === undefined || stream.conferenceId !== conferenceId) return 0;
+    const mayStop = (v: View) => owner === undefined || v.owner === owner;
+    const named = stream.views.get(viewerId);
+    const targets =
+      named !== undefined
+        ? [[viewerId, named] as const]
+        : owner === undefined
+          ? []
+          : [...stream.views].filter(([, v]) => v.owner === owner);
+    let stopped = 0;
+    for (const [id, view] of targets) {
+      if (!mayStop(view)) continue;
+      view.transport.close();
+      stream.views.delete(id);
+      stopped++;
+    }
+    return stopped;
   }
 
   unpublish(streamId: string): void {
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
     // The stream's router and its pipes take every transport, producer and consumer along.
-    for (const pipe of stream.pipes.values()) pipe.close();
+    for (const pipe of stream.pipes.values())
+      void pipe.then(
+        (r) => r.close(),
+        () => undefined,
+      );
     stream.router.close();
     this.streams.delete(streamId);
   }

@@ -6,7 +6,7 @@ import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../co
 import { validateId } from "../conferences/conferences.js";
 import type { Endpoints } from "../endpoints/endpoints.js";
 import { invalidArgument, permissionDenied } from "../errors.js";
-import { Media, SdpError } from "../media/media.js";
+import { Media, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { Callers } from "./caller.js";
 
@@ -253,13 +253,16 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       throw invalidArgument("videoBitrate: must be 0 to 100000000");
     const streamId = req.streamId?.id ? validateId("streamId.id", req.streamId.id) : Media.newStreamId();
     const media = this.sfu(p, req.conferenceId);
-    this.conferences.aggregate(p.appId, req.conferenceId); // the caller's conference exists
-    if (media.hasStream(streamId))
-      throw new ConnectError(`stream ${streamId} is already published`, Code.AlreadyExists);
+    this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
     const answer = await ConferenceServiceImpl.sdp(() =>
       media.publish(req.conferenceId, actor.endpointId, streamId, req.sdpOffer),
-    );
+    ).catch((e: unknown) => {
+      if (e instanceof StreamConflictError) throw new ConnectError(e.message, Code.AlreadyExists);
+      throw e;
+    });
     try {
+      // Before the stream is announced: a failure here leaves no event for media that is gone.
+      if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(streamId, req.videoBitrate);
       this.conferences.streamPublished(
         p.appId,
         req.conferenceId,
@@ -273,7 +276,6 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
         },
         p.role === "USER",
       );
-      if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(streamId, req.videoBitrate);
     } catch (e) {
       media.unpublish(streamId);
       throw e;
@@ -289,8 +291,11 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const viewerId = req.viewerId ? validateId("viewerId", req.viewerId) : Media.newStreamId();
     const media = this.sfu(p, req.conferenceId);
     this.conferences.findStream(p.appId, req.conferenceId, streamId);
+    // The named endpoint must have joined (clients name the viewer's or the publisher's).
+    this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
+    const owner = p.role === "USER" ? p.userId : undefined;
     const answer = await ConferenceServiceImpl.sdp(() =>
-      media.view(streamId, viewerId, actor.endpointId, req.sdpOffer),
+      media.view(req.conferenceId, streamId, viewerId, actor.endpointId, owner, req.sdpOffer),
     );
     return { sdpAnswer: answer, viewerId };
   }
@@ -310,7 +315,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     this.conferences.find(p.appId, req.conferenceId);
-    this.media?.stopView(streamId, req.viewerId);
+    this.media?.stopView(req.conferenceId, streamId, req.viewerId, p.role === "USER" ? p.userId : undefined);
     return {};
   }
 

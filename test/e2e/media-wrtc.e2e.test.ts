@@ -282,6 +282,36 @@ describe("media through the SFU (libwebrtc peers)", () => {
       streamId: { id: "nope" },
       sdpOffer: "v=0",
     });
+
+    // The same streamId published twice at once: one wins, the other is told 409.
+    const offers: string[] = [];
+    const pcs = [new RTCPeerConnection(), new RTCPeerConnection()];
+    for (const pc of pcs) {
+      pc.addTransceiver(new nonstandard.RTCVideoSource().createTrack(), { direction: "sendonly" });
+      await pc.setLocalDescription(await pc.createOffer());
+      offers.push(pc.localDescription?.sdp ?? "");
+    }
+    const both = await Promise.all(
+      offers.map((sdpOffer) =>
+        api("publishStream", {
+          conferenceId: "bad-offers",
+          userEndpointId: "x1",
+          conferenceStreamType: "CAM",
+          streamId: { id: "twice" },
+          sdpOffer,
+        }),
+      ),
+    );
+    assert.deepEqual(both.map((r) => r.status).sort(), [200, 409]);
+    for (const pc of pcs) pc.close();
+    // Only joined endpoints publish or view.
+    const stranger = await api("viewStream", {
+      conferenceId: "bad-offers",
+      userEndpointId: "nobody",
+      streamId: { id: "twice" },
+      sdpOffer: offers[0],
+    });
+    assert.equal(stranger.status, 404);
     assert.equal(missing.status, 404);
   });
 });
