@@ -95,13 +95,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const appAuth = new AppAuth(apps, tenants);
   const bus = new EventBus();
   const roomLookup = {
-    find: (appId: string, roomId: string) => {
-      try {
-        return rooms.get(appId, roomId);
-      } catch {
-        return undefined;
-      }
-    },
+    find: (appId: string, roomId: string) => rooms.find(appId, roomId),
     use: (appId: string, roomId: string) => void rooms.use(appId, roomId),
   };
   const conferences = new Conferences(

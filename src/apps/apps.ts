@@ -9,6 +9,7 @@ import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newSecretToken } from "../auth/tokens.js";
 import { invalidArgument, notFound } from "../errors.js";
 import type { Db } from "../storage/database.js";
+import { hasControlCharacters } from "../validation.js";
 import { type AppFields, type AppRecord, AppRepository, type AppStatus, type MonthlyUsage } from "./app-repository.js";
 
 export type { AppRecord, AppStatus, MonthlyUsage };
@@ -39,16 +40,11 @@ export interface AppView {
   recordingStatus: "active" | "unavailable";
 }
 
-function isControl(ch: string): boolean {
-  const code = ch.codePointAt(0) ?? 0;
-  return code < 0x20 || code === 0x7f;
-}
-
 export function validateDescription(description: string): string {
   if ([...description].length > MAX_DESCRIPTION) {
     throw invalidArgument(`description: must be at most ${MAX_DESCRIPTION} characters`);
   }
-  if ([...description].some(isControl)) throw invalidArgument("description: must not contain control characters");
+  if (hasControlCharacters(description)) throw invalidArgument("description: must not contain control characters");
   return description;
 }
 

@@ -289,10 +289,11 @@ export class Conferences {
     validateText("reason", reason, MAX_REASON);
     // Its streams go first, each with its own event, so viewers stop viewing them.
     const c0 = this.find(appId, conferenceId);
-    for (const s of this.repo.streams(c0.seq).filter((s) => s.endpointId === actor.endpointId)) {
-      const participant = this.repo.participant(c0.seq, actor.endpointId);
-      if (participant === undefined || (enforceUser && participant.userId !== actor.userId)) break;
-      this.streamUnpublished(appId, conferenceId, { ...actor, userId: participant.userId }, s.streamId, false);
+    const leaving = this.repo.participant(c0.seq, actor.endpointId);
+    if (leaving !== undefined && (!enforceUser || leaving.userId === actor.userId)) {
+      for (const s of this.repo.streams(c0.seq).filter((s) => s.endpointId === actor.endpointId)) {
+        this.streamUnpublished(appId, conferenceId, { ...actor, userId: leaving.userId }, s.streamId, false);
+      }
     }
     this.change(
       conferenceId,
@@ -531,7 +532,7 @@ export class Conferences {
       const unsubscribe = this.bus.subscribe(conferenceId, (event, logged) => {
         if (!logged) finish([event]);
         else if (typeof event.conferenceVersion !== "number" || event.conferenceVersion >= fromVersion) {
-          finish(this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER));
+          finish(this.eventsForWaiters(c.seq, fromVersion, String(event.id)));
         }
       });
       const timer = setTimeout(() => finish([]), this.settings.longPollTimeoutMs);
@@ -545,6 +546,24 @@ export class Conferences {
       const now = this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER);
       if (now.length > 0) finish(now);
     });
+  }
+
+  /** Log reads made while one commit wakes its waiters, shared by waiters with the same cursor. */
+  private readonly wakeReads = new Map<string, Json[]>();
+
+  /**
+   * The log from `fromVersion` for a waiter being woken. Hundreds of waiters usually hold the
+   * same cursor, so the read is made once per waking event and cursor, and forgotten after.
+   */
+  private eventsForWaiters(seq: number, fromVersion: number, wakingEventId: string): Json[] {
+    const key = `${seq}:${fromVersion}:${wakingEventId}`;
+    let events = this.wakeReads.get(key);
+    if (events === undefined) {
+      if (this.wakeReads.size === 0) queueMicrotask(() => this.wakeReads.clear());
+      events = this.repo.eventsSince(seq, fromVersion, MAX_EVENTS_PER_ANSWER);
+      this.wakeReads.set(key, events);
+    }
+    return events;
   }
 
   /** Long-poll waiters and event streams share these caps (429 beyond them). */

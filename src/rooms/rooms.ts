@@ -106,10 +106,16 @@ export class Rooms {
     });
   }
 
-  /** The app's room (another app's room does not exist for it). */
-  get(appId: string, roomId: string): RoomRecord {
+  /** The app's room, or undefined (another app's room does not exist for it). */
+  find(appId: string, roomId: string): RoomRecord | undefined {
     const room = this.repo.get(roomId);
-    if (room === undefined || room.appId !== appId) throw roomNotFound(roomId);
+    return room?.appId === appId ? room : undefined;
+  }
+
+  /** Like find, but CONFERENCE_ROOM_DOES_NOT_EXIST when there is none. */
+  get(appId: string, roomId: string): RoomRecord {
+    const room = this.find(appId, roomId);
+    if (room === undefined) throw roomNotFound(roomId);
     return room;
   }
 

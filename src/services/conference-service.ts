@@ -3,7 +3,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../conferences/conferences.js";
-import { validateId } from "../conferences/conferences.js";
+import { isoMillis, validateId } from "../conferences/conferences.js";
 import type { Endpoints } from "../endpoints/endpoints.js";
 import { invalidArgument, permissionDenied } from "../errors.js";
 import { Media, SdpError, StreamConflictError } from "../media/media.js";
@@ -11,10 +11,6 @@ import type { Principal } from "../oauth/access-tokens.js";
 import type { Callers } from "./caller.js";
 
 const STREAM_TYPES = ["CAM", "MIC", "MIC_AND_CAM", "SCREEN"];
-
-function isoMillis(ms: number): string {
-  return new Date(ms).toISOString();
-}
 
 function metadataMap(rows: MetadataRow[]) {
   const out: Record<string, { value: string; lastModified: string; userEndpointId: string; userId: string }> = {};

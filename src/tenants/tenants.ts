@@ -7,6 +7,7 @@ import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../errors.js";
 import type { Db } from "../storage/database.js";
+import { hasControlCharacters } from "../validation.js";
 import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";
 
 export type { TenantRow, TenantStatus };
@@ -17,17 +18,12 @@ const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 50;
 const PAGE_PURPOSE = "tenants.page";
 
-function isControlCharacter(ch: string): boolean {
-  const code = ch.codePointAt(0) ?? 0;
-  return code < 0x20 || code === 0x7f;
-}
-
 /** Checks a display name: 1..128 characters, no control characters. */
 export function validateTenantName(name: string): string {
   const trimmed = name.trim();
   if (trimmed === "") throw invalidArgument("name: must not be empty");
   if ([...trimmed].length > MAX_NAME) throw invalidArgument(`name: must be at most ${MAX_NAME} characters`);
-  if ([...trimmed].some(isControlCharacter)) throw invalidArgument("name: must not contain control characters");
+  if (hasControlCharacters(trimmed)) throw invalidArgument("name: must not contain control characters");
   return trimmed;
 }
 
