@@ -25,6 +25,17 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   readonly shutdownGraceMs: number;
+  /** The server's public base URL (links it hands out); "" = from the listening address. */
+  readonly publicUrl: string;
+  /** Limits on the one port, per connection and per client address. */
+  readonly connections: {
+    readonly maxPerIp: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly h2MaxConcurrentStreams: number;
+  };
+  /** Request log lines (4xx/5xx and slow requests) written per second at most; the rest are counted. */
+  readonly requestLogPerSecond: number;
   /** Realtime rooms: operator settings shown on every room. */
   readonly rooms: {
     readonly maxParticipants: number;
@@ -47,11 +58,19 @@ export interface Config {
   /** Conference API settings. */
   readonly conference: {
     readonly maxWaitersPerConference: number;
+    readonly maxWaitersPerApp: number;
     readonly maxWaiters: number;
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
+    /** How long a login's refresh chain lasts at most, however often it is refreshed. */
+    readonly refreshChainLifetimeSeconds: number;
     readonly endpointSweepIntervalMs: number;
     readonly iceServers: readonly { urls: string[]; username?: string; credential?: string }[];
+  };
+  /** MQTT push. */
+  readonly mqtt: {
+    readonly maxBufferedBytes: number;
+    readonly maxConnectionsPerApp: number;
   };
   /** Spreed WebRTC realm (one per server). */
   readonly spreed: {
@@ -72,6 +91,12 @@ export interface Config {
     readonly turnUris: readonly string[];
     readonly turnSecret: string | undefined;
     readonly turnTtlSeconds: number;
+    /** A channeling socket holding more unsent bytes than this is disconnected (slow reader). */
+    readonly maxBufferedBytes: number;
+    /** Documents one session may send per second (bursts of twice that). */
+    readonly docsPerSecond: number;
+    /** Bytes of fan-out (document size × recipients) one session may cause per second. */
+    readonly fanoutBytesPerSecond: number;
     /** An app whose usage_summary.signaling counts Spreed sessions. */
     readonly appId: string | undefined;
   };
@@ -201,6 +226,24 @@ export function loadConfig(env: Env = process.env): Config {
       );
     }
   }
+  const publicUrl = (optional(env, "PUBLIC_URL") ?? "").replace(/\/+$/, "");
+  if (publicUrl !== "" && !/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) {
+    throw new ConfigError(`PUBLIC_URL=${JSON.stringify(publicUrl)} is not an http(s) URL like https://rtc.example.com`);
+  }
+  const accessTokenTtlSeconds = integer(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 31536000);
+  const refreshTokenTtlSeconds = integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 60, 31536000);
+  const refreshChainLifetimeSeconds = integer(env, "REFRESH_CHAIN_LIFETIME_SECONDS", 604800, 60, 31536000);
+  if (refreshChainLifetimeSeconds < refreshTokenTtlSeconds) {
+    throw new ConfigError(
+      `REFRESH_CHAIN_LIFETIME_SECONDS=${refreshChainLifetimeSeconds} is below REFRESH_TOKEN_TTL_SECONDS=${refreshTokenTtlSeconds}`,
+    );
+  }
+  const maxWaiters = integer(env, "LONG_POLL_MAX_WAITERS", 10000, 1, 1000000);
+  const headersTimeoutMs = integer(env, "HEADERS_TIMEOUT_MS", 10000, 100, 600000);
+  const requestTimeoutMs = integer(env, "REQUEST_TIMEOUT_MS", 60000, 100, 3600000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`HEADERS_TIMEOUT_MS=${headersTimeoutMs} is above REQUEST_TIMEOUT_MS=${requestTimeoutMs}`);
+  }
   return {
     host: optional(env, "HOST") ?? "0.0.0.0",
     port: integer(env, "PORT", 8080, 0, 65535),
@@ -216,6 +259,14 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     corsOrigins,
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10000, 0, 600000),
+    publicUrl,
+    connections: {
+      maxPerIp: integer(env, "MAX_CONNECTIONS_PER_IP", 256, 1, 1000000),
+      headersTimeoutMs,
+      requestTimeoutMs,
+      h2MaxConcurrentStreams: integer(env, "H2_MAX_CONCURRENT_STREAMS", 100, 1, 10000),
+    },
+    requestLogPerSecond: integer(env, "REQUEST_LOG_PER_SECOND", 50, 0, 1000000),
     rooms: {
       maxParticipants: integer(env, "ROOM_MAX_PARTICIPANTS", 25, 2, 10000),
       tokenTtlSeconds: integer(env, "ROOM_TOKEN_TTL_SECONDS", 86400, 1, 31536000),
@@ -231,11 +282,23 @@ export function loadConfig(env: Env = process.env): Config {
     },
     conference: {
       maxWaitersPerConference: integer(env, "LONG_POLL_MAX_WAITERS_PER_CONFERENCE", 1000, 1, 100000),
-      maxWaiters: integer(env, "LONG_POLL_MAX_WAITERS", 10000, 1, 1000000),
-      accessTokenTtlSeconds: integer(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 31536000),
-      refreshTokenTtlSeconds: integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 60, 31536000),
+      maxWaitersPerApp: integer(
+        env,
+        "LONG_POLL_MAX_WAITERS_PER_APP",
+        Math.max(1, Math.floor(maxWaiters / 4)),
+        1,
+        1000000,
+      ),
+      maxWaiters,
+      accessTokenTtlSeconds,
+      refreshTokenTtlSeconds,
+      refreshChainLifetimeSeconds,
       endpointSweepIntervalMs: integer(env, "ENDPOINT_SWEEP_INTERVAL_MS", 5000, 50, 3600000),
       iceServers: iceServers(env),
+    },
+    mqtt: {
+      maxBufferedBytes: integer(env, "MQTT_MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+      maxConnectionsPerApp: integer(env, "MQTT_MAX_CONNECTIONS_PER_APP", 10000, 1, 1000000),
     },
     spreed: {
       title: optional(env, "SPREED_TITLE") ?? "Spreed WebRTC",
@@ -251,6 +314,9 @@ export function loadConfig(env: Env = process.env): Config {
       turnUris: list(env, "SPREED_TURN_URIS"),
       turnSecret: optional(env, "SPREED_TURN_SECRET"),
       turnTtlSeconds: integer(env, "SPREED_TURN_TTL_SECONDS", 86400, 60, 31536000),
+      maxBufferedBytes: integer(env, "SPREED_MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+      docsPerSecond: integer(env, "SPREED_DOCS_PER_SECOND", 50, 1, 100000),
+      fanoutBytesPerSecond: integer(env, "SPREED_FANOUT_BYTES_PER_SECOND", 1024 * 1024, 1024, 1024 * 1024 * 1024),
       appId: optional(env, "SPREED_APP_ID"),
     },
   };

@@ -24,7 +24,10 @@ import type { NodeResponse, RequestListener } from "./http/types.js";
 import { defaultWorkerBin, Media } from "./media/media.js";
 import { AccessTokens } from "./oauth/access-tokens.js";
 import { OAuth } from "./oauth/oauth.js";
+import { Principals } from "./oauth/principals.js";
+import { RefreshFamilies } from "./oauth/refresh-families.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
+import { RequestLog } from "./observability/request-log.js";
 import { MqttPush, wantsMqtt } from "./push/mqtt-push.js";
 import { RoomTokens } from "./rooms/room-tokens.js";
 import { Rooms } from "./rooms/rooms.js";
@@ -81,7 +84,9 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
 /** Wires the whole server from its configuration; nothing listens until listen(). */
 export function build(config: Config, options: BuildOptions = {}): Server {
   const logger = options.logger ?? createLogger(config.logLevel);
-  fs.mkdirSync(config.dataDir, { recursive: true });
+  // Keys, the admin token's hash and the database: readable by the server's user only.
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(config.dataDir, 0o700);
   const serverKey = ServerKey.loadOrCreate(config.dataDir);
   const admin = AdminCredentials.load(config.dataDir, config.adminToken, (token, file) => {
     // Printed once, outside the JSON log stream, so it does not end up in log storage.
@@ -105,6 +110,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     { longPollTimeoutMs: config.longPollTimeoutMs, ...config.conference },
     logger,
   );
+  // A deleted or expired room ends its conference (its tokens stop working: see Principals).
+  rooms.onDeleted = ({ appId, roomId }, why) => conferences.endIfOpen(appId, roomId, `room ${why}`);
   const endpoints = new Endpoints(db, conferences, logger);
   const accessTokens = new AccessTokens(
     serverKey,
@@ -112,15 +119,17 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     config.conference.accessTokenTtlSeconds,
     config.conference.refreshTokenTtlSeconds,
   );
-  const callers = new Callers(accessTokens, appAuth);
+  const families = new RefreshFamilies(db);
+  const principals = new Principals(accessTokens, appAuth, families, rooms);
+  const callers = new Callers(principals);
   const media = options.media;
-  conferences.onParticipantLeft = (conferenceId, endpointId) => media?.closeEndpoint(conferenceId, endpointId);
-  conferences.onConferenceEnded = (conferenceId) => media?.closeConference(conferenceId);
+  conferences.onParticipantLeft = (ref, endpointId) => media?.closeEndpoint(ref, endpointId);
+  conferences.onConferenceEnded = (ref) => media?.closeConference(ref);
   if (media !== undefined) {
-    media.onNetworkIndicators = (conferenceId, indicators) =>
-      conferences.observe(conferenceId, "ConferenceNetworkIndicatorUpdatedEvent", indicators);
+    media.onNetworkIndicators = (ref, indicators) =>
+      conferences.observe(ref, "ConferenceNetworkIndicatorUpdatedEvent", indicators);
     media.onStreamsLost = (lost, publisherSick) => {
-      for (const l of lost) conferences.streamLost(l.conferenceId, l.endpointId, l.streamId, publisherSick);
+      for (const l of lost) conferences.streamLost(l, l.endpointId, l.streamId, publisherSick);
     };
   }
   const spreedHub = new SpreedHub(serverKey, config.spreed, logger);
@@ -144,8 +153,20 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     rooms: new RoomServiceImpl(appAuth, rooms, roomTokens),
     conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds, media),
     endpoints: new UserEndpointServiceImpl(callers, endpoints, config.conference.iceServers),
-    tokens: new TokenServiceImpl(new OAuth(appAuth, apps, roomTokens, roomLookup, accessTokens)),
-    spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers),
+    tokens: new TokenServiceImpl(
+      new OAuth(
+        appAuth,
+        apps,
+        roomTokens,
+        roomLookup,
+        accessTokens,
+        families,
+        principals,
+        config.conference.refreshChainLifetimeSeconds,
+        logger,
+      ),
+    ),
+    spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers, admin, () => publicUrl),
     health: new HealthServiceImpl(health),
   };
 
@@ -176,17 +197,14 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     },
   });
 
+  const requestLog = new RequestLog(logger, config.requestLogPerSecond);
   const listener: RequestListener = (req, res) => {
-    const started = process.hrtime.bigint();
-    const { id, log } = beginRequest(req, logger);
-    res.setHeader("x-request-id", id);
-    res.on("finish", () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info(
-        { method: req.method, path: req.url?.split("?")[0], status: res.statusCode, ms: Math.round(ms * 10) / 10 },
-        "request",
-      );
-    });
+    const info = beginRequest(req, logger);
+    const log = info.log;
+    res.setHeader("x-request-id", info.id);
+    // Nothing we serve is meant to be sniffed into another type (buddy pictures included).
+    res.setHeader("x-content-type-options", "nosniff");
+    requestLog.watch(req, res, info);
     if (applyCors(req, res, config.corsOrigins)) return;
     if (req.url === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       const body = JSON.stringify({ status: health.serving ? "SERVING" : "NOT_SERVING" });
@@ -220,21 +238,31 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     else socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     return true;
   };
-  const server = new OnePortServer({ listener, logger, onUpgrade, ...(tls ? { tls } : {}) });
+  const server = new OnePortServer({
+    listener,
+    logger,
+    onUpgrade,
+    limits: config.connections,
+    ...(tls ? { tls } : {}),
+  });
+  /** Where clients reach us: PUBLIC_URL, else the listening address once it is known. */
+  let publicUrl = config.publicUrl;
 
   return {
     logger,
     async listen() {
-      mqtt = await MqttPush.start(accessTokens, appAuth, bus, logger);
+      mqtt = await MqttPush.start(principals, bus, config.mqtt, logger);
       const address = await server.listen(config.port, config.host);
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+      if (publicUrl === "") publicUrl = url;
       logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
       // Rooms unused for their roomTTLSeconds are deleted in the background.
       const sweeper = setInterval(() => {
         try {
           const expired = rooms.sweepExpired();
           if (expired.length > 0) logger.info({ rooms: expired.map((r) => r.roomId) }, "expired rooms deleted");
+          families.sweep();
         } catch (err) {
           logger.error({ err }, "room sweep failed");
         }
@@ -263,6 +291,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
             health.drain();
             shutdown.abort();
             await server.close(config.shutdownGraceMs);
+            requestLog.close();
             db.close();
             logger.info("stopped");
           })();
@@ -278,6 +307,20 @@ async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media
   return media === undefined ? {} : { media };
 }
 
+/**
+ * The last line of defence: a failure nothing caught is logged and the server keeps
+ * serving its other clients (Node allows it for exceptions and rejections; every socket
+ * handler already catches its own, so reaching this is a bug worth a loud log line).
+ */
+function guardProcess(logger: Logger): void {
+  process.on("uncaughtException", (err, origin) => {
+    logger.error({ err, origin }, "uncaught exception; still serving");
+  });
+  process.on("unhandledRejection", (reason) => {
+    logger.error({ err: reason }, "unhandled promise rejection; still serving");
+  });
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -290,6 +333,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const logger = createLogger(config.logLevel);
+  guardProcess(logger);
   const server = build(config, { logger, ...(await startMediaOrNone(config, logger)) });
   const running = await server.listen();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -20,6 +20,8 @@ export interface AppRecord {
   recordingKeyEnc: Buffer | null;
   createTimeMs: number;
   updateTimeMs: number;
+  /** Raised each time the secret key is renewed; tokens name the one they were issued under. */
+  credentialGen: number;
 }
 
 export interface MonthlyUsage {
@@ -42,10 +44,11 @@ interface RawApp {
   recording_key_enc: Buffer | null;
   create_time_ms: number;
   update_time_ms: number;
+  credential_gen: number;
 }
 
 const COLUMNS =
-  "seq, app_id, tenant_id, apikey, secret_enc, description, domains, permissions, status, recording_bucket, recording_key_enc, create_time_ms, update_time_ms";
+  "seq, app_id, tenant_id, apikey, secret_enc, description, domains, permissions, status, recording_bucket, recording_key_enc, create_time_ms, update_time_ms, credential_gen";
 
 function fromRaw(r: RawApp): AppRecord {
   return {
@@ -62,6 +65,7 @@ function fromRaw(r: RawApp): AppRecord {
     recordingKeyEnc: r.recording_key_enc,
     createTimeMs: r.create_time_ms,
     updateTimeMs: r.update_time_ms,
+    credentialGen: r.credential_gen,
   };
 }
 
@@ -106,7 +110,8 @@ export class AppRepository {
        WHERE app_id = @appId RETURNING ${COLUMNS}`,
     );
     this.secretStmt = db.prepare(
-      `UPDATE apps SET secret_hash = @secretHash, secret_enc = @secretEnc, update_time_ms = @now
+      `UPDATE apps SET secret_hash = @secretHash, secret_enc = @secretEnc, update_time_ms = @now,
+              credential_gen = credential_gen + 1
        WHERE app_id = @appId RETURNING ${COLUMNS}`,
     );
     this.deleteStmt = db.prepare("DELETE FROM apps WHERE app_id = ?");

@@ -218,7 +218,10 @@ export class Apps {
     return this.serverKey.decrypt(SECRET_PURPOSE, record.secretEnc, record.appId);
   }
 
-  /** Replaces the secret; lookups by the old one fail from the moment this commits. */
+  /**
+   * Replaces the secret and raises the app's credential generation: lookups by the old
+   * secret, and every token issued under the old generation, fail from the moment this commits.
+   */
   renewSecretKey(tenantId: string, appId: string): string {
     return this.db.transaction(() => {
       this.owned(tenantId, appId);

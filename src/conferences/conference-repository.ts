@@ -111,7 +111,7 @@ export class ConferenceRepository {
            @autoUpgradeCount, 0, @now, @now)
          RETURNING ${CONFERENCE_COLUMNS}`,
       ),
-      byId: db.prepare(`SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE conference_id = ?`),
+      byId: db.prepare(`SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND conference_id = ?`),
       bumpVersion: db.prepare("UPDATE conferences SET version = version + 1, update_time_ms = ? WHERE seq = ?"),
       setMode: db.prepare("UPDATE conferences SET mode = ? WHERE seq = ?"),
       end: db.prepare("UPDATE conferences SET ended = 1, end_reason = ? WHERE seq = ?"),
@@ -141,10 +141,13 @@ export class ConferenceRepository {
       setParticipantMetadata: db.prepare(
         "UPDATE participants SET metadata = ? WHERE conference_seq = ? AND endpoint_id = ?",
       ),
-      setParticipantState: db.prepare("UPDATE participants SET state = ? WHERE endpoint_id = ? AND state != ?"),
+      setParticipantState: db.prepare(
+        `UPDATE participants SET state = @state WHERE endpoint_id = @endpointId AND state != @state
+           AND conference_seq IN (SELECT seq FROM conferences WHERE app_id = @appId)`,
+      ),
       conferencesOfEndpoint: db.prepare(
-        `SELECT c.conference_id AS conference_id, c.app_id AS app_id FROM participants p
-         JOIN conferences c ON c.seq = p.conference_seq WHERE p.endpoint_id = ?`,
+        `SELECT c.conference_id AS conference_id FROM participants p
+         JOIN conferences c ON c.seq = p.conference_seq WHERE p.endpoint_id = ? AND c.app_id = ?`,
       ),
       streams: db.prepare(
         "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? ORDER BY stream_id",
@@ -176,8 +179,8 @@ export class ConferenceRepository {
     return conferenceFromRaw(this.s.insert.get(c) as RawConference);
   }
 
-  get(conferenceId: string): ConferenceRow | undefined {
-    const r = this.s.byId.get(conferenceId) as RawConference | undefined;
+  get(appId: string, conferenceId: string): ConferenceRow | undefined {
+    const r = this.s.byId.get(appId, conferenceId) as RawConference | undefined;
     return r && conferenceFromRaw(r);
   }
 
@@ -245,16 +248,16 @@ export class ConferenceRepository {
     this.s.setParticipantMetadata.run(JSON.stringify(metadata), seq, endpointId);
   }
 
-  /** Sets the health of an endpoint in every conference it is in; returns how many changed. */
-  setEndpointState(endpointId: string, state: HealthState): number {
-    return this.s.setParticipantState.run(state, endpointId, state).changes;
+  /** Sets the health of an app's endpoint in every conference it is in; returns how many changed. */
+  setEndpointState(appId: string, endpointId: string, state: HealthState): number {
+    return this.s.setParticipantState.run({ appId, endpointId, state }).changes;
   }
 
-  conferencesOfEndpoint(endpointId: string): { conferenceId: string; appId: string }[] {
-    return (this.s.conferencesOfEndpoint.all(endpointId) as { conference_id: string; app_id: string }[]).map((r) => ({
-      conferenceId: r.conference_id,
-      appId: r.app_id,
-    }));
+  /** The ids of the app's conferences the endpoint has joined. */
+  conferencesOfEndpoint(appId: string, endpointId: string): string[] {
+    return (this.s.conferencesOfEndpoint.all(endpointId, appId) as { conference_id: string }[]).map(
+      (r) => r.conference_id,
+    );
   }
 
   streams(seq: number): StreamRow[] {

@@ -21,9 +21,9 @@ import {
   type ParticipantRow,
   type StreamRow,
 } from "./conference-repository.js";
-import type { EventBus, Recipient } from "./event-bus.js";
+import type { ConferenceRef, EventBus, Recipient } from "./event-bus.js";
 
-export type { ConferenceMode, ConferenceRow, HealthState, Json, MetadataRow, ParticipantRow, StreamRow };
+export type { ConferenceMode, ConferenceRef, ConferenceRow, HealthState, Json, MetadataRow, ParticipantRow, StreamRow };
 
 /** Who acts: the app, the user and (for endpoint commands) the endpoint. */
 export interface Actor {
@@ -35,6 +35,8 @@ export interface Actor {
 export interface ConferenceSettings {
   readonly longPollTimeoutMs: number;
   readonly maxWaitersPerConference: number;
+  /** Waiters of one app's conferences together: one app cannot take the whole global cap. */
+  readonly maxWaitersPerApp: number;
   readonly maxWaiters: number;
 }
 
@@ -120,24 +122,21 @@ export class Conferences {
   }
 
   /** Called after an endpoint left a conference (media closes its transports). */
-  onParticipantLeft: ((conferenceId: string, endpointId: string) => void) | undefined;
+  onParticipantLeft: ((ref: ConferenceRef, endpointId: string) => void) | undefined;
   /** Called after a conference ended. */
-  onConferenceEnded: ((conferenceId: string) => void) | undefined;
+  onConferenceEnded: ((ref: ConferenceRef) => void) | undefined;
 
   /** The app's conference; another app's conference does not exist for the caller. */
   find(appId: string, conferenceId: string): ConferenceRow {
-    const c = this.repo.get(conferenceId);
-    if (c === undefined || c.appId !== appId) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
+    const c = this.repo.get(appId, conferenceId);
+    if (c === undefined) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
     return c;
   }
 
   /** Like find, but a rooms-API room without a conference yet gets one (its first use). */
   private findOrOpenRoom(appId: string, conferenceId: string, actor: Actor): ConferenceRow {
-    const existing = this.repo.get(conferenceId);
-    if (existing !== undefined) {
-      if (existing.appId !== appId) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
-      return existing;
-    }
+    const existing = this.repo.get(appId, conferenceId);
+    if (existing !== undefined) return existing;
     const room = this.rooms.find(appId, conferenceId);
     if (room === undefined) throw notFound(`conference ${JSON.stringify(conferenceId)} not found`);
     this.create(appId, { conferenceId, creator: actor.userId, creatorEndpoint: actor.endpointId });
@@ -188,7 +187,7 @@ export class Conferences {
       return { event, recipients: [...all.values()] };
     })();
     if (result === undefined) return undefined;
-    this.bus.publish(conferenceId, result.event, result.recipients, true);
+    this.bus.publish({ appId, conferenceId }, result.event, result.recipients, true);
     this.log.debug(
       { conferenceId, type: result.event.type, version: result.event.conferenceVersion },
       "conference event",
@@ -219,7 +218,7 @@ export class Conferences {
       validateText("metadata value", value, MAX_VALUE);
     }
     const created = this.db.transaction(() => {
-      if (this.repo.get(conferenceId) !== undefined) {
+      if (this.repo.get(appId, conferenceId) !== undefined) {
         throw new ConnectError(`conference ${JSON.stringify(conferenceId)} already exists`, Code.AlreadyExists);
       }
       const c = this.repo.insert({
@@ -241,7 +240,7 @@ export class Conferences {
       this.repo.appendEvent(c.seq, null, event, this.now());
       return { c, event };
     })();
-    this.bus.publish(conferenceId, created.event, [], true);
+    this.bus.publish({ appId, conferenceId }, created.event, [], true);
     return created.c;
   }
 
@@ -306,17 +305,26 @@ export class Conferences {
       },
       true,
     );
-    this.onParticipantLeft?.(conferenceId, actor.endpointId);
+    this.onParticipantLeft?.({ appId, conferenceId }, actor.endpointId);
   }
 
-  end(appId: string, conferenceId: string, actor: Actor, reason: string): void {
+  /** Ends the conference; a USER (enforceUser) may end it only as one of its joined endpoints. */
+  end(appId: string, conferenceId: string, actor: Actor, reason: string, enforceUser: boolean): void {
     validateText("reason", reason, MAX_REASON);
     this.change(conferenceId, appId, actor, (c) => {
+      if (enforceUser) this.ownParticipant(c, actor, true);
       this.repo.end(c.seq, reason);
       this.repo.removeAllStreams(c.seq);
       return { type: "ConferenceEndedEvent", fields: { reason } };
     });
-    this.onConferenceEnded?.(conferenceId);
+    this.onConferenceEnded?.({ appId, conferenceId });
+  }
+
+  /** Ends a conference if it exists and runs (its room was deleted or expired); no actor. */
+  endIfOpen(appId: string, conferenceId: string, reason: string): void {
+    const c = this.repo.get(appId, conferenceId);
+    if (c === undefined || c.ended) return;
+    this.end(appId, conferenceId, { appId, userId: "", endpointId: "" }, reason, false);
   }
 
   /** Records a published stream (the SFU already accepted it) and announces it. */
@@ -348,8 +356,9 @@ export class Conferences {
    * The SFU lost a stream (its worker died): the stream is unpublished with the usual event
    * and its publisher is marked SICK until it publishes again or keeps alive.
    */
-  streamLost(conferenceId: string, endpointId: string, streamId: string, publisherSick = true): void {
-    const c = this.repo.get(conferenceId);
+  streamLost(ref: ConferenceRef, endpointId: string, streamId: string, publisherSick = true): void {
+    const { appId, conferenceId } = ref;
+    const c = this.repo.get(appId, conferenceId);
     const p = c && this.repo.participant(c.seq, endpointId);
     if (c === undefined || p === undefined) return;
     try {
@@ -357,15 +366,18 @@ export class Conferences {
     } catch (err) {
       this.log.warn({ err, conferenceId, streamId }, "could not record a lost stream");
     }
-    if (publisherSick) this.setEndpointState(endpointId, "SICK");
+    if (publisherSick) this.setEndpointState(appId, endpointId, "SICK");
   }
 
-  /** Throws NOT_FOUND unless the endpoint has joined the (caller's) conference. */
-  requireParticipant(appId: string, conferenceId: string, endpointId: string): void {
+  /**
+   * Throws NOT_FOUND unless the endpoint has joined the (caller's) conference, and
+   * PERMISSION_DENIED when `userId` is given and the endpoint is another user's.
+   */
+  requireParticipant(appId: string, conferenceId: string, endpointId: string, userId?: string): void {
     const c = this.find(appId, conferenceId);
-    if (this.repo.participant(c.seq, endpointId) === undefined) {
-      throw notFound(`endpoint ${JSON.stringify(endpointId)} has not joined this conference`);
-    }
+    const p = this.repo.participant(c.seq, endpointId);
+    if (p === undefined) throw notFound(`endpoint ${JSON.stringify(endpointId)} has not joined this conference`);
+    if (userId !== undefined && p.userId !== userId) throw permissionDenied("the endpoint belongs to another user");
   }
 
   /** A published stream of the conference, by id (viewers may name any endpoint). */
@@ -376,11 +388,20 @@ export class Conferences {
     return s;
   }
 
-  updateMetadata(appId: string, conferenceId: string, actor: Actor, key: string, operation: string, value: string) {
+  /** Sets or removes a conference metadata key; a USER (enforceUser) writes only as its own joined endpoint. */
+  updateMetadata(
+    appId: string,
+    conferenceId: string,
+    actor: Actor,
+    change: { key: string; operation: string; value: string },
+    enforceUser: boolean,
+  ) {
+    const { key, operation, value } = change;
     if (key === "" || key.length > MAX_KEY) throw invalidArgument(`key: must be 1-${MAX_KEY} characters`);
     if (operation !== "SET" && operation !== "REMOVE") throw invalidArgument("operation: must be SET or REMOVE");
     if (operation === "SET") validateText("value", value, MAX_VALUE);
     this.change(conferenceId, appId, actor, (c) => {
+      if (enforceUser) this.ownParticipant(c, actor, true);
       if (operation === "SET") {
         this.repo.setMetadata(c.seq, key, value, this.now(), actor.endpointId, actor.userId);
         return { type: "ConferenceMetadataUpdatedEvent", fields: { key, operation, value } };
@@ -471,7 +492,7 @@ export class Conferences {
       const full = { ...this.event(c, type, undefined, {}, null), ...event, conferenceId, organizationId: appId };
       const shown = { ...full, ...masked };
       this.log.info({ conferenceId, event: shown }, "best-effort event sent");
-      this.bus.publish(conferenceId, shown, recipients, false, full);
+      this.bus.publish({ appId, conferenceId }, shown, recipients, false, full);
       return recipients.length;
     }
     let sent = 0;
@@ -488,7 +509,7 @@ export class Conferences {
       return { full, stored, recipients };
     })();
     this.log.info({ conferenceId, event: result.stored }, "event sent");
-    this.bus.publish(conferenceId, result.stored, result.recipients, true, result.full);
+    this.bus.publish({ appId, conferenceId }, result.stored, result.recipients, true, result.full);
     return sent;
   }
 
@@ -517,7 +538,7 @@ export class Conferences {
    */
   async waitForEvents(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): Promise<Json[]> {
     const c = this.find(appId, conferenceId);
-    this.checkWaiterCaps(conferenceId);
+    this.checkWaiterCaps(appId, conferenceId);
     return new Promise<Json[]>((resolve) => {
       let done = false;
       const finish = (events: Json[]) => {
@@ -529,7 +550,7 @@ export class Conferences {
         resolve(events);
       };
       // Subscribe before reading the log so a commit in between is not missed.
-      const unsubscribe = this.bus.subscribe(conferenceId, (event, logged) => {
+      const unsubscribe = this.bus.subscribe({ appId, conferenceId }, (event, logged) => {
         if (!logged) finish([event]);
         else if (typeof event.conferenceVersion !== "number" || event.conferenceVersion >= fromVersion) {
           finish(this.eventsForWaiters(c.seq, fromVersion, String(event.id)));
@@ -567,11 +588,14 @@ export class Conferences {
   }
 
   /** Long-poll waiters and event streams share these caps (429 beyond them). */
-  private checkWaiterCaps(conferenceId: string): void {
-    if (this.bus.listenerCount(conferenceId) >= this.settings.maxWaitersPerConference) {
+  private checkWaiterCaps(appId: string, conferenceId: string): void {
+    if (this.bus.conferenceListeners({ appId, conferenceId }) >= this.settings.maxWaitersPerConference) {
       throw new ConnectError("too many waiters on this conference", Code.ResourceExhausted);
     }
-    if (this.bus.listenerCount() >= this.settings.maxWaiters) {
+    if (this.bus.appListeners(appId) >= this.settings.maxWaitersPerApp) {
+      throw new ConnectError("too many event waiters for this app", Code.ResourceExhausted);
+    }
+    if (this.bus.allListeners() >= this.settings.maxWaiters) {
       throw new ConnectError("too many event waiters", Code.ResourceExhausted);
     }
   }
@@ -582,10 +606,10 @@ export class Conferences {
    */
   async *watch(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): AsyncGenerator<Json> {
     const c = this.find(appId, conferenceId);
-    this.checkWaiterCaps(conferenceId);
+    this.checkWaiterCaps(appId, conferenceId);
     const queue: Json[] = [];
     let wake: (() => void) | undefined;
-    const unsubscribe = this.bus.subscribe(conferenceId, (event) => {
+    const unsubscribe = this.bus.subscribe({ appId, conferenceId }, (event) => {
       queue.push(event);
       wake?.();
     });
@@ -627,20 +651,20 @@ export class Conferences {
    * An observation about the conference (network indicators): pushed to participants and
    * waiters without a conferenceVersion, neither logged nor versioned.
    */
-  observe(conferenceId: string, type: string, fields: Json): void {
-    const c = this.repo.get(conferenceId);
+  observe(ref: ConferenceRef, type: string, fields: Json): void {
+    const c = this.repo.get(ref.appId, ref.conferenceId);
     if (c === undefined || c.ended) return;
-    this.bus.publish(conferenceId, this.event(c, type, undefined, fields, null), this.recipients(c), false);
+    this.bus.publish(ref, this.event(c, type, undefined, fields, null), this.recipients(c), false);
   }
 
   /** Marks an endpoint's participations HEALTHY or SICK (an observation: no version change). */
-  setEndpointState(endpointId: string, state: HealthState): void {
-    this.repo.setEndpointState(endpointId, state);
+  setEndpointState(appId: string, endpointId: string, state: HealthState): void {
+    this.repo.setEndpointState(appId, endpointId, state);
   }
 
   /** Makes an endpoint leave every conference it joined (unregister, keep-alive expiry). */
-  leaveAll(endpointId: string, userId: string, reason: string): void {
-    for (const { conferenceId, appId } of this.repo.conferencesOfEndpoint(endpointId)) {
+  leaveAll(appId: string, endpointId: string, userId: string, reason: string): void {
+    for (const conferenceId of this.repo.conferencesOfEndpoint(appId, endpointId)) {
       try {
         this.leave(appId, conferenceId, { appId, userId, endpointId }, reason, false);
       } catch (err) {

@@ -1,7 +1,8 @@
 /**
  * In-process fan-out of conference events after their transaction commits: long-poll
  * waiters and event streams subscribe per conference, and push channels (MQTT) get every
- * event with the topics of its recipients. Nothing here polls SQLite.
+ * event with its app and the topics of its recipients. Nothing here polls SQLite.
+ * Conference ids are unique per app only, so everything is keyed by both.
  */
 import type { Json } from "./conference-repository.js";
 
@@ -11,32 +12,62 @@ export interface Recipient {
   readonly endpointId: string;
 }
 
+/** A conference, named the only way that is unique across apps. */
+export interface ConferenceRef {
+  readonly appId: string;
+  readonly conferenceId: string;
+}
+
 export type ConferenceListener = (event: Json, logged: boolean) => void;
-export type PushSink = (recipients: readonly Recipient[], event: Json) => void;
+export type PushSink = (appId: string, recipients: readonly Recipient[], event: Json) => void;
+
+function keyOf(ref: ConferenceRef): string {
+  return `${ref.appId}/${ref.conferenceId}`;
+}
 
 export class EventBus {
   private readonly listeners = new Map<string, Set<ConferenceListener>>();
+  private readonly perApp = new Map<string, number>();
+  private total = 0;
   private readonly sinks = new Set<PushSink>();
 
   /** Listens to one conference's events; returns the function that stops listening. */
-  subscribe(conferenceId: string, listener: ConferenceListener): () => void {
-    let set = this.listeners.get(conferenceId);
+  subscribe(ref: ConferenceRef, listener: ConferenceListener): () => void {
+    const key = keyOf(ref);
+    let set = this.listeners.get(key);
     if (set === undefined) {
       set = new Set();
-      this.listeners.set(conferenceId, set);
+      this.listeners.set(key, set);
     }
     set.add(listener);
+    this.total++;
+    this.perApp.set(ref.appId, (this.perApp.get(ref.appId) ?? 0) + 1);
+    let subscribed = true;
     return () => {
+      if (!subscribed) return;
+      subscribed = false;
       set.delete(listener);
-      if (set.size === 0 && this.listeners.get(conferenceId) === set) this.listeners.delete(conferenceId);
+      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
+      this.total--;
+      const left = (this.perApp.get(ref.appId) ?? 1) - 1;
+      if (left === 0) this.perApp.delete(ref.appId);
+      else this.perApp.set(ref.appId, left);
     };
   }
 
-  listenerCount(conferenceId?: string): number {
-    if (conferenceId !== undefined) return this.listeners.get(conferenceId)?.size ?? 0;
-    let n = 0;
-    for (const set of this.listeners.values()) n += set.size;
-    return n;
+  /** Listeners of one conference. */
+  conferenceListeners(ref: ConferenceRef): number {
+    return this.listeners.get(keyOf(ref))?.size ?? 0;
+  }
+
+  /** Listeners of every conference of one app. */
+  appListeners(appId: string): number {
+    return this.perApp.get(appId) ?? 0;
+  }
+
+  /** Listeners of every conference. */
+  allListeners(): number {
+    return this.total;
   }
 
   addPushSink(sink: PushSink): () => void {
@@ -50,13 +81,13 @@ export class EventBus {
    * which differs only when masks hid parts of the logged copy.
    */
   publish(
-    conferenceId: string,
+    ref: ConferenceRef,
     event: Json,
     recipients: readonly Recipient[],
     logged: boolean,
     live: Json = event,
   ): void {
-    for (const listener of [...(this.listeners.get(conferenceId) ?? [])]) {
+    for (const listener of [...(this.listeners.get(keyOf(ref)) ?? [])]) {
       try {
         listener(event, logged);
       } catch {
@@ -65,7 +96,7 @@ export class EventBus {
     }
     for (const sink of this.sinks) {
       try {
-        sink(recipients, live);
+        sink(ref.appId, recipients, live);
       } catch {
         // Push is best effort per sink; the event log is the source of truth.
       }

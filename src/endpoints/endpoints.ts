@@ -58,37 +58,39 @@ export class Endpoints {
     private readonly now: () => number = Date.now,
   ) {
     this.s = {
-      get: db.prepare(`SELECT ${COLUMNS} FROM user_endpoints WHERE endpoint_id = ?`),
+      get: db.prepare(`SELECT ${COLUMNS} FROM user_endpoints WHERE app_id = ? AND endpoint_id = ?`),
       upsert: db.prepare(
         `INSERT INTO user_endpoints (endpoint_id, app_id, user_id, keep_alive_seconds, state, last_seen_ms, create_time_ms)
          VALUES (@endpointId, @appId, @userId, @keepAlive, 'HEALTHY', @now, @now)
-         ON CONFLICT (endpoint_id) DO UPDATE SET keep_alive_seconds = excluded.keep_alive_seconds,
+         ON CONFLICT (app_id, endpoint_id) DO UPDATE SET keep_alive_seconds = excluded.keep_alive_seconds,
            state = 'HEALTHY', last_seen_ms = excluded.last_seen_ms`,
       ),
-      touch: db.prepare("UPDATE user_endpoints SET last_seen_ms = ?, state = 'HEALTHY' WHERE endpoint_id = ?"),
-      remove: db.prepare("DELETE FROM user_endpoints WHERE endpoint_id = ?"),
+      touch: db.prepare(
+        "UPDATE user_endpoints SET last_seen_ms = ?, state = 'HEALTHY' WHERE app_id = ? AND endpoint_id = ?",
+      ),
+      remove: db.prepare("DELETE FROM user_endpoints WHERE app_id = ? AND endpoint_id = ?"),
       byApp: db.prepare(`SELECT ${COLUMNS} FROM user_endpoints WHERE app_id = ? ORDER BY create_time_ms, endpoint_id`),
       byUser: db.prepare(
         `SELECT ${COLUMNS} FROM user_endpoints WHERE app_id = ? AND user_id = ? ORDER BY create_time_ms, endpoint_id`,
       ),
       turnedSick: db.prepare(
         `UPDATE user_endpoints SET state = 'SICK' WHERE state = 'HEALTHY' AND last_seen_ms + keep_alive_seconds * 1000 < ?
-         RETURNING endpoint_id`,
+         RETURNING app_id, endpoint_id`,
       ),
       expired: db.prepare(`SELECT ${COLUMNS} FROM user_endpoints WHERE last_seen_ms + keep_alive_seconds * 2000 < ?`),
     };
   }
 
-  get(endpointId: string): EndpointRow | undefined {
-    const r = this.s.get.get(endpointId) as RawEndpoint | undefined;
+  /** The app's endpoint (endpoint ids are unique per app). */
+  get(appId: string, endpointId: string): EndpointRow | undefined {
+    const r = this.s.get.get(appId, endpointId) as RawEndpoint | undefined;
     return r && fromRaw(r);
   }
 
   /** The endpoint of this app and user, or NOT_FOUND / PERMISSION_DENIED. */
   own(appId: string, userId: string | undefined, endpointId: string): EndpointRow {
-    const e = this.get(endpointId);
-    if (e === undefined || e.appId !== appId)
-      throw notFound(`endpoint ${JSON.stringify(endpointId)} is not registered`);
+    const e = this.get(appId, endpointId);
+    if (e === undefined) throw notFound(`endpoint ${JSON.stringify(endpointId)} is not registered`);
     if (userId !== undefined && e.userId !== userId) throw permissionDenied("the endpoint belongs to another user");
     return e;
   }
@@ -101,32 +103,32 @@ export class Endpoints {
     if (!Number.isInteger(keepAlive) || keepAlive < MIN_KEEP_ALIVE || keepAlive > MAX_KEEP_ALIVE) {
       throw invalidArgument(`keepAliveSeconds: must be between ${MIN_KEEP_ALIVE} and ${MAX_KEEP_ALIVE}`);
     }
-    const existing = this.get(id);
-    if (existing !== undefined && (existing.appId !== appId || existing.userId !== userId)) {
+    const existing = this.get(appId, id);
+    if (existing !== undefined && existing.userId !== userId) {
       throw new ConnectError(`endpoint ${JSON.stringify(id)} belongs to another user`, Code.AlreadyExists);
     }
     this.s.upsert.run({ endpointId: id, appId, userId, keepAlive, now: this.now() });
-    if (existing?.state === "SICK") this.conferences.setEndpointState(id, "HEALTHY");
+    if (existing?.state === "SICK") this.conferences.setEndpointState(appId, id, "HEALTHY");
     return id;
   }
 
   /** Registers an endpoint a client joined with before registering it (legacy clients do). */
   ensure(appId: string, userId: string, endpointId: string, keepAliveSeconds: number): void {
-    const e = this.get(endpointId);
+    const e = this.get(appId, endpointId);
     if (e === undefined) this.register(appId, userId, endpointId, keepAliveSeconds);
-    else if (e.appId !== appId || e.userId !== userId) throw permissionDenied("the endpoint belongs to another user");
+    else if (e.userId !== userId) throw permissionDenied("the endpoint belongs to another user");
   }
 
   keepAlive(appId: string, userId: string | undefined, endpointId: string): void {
     const e = this.own(appId, userId, endpointId);
-    this.s.touch.run(this.now(), endpointId);
-    if (e.state === "SICK") this.conferences.setEndpointState(endpointId, "HEALTHY");
+    this.s.touch.run(this.now(), appId, endpointId);
+    if (e.state === "SICK") this.conferences.setEndpointState(appId, endpointId, "HEALTHY");
   }
 
   unregister(appId: string, userId: string | undefined, endpointId: string, reason: string): void {
     const e = this.own(appId, userId, endpointId);
-    this.conferences.leaveAll(endpointId, e.userId, reason || "unregistered");
-    this.s.remove.run(endpointId);
+    this.conferences.leaveAll(appId, endpointId, e.userId, reason || "unregistered");
+    this.s.remove.run(appId, endpointId);
   }
 
   list(appId: string, userId: string | undefined): EndpointRow[] {
@@ -137,15 +139,18 @@ export class Endpoints {
   /** One sweep: late endpoints turn SICK; twice-late ones leave their conferences and go. */
   sweep(): { sick: number; removed: number } {
     const now = this.now();
-    const sick = (this.s.turnedSick.all(now) as { endpoint_id: string }[]).map((r) => r.endpoint_id);
-    for (const id of sick) this.conferences.setEndpointState(id, "SICK");
+    const sick = this.s.turnedSick.all(now) as { app_id: string; endpoint_id: string }[];
+    for (const r of sick) this.conferences.setEndpointState(r.app_id, r.endpoint_id, "SICK");
     const expired = (this.s.expired.all(now) as RawEndpoint[]).map(fromRaw);
     for (const e of expired) {
-      this.conferences.leaveAll(e.endpointId, e.userId, "keep-alive expired");
-      this.s.remove.run(e.endpointId);
+      this.conferences.leaveAll(e.appId, e.endpointId, e.userId, "keep-alive expired");
+      this.s.remove.run(e.appId, e.endpointId);
     }
     if (sick.length + expired.length > 0) {
-      this.log.info({ sick, removed: expired.map((e) => e.endpointId) }, "endpoint keep-alive sweep");
+      this.log.info(
+        { sick: sick.map((r) => r.endpoint_id), removed: expired.map((e) => e.endpointId) },
+        "endpoint keep-alive sweep",
+      );
     }
     return { sick: sick.length, removed: expired.length };
   }

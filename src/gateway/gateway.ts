@@ -76,7 +76,7 @@ export class RestGateway {
 
   /** Serves one request; never throws (every failure becomes the dialect's error). */
   async handle(req: NodeRequest, res: NodeResponse): Promise<void> {
-    const { log } = requestInfo(req, this.options.logger);
+    const info = requestInfo(req, this.options.logger);
     // Parse the request target as a path only: "//x" is a path here, never a host.
     let url: URL;
     try {
@@ -147,8 +147,8 @@ export class RestGateway {
         return write(res, dialect.renderError(e.error, e.refusal, route.method), e.refusal === "body-too-large");
       }
       const error = toConnectError(e);
-      if (error.cause !== undefined) log.error({ err: error.cause, rpc }, "rpc failed");
-      else log.info({ rpc, code: Code[error.code], msg: error.rawMessage }, "rpc error");
+      if (error.cause !== undefined) info.log.error({ err: error.cause, rpc }, "rpc failed");
+      info.outcome = { rpc, code: Code[error.code], msg: error.rawMessage };
       write(res, dialect.renderError(error, undefined, route.method));
     }
   }

@@ -1,21 +1,22 @@
 /**
  * Cross-cutting RPC behaviour for gRPC, gRPC-web and Connect: unknown failures become
- * INTERNAL with a fixed message (the cause goes to the log, never to the client).
+ * INTERNAL with a fixed message (the cause goes to the log, never to the client); known
+ * failures are recorded on the request for its one log line.
  */
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { toConnectError } from "../errors.js";
-import { kRequestLog, type Logger } from "../observability/log.js";
+import { kRequestInfo, type Logger } from "../observability/log.js";
 
 export function errorInterceptor(root: Logger): Interceptor {
-  const fail = (e: unknown, log: Logger, rpc: string): never => {
-    const error = toConnectError(e);
-    if (error.cause !== undefined) log.error({ err: error.cause, rpc }, "rpc failed");
-    else log.info({ rpc, code: Code[error.code], msg: error.rawMessage }, "rpc error");
-    throw error;
-  };
   return (next) => async (req) => {
-    const log = req.contextValues.get(kRequestLog) ?? root;
+    const info = req.contextValues.get(kRequestInfo);
     const rpc = `${req.service.typeName}/${req.method.name}`;
+    const fail = (e: unknown): never => {
+      const error = toConnectError(e);
+      if (error.cause !== undefined) (info?.log ?? root).error({ err: error.cause, rpc }, "rpc failed");
+      if (info !== undefined) info.outcome = { rpc, code: Code[error.code], msg: error.rawMessage };
+      throw error;
+    };
     try {
       const res = await next(req);
       if (!res.stream) return res;
@@ -26,12 +27,12 @@ export function errorInterceptor(root: Logger): Interceptor {
           try {
             yield* messages;
           } catch (e) {
-            fail(e, log, rpc);
+            fail(e);
           }
         })(),
       };
     } catch (e) {
-      return fail(e, log, rpc);
+      return fail(e);
     }
   };
 }

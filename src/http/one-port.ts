@@ -21,10 +21,22 @@ export type UpgradeListener = (
   head: Buffer,
 ) => boolean;
 
+export interface ConnectionLimits {
+  /** Open connections from one client address; more are closed at once. */
+  readonly maxPerIp: number;
+  /** Time to receive a request's headers (HTTP/1.1), or an HTTP/2 session's first request. */
+  readonly headersTimeoutMs: number;
+  /** Time to receive a whole request, body included. */
+  readonly requestTimeoutMs: number;
+  /** HTTP/2 streams one connection may have open at once (advertised in SETTINGS). */
+  readonly h2MaxConcurrentStreams: number;
+}
+
 export interface OnePortOptions {
   readonly listener: RequestListener;
   readonly onUpgrade?: UpgradeListener;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  readonly limits: ConnectionLimits;
   readonly logger: Logger;
 }
 
@@ -42,25 +54,34 @@ export class OnePortServer {
   private readonly tls: http2.Http2SecureServer | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
+  private readonly perIp = new Map<string, number>();
 
   constructor(private readonly options: OnePortOptions) {
-    this.http1 = http.createServer(options.listener as unknown as http.RequestListener);
+    const { limits } = options;
+    const timeouts = {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    };
+    this.http1 = http.createServer(timeouts, options.listener as unknown as http.RequestListener);
+    // Node checks headersTimeout/requestTimeout only for servers that emitted "listening";
+    // ours never listens itself (sockets arrive through emit("connection")), so it is told.
+    this.http1.emit("listening");
+    const h2Options = { settings: { maxConcurrentStreams: limits.h2MaxConcurrentStreams } };
     this.h2c = http2.createServer(
-      {},
+      h2Options,
       options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
     this.tls = options.tls
       ? http2.createSecureServer(
-          { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
+          { ...h2Options, ...timeouts, cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
           options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
         )
       : undefined;
+    this.tls?.emit("listening");
     for (const server of [this.h2c, this.tls]) {
-      server?.on("session", (session: http2.Http2Session) => {
-        this.sessions.add(session);
-        session.on("close", () => this.sessions.delete(session));
-        session.setTimeout(H2_IDLE_MS, () => session.close());
-      });
+      server?.on("session", (session: http2.Http2Session) => this.watchSession(session));
+      server?.on("stream", (stream: http2.ServerHttp2Stream) => this.watchStream(stream));
     }
     this.tls?.on("tlsClientError", (err) => options.logger.debug({ err }, "TLS handshake failed"));
     // With an upgrade listener, Node hands it every request with `Connection: Upgrade`
@@ -74,9 +95,45 @@ export class OnePortServer {
     this.net = net.createServer((socket) => this.accept(socket));
   }
 
+  /** HTTP/2 sessions: closed when idle, and when no request arrives in time after connecting. */
+  private watchSession(session: http2.Http2Session): void {
+    this.sessions.add(session);
+    const firstRequest = setTimeout(() => session.destroy(), this.options.limits.headersTimeoutMs);
+    firstRequest.unref();
+    session.once("stream", () => clearTimeout(firstRequest));
+    session.on("close", () => {
+      clearTimeout(firstRequest);
+      this.sessions.delete(session);
+    });
+    session.setTimeout(H2_IDLE_MS, () => session.close());
+  }
+
+  /** An HTTP/2 request whose body has not arrived within the request timeout is cancelled. */
+  private watchStream(stream: http2.ServerHttp2Stream): void {
+    if (stream.endAfterHeaders) return;
+    const timer = setTimeout(() => {
+      if (!stream.closed && stream.state.remoteClose === 0) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, this.options.limits.requestTimeoutMs);
+    timer.unref();
+    stream.once("close", () => clearTimeout(timer));
+  }
+
   private accept(socket: net.Socket): void {
+    const ip = socket.remoteAddress ?? "";
+    const open = this.perIp.get(ip) ?? 0;
+    if (open >= this.options.limits.maxPerIp) {
+      this.options.logger.debug({ ip, open }, "connection refused: too many from this address");
+      socket.destroy();
+      return;
+    }
+    this.perIp.set(ip, open + 1);
     this.sockets.add(socket);
-    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("close", () => {
+      this.sockets.delete(socket);
+      const left = (this.perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, left);
+    });
     socket.on("error", (err) => this.options.logger.debug({ err }, "socket error"));
     socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
     let seen = Buffer.alloc(0);

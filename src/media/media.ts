@@ -39,6 +39,22 @@ export interface MediaSettings {
   readonly statsIntervalMs: number;
 }
 
+/** A conference, by the app it belongs to (conference ids are unique per app only). */
+export interface ConferenceRef {
+  readonly appId: string;
+  readonly conferenceId: string;
+}
+
+/** A stream the SFU lost (its worker died, or its publisher went away). */
+export interface LostStream extends ConferenceRef {
+  readonly endpointId: string;
+  readonly streamId: string;
+}
+
+function streamKey(ref: ConferenceRef, streamId: string): string {
+  return `${ref.appId}/${ref.conferenceId}/${streamId}`;
+}
+
 /** One endpoint's network figures, as ConferenceNetworkIndicatorUpdatedEvent carries them. */
 export interface EndpointIndicator {
   averageJitter: number;
@@ -47,19 +63,9 @@ export interface EndpointIndicator {
   grade: "OPTIMAL" | "SUBOPTIMAL" | "BAD";
 }
 
-const ROUTER_CODECS: types.RtpCodecCapability[] = [
-  { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 },
-  { kind: "video", mimeType: "video/VP8", clockRate: 90000 },
-  {
-    kind: "video",
-    mimeType: "video/H264",
-    clockRate: 90000,
-    parameters: { "packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1 },
-  },
-];
-
 interface Published {
-  readonly conferenceId: string;
+  readonly ref: ConferenceRef;
+  readonly streamId: string;
   readonly endpointId: string;
   /** The stream's own router, on the publisher's payload types. */
   readonly router: types.Router;
@@ -99,20 +105,19 @@ export function defaultWorkerBin(): string {
 export class Media {
   private readonly workers: types.Worker[] = [];
   private next = 0;
+  /** Published streams by app, conference and stream id (see streamKey). */
   private readonly streams = new Map<string, Published>();
   private closed = false;
   private statsTimer: NodeJS.Timeout | undefined;
   /** Told every statsIntervalMs, per conference with media, how its endpoints' networks are. */
   onNetworkIndicators:
     | ((
-        conferenceId: string,
+        ref: ConferenceRef,
         indicators: { averageNetworkQuality: number; participantIndicatorMap: Record<string, EndpointIndicator> },
       ) => void)
     | undefined;
   /** Told which streams were lost when a worker died (their publishers are told too). */
-  onStreamsLost:
-    | ((lost: { conferenceId: string; endpointId: string; streamId: string }[], publisherSick: boolean) => void)
-    | undefined;
+  onStreamsLost: ((lost: LostStream[], publisherSick: boolean) => void) | undefined;
 
   private constructor(
     private readonly mediasoup: typeof import("mediasoup"),
@@ -159,11 +164,11 @@ export class Media {
   /** Forgets the streams the dead worker took with it, then starts a replacement. */
   private async afterWorkerDied(): Promise<void> {
     if (this.closed) return;
-    const lost: { conferenceId: string; endpointId: string; streamId: string }[] = [];
-    for (const [streamId, s] of [...this.streams]) {
+    const lost: LostStream[] = [];
+    for (const [key, s] of [...this.streams]) {
       if (s.router.closed || s.transport.closed) {
-        this.unpublish(streamId);
-        lost.push({ conferenceId: s.conferenceId, endpointId: s.endpointId, streamId });
+        this.drop(key);
+        lost.push({ ...s.ref, endpointId: s.endpointId, streamId: s.streamId });
         continue;
       }
       for (const [key, worker] of [...s.pipeWorkers]) {
@@ -219,17 +224,21 @@ export class Media {
    * us, round-trip time and score of what each viewer receives. Score 0–10 → grade.
    */
   private async reportIndicators(): Promise<void> {
-    const byConference = new Map<string, Map<string, { jitter: number[]; rtt: number[]; score: number[] }>>();
-    const add = (conferenceId: string, endpointId: string) => {
-      const c = byConference.get(conferenceId) ?? new Map();
-      byConference.set(conferenceId, c);
+    const byConference = new Map<
+      string,
+      { ref: ConferenceRef; endpoints: Map<string, { jitter: number[]; rtt: number[]; score: number[] }> }
+    >();
+    const add = (ref: ConferenceRef, endpointId: string) => {
+      const key = `${ref.appId}/${ref.conferenceId}`;
+      const c = byConference.get(key)?.endpoints ?? new Map();
+      byConference.set(key, { ref, endpoints: c });
       const e = c.get(endpointId) ?? { jitter: [], rtt: [], score: [] };
       c.set(endpointId, e);
       return e as { jitter: number[]; rtt: number[]; score: number[] };
     };
     try {
       for (const stream of this.streams.values()) {
-        const pub = add(stream.conferenceId, stream.endpointId);
+        const pub = add(stream.ref, stream.endpointId);
         for (const p of stream.producers) {
           for (const s of await p.getStats()) {
             pub.jitter.push(s.jitter ?? 0);
@@ -238,7 +247,7 @@ export class Media {
           }
         }
         for (const view of stream.views.values()) {
-          const viewer = add(stream.conferenceId, view.endpointId);
+          const viewer = add(stream.ref, view.endpointId);
           for (const consumer of view.consumers) {
             for (const s of await consumer.getStats()) {
               if (s.type !== "outbound-rtp") continue;
@@ -254,7 +263,7 @@ export class Media {
     }
     const mean = (xs: number[], fallback: number) =>
       xs.length === 0 ? fallback : xs.reduce((a, b) => a + b, 0) / xs.length;
-    for (const [conferenceId, endpoints] of byConference) {
+    for (const { ref, endpoints } of byConference.values()) {
       const participantIndicatorMap: Record<string, EndpointIndicator> = {};
       for (const [endpointId, e] of endpoints) {
         const quality = Math.round(mean(e.score, 10) * 10) / 10;
@@ -266,7 +275,7 @@ export class Media {
         };
       }
       const all = Object.values(participantIndicatorMap).map((i) => i.averageNetworkQuality);
-      this.onNetworkIndicators?.(conferenceId, {
+      this.onNetworkIndicators?.(ref, {
         averageNetworkQuality: Math.round(mean(all, 10) * 10) / 10,
         participantIndicatorMap,
       });
@@ -280,16 +289,18 @@ export class Media {
 
   private readonly pending = new Set<string>();
 
-  hasStream(streamId: string): boolean {
-    return this.streams.has(streamId) || this.pending.has(streamId);
+  hasStream(ref: ConferenceRef, streamId: string): boolean {
+    const key = streamKey(ref, streamId);
+    return this.streams.has(key) || this.pending.has(key);
   }
 
   /** Publishes a browser's sendonly offer; answers with the SDP to apply. */
-  async publish(conferenceId: string, endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
+  async publish(ref: ConferenceRef, endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
     const offer = parseOffer(sdpOffer);
+    const key = streamKey(ref, streamId);
     // Reserved before the first await, so a retried publish cannot race this one.
-    if (this.hasStream(streamId)) throw new StreamConflictError(streamId);
-    this.pending.add(streamId);
+    if (this.hasStream(ref, streamId)) throw new StreamConflictError(streamId);
+    this.pending.add(key);
     let router: types.Router | undefined;
     try {
       router = await this.createRouter(this.worker(), viewerRouterCodecs(offer));
@@ -311,8 +322,9 @@ export class Media {
         sections.push({ media, direction: "recvonly", rtpParameters: produced.rtpParameters });
       }
       if (producers.length === 0) throw new SdpError("the offer sends no audio or video");
-      this.streams.set(streamId, {
-        conferenceId,
+      this.streams.set(key, {
+        ref,
+        streamId,
         endpointId,
         router,
         pipes: new Map(),
@@ -323,10 +335,10 @@ export class Media {
       });
       // A publisher that goes away without unpublishing loses its stream like a dead worker.
       transport.on("dtlsstatechange", (state) => {
-        if ((state === "failed" || state === "closed") && this.streams.get(streamId)?.transport === transport) {
-          this.unpublish(streamId);
+        if ((state === "failed" || state === "closed") && this.streams.get(key)?.transport === transport) {
+          this.drop(key);
           // A failed handshake or connection is an unhealthy publisher; a closed one just left.
-          this.onStreamsLost?.([{ conferenceId, endpointId, streamId }], state === "failed");
+          this.onStreamsLost?.([{ ...ref, endpointId, streamId }], state === "failed");
         }
       });
       return writeAnswer(transport, sections);
@@ -334,7 +346,7 @@ export class Media {
       router?.close();
       throw e;
     } finally {
-      this.pending.delete(streamId);
+      this.pending.delete(key);
     }
   }
 
@@ -420,16 +432,15 @@ export class Media {
 
   /** Views a published stream with a browser's recvonly offer; answers with the SDP to apply. */
   async view(
-    conferenceId: string,
+    ref: ConferenceRef,
     streamId: string,
     viewerId: string,
     endpointId: string,
     owner: string | undefined,
     sdpOffer: string,
   ): Promise<string> {
-    const stream = this.streams.get(streamId);
-    if (stream === undefined || stream.conferenceId !== conferenceId)
-      throw new SdpError(`stream ${streamId} is not published`);
+    const stream = this.streams.get(streamKey(ref, streamId));
+    if (stream === undefined) throw new SdpError(`stream ${streamId} is not published`);
     const previous = stream.views.get(viewerId);
     if (previous !== undefined && previous.owner !== undefined && previous.owner !== owner) {
       throw new SdpError(`viewerId ${viewerId} is another viewer's`);
@@ -495,9 +506,9 @@ export class Media {
    * sometimes send their endpoint id as viewerId: an unknown viewerId stops the caller's own
    * views of the stream instead.
    */
-  stopView(conferenceId: string, streamId: string, viewerId: string, owner: string | undefined): number {
-    const stream = this.streams.get(streamId);
-    if (stream === undefined || stream.conferenceId !== conferenceId) return 0;
+  stopView(ref: ConferenceRef, streamId: string, viewerId: string, owner: string | undefined): number {
+    const stream = this.streams.get(streamKey(ref, streamId));
+    if (stream === undefined) return 0;
     const mayStop = (v: View) => owner === undefined || v.owner === owner;
     const named = stream.views.get(viewerId);
     const targets =
@@ -516,8 +527,13 @@ export class Media {
     return stopped;
   }
 
-  unpublish(streamId: string): void {
-    const stream = this.streams.get(streamId);
+  unpublish(ref: ConferenceRef, streamId: string): void {
+    this.drop(streamKey(ref, streamId));
+  }
+
+  /** Closes a published stream by its key, and everything that consumed it. */
+  private drop(key: string): void {
+    const stream = this.streams.get(key);
     if (stream === undefined) return;
     // The stream's router and its pipes take every transport, producer and consumer along.
     for (const pipe of stream.pipes.values())
@@ -526,19 +542,19 @@ export class Media {
         () => undefined,
       );
     stream.router.close();
-    this.streams.delete(streamId);
+    this.streams.delete(key);
   }
 
-  async setMaxIncomingBitrate(streamId: string, bitrate: number): Promise<void> {
-    const stream = this.streams.get(streamId);
+  async setMaxIncomingBitrate(ref: ConferenceRef, streamId: string, bitrate: number): Promise<void> {
+    const stream = this.streams.get(streamKey(ref, streamId));
     if (stream !== undefined && bitrate > 0) await stream.transport.setMaxIncomingBitrate(bitrate);
   }
 
   /** Closes everything an endpoint published or viewed (leave, unregister, expiry). */
-  closeEndpoint(conferenceId: string, endpointId: string): string[] {
+  closeEndpoint(ref: ConferenceRef, endpointId: string): string[] {
     const unpublished: string[] = [];
-    for (const [streamId, stream] of this.streams) {
-      if (stream.conferenceId !== conferenceId) continue;
+    for (const [key, stream] of this.streams) {
+      if (!Media.sameConference(stream.ref, ref)) continue;
       for (const [viewerId, view] of stream.views) {
         if (view.endpointId === endpointId) {
           view.transport.close();
@@ -546,15 +562,19 @@ export class Media {
         }
       }
       if (stream.endpointId === endpointId) {
-        this.unpublish(streamId);
-        unpublished.push(streamId);
+        this.drop(key);
+        unpublished.push(stream.streamId);
       }
     }
     return unpublished;
   }
 
-  closeConference(conferenceId: string): void {
-    for (const [streamId, stream] of this.streams) if (stream.conferenceId === conferenceId) this.unpublish(streamId);
+  closeConference(ref: ConferenceRef): void {
+    for (const [key, stream] of this.streams) if (Media.sameConference(stream.ref, ref)) this.drop(key);
+  }
+
+  private static sameConference(a: ConferenceRef, b: ConferenceRef): boolean {
+    return a.appId === b.appId && a.conferenceId === b.conferenceId;
   }
 
   close(): void {

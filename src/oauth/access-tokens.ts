@@ -2,6 +2,9 @@
  * Bearer tokens of the conference API: HS256 JWTs (jose) issued by the token endpoint —
  * role SERVICE for an app, or USER for one user in one conference — plus refresh tokens.
  * A rooms-API room token is accepted as a USER bearer for its room's conference too.
+ * Every token names the app's credential generation (`gen`, raised when the app's secret
+ * is renewed) and, when it came from a login, its refresh family (`fam`), so that renewal
+ * and refresh-token reuse can revoke tokens that are still within their lifetime.
  */
 import { randomUUID } from "node:crypto";
 import { errors, jwtVerify, SignJWT } from "jose";
@@ -24,6 +27,21 @@ export interface Principal {
   readonly conferenceId?: string;
   /** When the token stops being valid (long-lived connections end then). */
   readonly expiresAtMs?: number;
+  /** The app's credential generation the token was issued under. */
+  readonly credentialGen: number;
+  /** The refresh family of a login's tokens. */
+  readonly familyId?: string;
+}
+
+/** A verified refresh token: its principal and its own id (one use each). */
+export interface RefreshClaims {
+  readonly principal: Principal;
+  readonly jti: string;
+}
+
+export interface IssuedTokens {
+  readonly accessToken: string;
+  readonly refreshToken: string;
 }
 
 export class AccessTokens {
@@ -41,27 +59,50 @@ export class AccessTokens {
     this.refreshKey = new Uint8Array(serverKey.derive("oauth.refresh"));
   }
 
-  private sign(p: Principal, audience: string, key: Uint8Array, ttl: number): Promise<string> {
+  private sign(p: Principal, audience: string, key: Uint8Array, expiresAt: number, jti: string): Promise<string> {
     const iat = Math.floor(this.now() / 1000);
-    return new SignJWT({ app: p.appId, role: p.role, ...(p.conferenceId ? { conf: p.conferenceId } : {}) })
+    return new SignJWT({
+      app: p.appId,
+      role: p.role,
+      gen: p.credentialGen,
+      ...(p.conferenceId ? { conf: p.conferenceId } : {}),
+      ...(p.familyId ? { fam: p.familyId } : {}),
+    })
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .setIssuer(ISSUER)
       .setAudience(audience)
       .setSubject(p.userId)
       .setIssuedAt(iat)
-      .setExpirationTime(iat + ttl)
-      .setJti(randomUUID())
+      .setExpirationTime(Math.max(iat + 1, expiresAt))
+      .setJti(jti)
       .sign(key);
   }
 
-  issue(p: Principal): Promise<{ accessToken: string; refreshToken: string }> {
-    return Promise.all([
-      this.sign(p, ACCESS_AUDIENCE, this.accessKey, this.accessTtlSeconds),
-      this.sign(p, REFRESH_AUDIENCE, this.refreshKey, this.refreshTtlSeconds),
-    ]).then(([accessToken, refreshToken]) => ({ accessToken, refreshToken }));
+  /** A fresh refresh token id; the family records which one is current. */
+  newRefreshId(): string {
+    return randomUUID();
   }
 
-  private async verify(token: string, audience: string, key: Uint8Array): Promise<Principal> {
+  /**
+   * An access token and the refresh token `refreshJti`; the refresh token expires after its
+   * TTL or at `chainEndsAtMs`, whichever is first (a chain never outlives its family).
+   */
+  async issue(p: Principal, refreshJti: string, chainEndsAtMs: number): Promise<IssuedTokens> {
+    const now = Math.floor(this.now() / 1000);
+    const [accessToken, refreshToken] = await Promise.all([
+      this.sign(p, ACCESS_AUDIENCE, this.accessKey, now + this.accessTtlSeconds, randomUUID()),
+      this.sign(
+        p,
+        REFRESH_AUDIENCE,
+        this.refreshKey,
+        Math.min(now + this.refreshTtlSeconds, Math.floor(chainEndsAtMs / 1000)),
+        refreshJti,
+      ),
+    ]);
+    return { accessToken, refreshToken };
+  }
+
+  private async verify(token: string, audience: string, key: Uint8Array): Promise<{ p: Principal; jti: string }> {
     const { payload } = await jwtVerify(token, key, {
       issuer: ISSUER,
       audience,
@@ -73,30 +114,43 @@ export class AccessTokens {
       throw new Error("token lacks its subject, app or role");
     }
     return {
-      appId: payload.app,
-      role,
-      userId: payload.sub,
-      ...(typeof payload.conf === "string" ? { conferenceId: payload.conf } : {}),
-      ...(typeof payload.exp === "number" ? { expiresAtMs: payload.exp * 1000 } : {}),
+      jti: typeof payload.jti === "string" ? payload.jti : "",
+      p: {
+        appId: payload.app,
+        role,
+        userId: payload.sub,
+        // Tokens from before generations existed belong to the first one.
+        credentialGen: typeof payload.gen === "number" ? payload.gen : 1,
+        ...(typeof payload.conf === "string" ? { conferenceId: payload.conf } : {}),
+        ...(typeof payload.fam === "string" ? { familyId: payload.fam } : {}),
+        ...(typeof payload.exp === "number" ? { expiresAtMs: payload.exp * 1000 } : {}),
+      },
     };
   }
 
-  /** The principal of a refresh token; throws with a reason when it is not valid. */
-  verifyRefresh(token: string): Promise<Principal> {
-    return this.verify(token, REFRESH_AUDIENCE, this.refreshKey);
+  /** The claims of a refresh token; throws with a reason when it is not valid. */
+  async verifyRefresh(token: string): Promise<RefreshClaims> {
+    const { p, jti } = await this.verify(token, REFRESH_AUDIENCE, this.refreshKey);
+    if (jti === "" || p.familyId === undefined) throw new Error("refresh token lacks its id or family");
+    return { principal: p, jti };
   }
 
   /**
    * The principal of an `Authorization: Bearer` token: an access token, or a room token
    * (USER in that room's conference, the token id as user id). UNAUTHENTICATED otherwise.
+   * Whether the principal is still valid (app, generation, family, room) is Principals' to say.
    */
   async authenticate(headers: Headers): Promise<Principal> {
     const header = headers.get("authorization");
     const m = header === null ? null : /^Bearer[ \t]+(\S+)\s*$/i.exec(header);
     if (m === null || m[1] === undefined) throw unauthenticated("missing Authorization: Bearer <token>");
-    const token = m[1];
+    return this.principalOf(m[1]);
+  }
+
+  /** The principal of a bearer token (see authenticate). */
+  async principalOf(token: string): Promise<Principal> {
     try {
-      return await this.verify(token, ACCESS_AUDIENCE, this.accessKey);
+      return (await this.verify(token, ACCESS_AUDIENCE, this.accessKey)).p;
     } catch (e) {
       if (e instanceof errors.JWTExpired) throw unauthenticated("the access token has expired");
     }
@@ -108,6 +162,7 @@ export class AccessTokens {
         userId: room.tokenId,
         conferenceId: room.roomId,
         expiresAtMs: room.expiresAtMs,
+        credentialGen: room.credentialGen,
       };
     } catch (e) {
       if (e instanceof RoomTokenError && e.kind === "expired") throw unauthenticated("the room token has expired");

@@ -10,8 +10,11 @@ import type { Apps } from "../apps/apps.js";
 import type { AppAuth } from "../auth/app-auth.js";
 import type { RoomLookup } from "../conferences/conferences.js";
 import { Reason, withReason } from "../errors.js";
+import type { Logger } from "../observability/log.js";
 import type { RoomTokens } from "../rooms/room-tokens.js";
 import type { AccessTokens, Principal } from "./access-tokens.js";
+import type { Principals } from "./principals.js";
+import type { RefreshFamilies } from "./refresh-families.js";
 
 export interface TokenRequest {
   grantType: string;
@@ -57,6 +60,11 @@ export class OAuth {
     private readonly roomTokens: RoomTokens,
     private readonly rooms: RoomLookup,
     private readonly tokens: AccessTokens,
+    private readonly families: RefreshFamilies,
+    private readonly principals: Principals,
+    /** How long a login's refresh chain may last, however often it is refreshed. */
+    private readonly chainLifetimeSeconds: number,
+    private readonly log: Logger,
   ) {}
 
   async grant(req: TokenRequest): Promise<TokenResult> {
@@ -81,8 +89,15 @@ export class OAuth {
     }
   }
 
-  private async result(p: Principal): Promise<TokenResult> {
-    const { accessToken, refreshToken } = await this.tokens.issue(p);
+  /** A new login: a new refresh family, then its first tokens. */
+  private login(p: Omit<Principal, "familyId">): Promise<TokenResult> {
+    const jti = this.tokens.newRefreshId();
+    const family = this.families.start(p.appId, jti, this.chainLifetimeSeconds);
+    return this.result({ ...p, familyId: family.familyId }, jti, family.expiresAtMs);
+  }
+
+  private async result(p: Principal, refreshJti: string, chainEndsAtMs: number): Promise<TokenResult> {
+    const { accessToken, refreshToken } = await this.tokens.issue(p, refreshJti, chainEndsAtMs);
     return {
       accessToken,
       refreshToken,
@@ -97,7 +112,12 @@ export class OAuth {
     const app = this.appAuth.byApikey(req.clientId);
     const bySecret = this.apps.findBySecretKey(req.clientSecret);
     if (app === undefined || bySecret?.appId !== app.appId) throw invalidClient("unknown client or wrong secret");
-    return this.result({ appId: app.appId, role: "SERVICE", userId: `service-${app.appId}` });
+    return this.login({
+      appId: app.appId,
+      role: "SERVICE",
+      userId: `service-${app.appId}`,
+      credentialGen: app.credentialGen,
+    });
   }
 
   private async ticket(req: TokenRequest): Promise<TokenResult> {
@@ -112,25 +132,49 @@ export class OAuth {
     try {
       const claims = await this.roomTokens.verify(req.username);
       if (claims.appId !== app.appId) throw new Error("ticket of another app");
+      if (claims.credentialGen !== app.credentialGen) throw new Error("ticket from before the secret was renewed");
       roomId = claims.roomId;
     } catch {
       throw invalidGrant("the ticket is not valid or has expired");
     }
     if (this.rooms.find(app.appId, roomId) === undefined) throw invalidGrant("the ticket's room no longer exists");
-    return this.result({ appId: app.appId, role: "USER", userId: randomUUID(), conferenceId: roomId });
+    return this.login({
+      appId: app.appId,
+      role: "USER",
+      userId: randomUUID(),
+      conferenceId: roomId,
+      credentialGen: app.credentialGen,
+    });
   }
 
+  /** One use per refresh token: it is exchanged for the next one in its family. */
   private async refresh(req: TokenRequest): Promise<TokenResult> {
     if (req.refreshToken === "") throw invalidRequest("refresh_token is required");
-    let p: Principal;
+    let claims: Awaited<ReturnType<AccessTokens["verifyRefresh"]>>;
     try {
-      p = await this.tokens.verifyRefresh(req.refreshToken);
+      claims = await this.tokens.verifyRefresh(req.refreshToken);
     } catch {
       throw invalidGrant("the refresh token is not valid or has expired");
     }
-    if (this.appAuth.byApikey(this.apps.findById(p.appId)?.apikey ?? "") === undefined) {
-      throw invalidGrant("the refresh token's app is not active");
+    const { principal, jti } = claims;
+    const { familyId, ...rest } = principal;
+    try {
+      // The family's own state is rotate()'s to judge; the rest (app, generation, room) here.
+      this.principals.check(rest);
+    } catch {
+      throw invalidGrant("the refresh token was revoked or its app is not active");
     }
-    return this.result(p);
+    const next = this.tokens.newRefreshId();
+    const family = this.families.rotate(familyId as string, jti, next);
+    if (typeof family === "string") {
+      if (family === "reused") {
+        this.log.warn(
+          { appId: principal.appId, userId: principal.userId, family: familyId },
+          "a used refresh token was presented again: its login is revoked",
+        );
+      }
+      throw invalidGrant(`the refresh token is ${family === "unknown" ? "not valid" : family}`);
+    }
+    return this.result(principal, next, family.expiresAtMs);
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Structured JSON logs (pino). Every request gets an id (the caller's `x-request-id`
  * when it is sane, else a new one) that is echoed back and stamped on its log lines.
+ * A request's outcome is logged once, when it finishes (request-log.ts); RPC failures are
+ * recorded on the request for that line rather than logged on their own.
  */
 import { randomUUID } from "node:crypto";
 import { type ContextValues, createContextKey, createContextValues } from "@connectrpc/connect";
@@ -18,15 +20,24 @@ export function createLogger(level: string): Logger {
   });
 }
 
+/** How an RPC failed, for the request's log line. */
+export interface RpcOutcome {
+  readonly rpc: string;
+  readonly code: string;
+  readonly msg: string;
+}
+
 export interface RequestInfo {
   readonly id: string;
   readonly log: Logger;
+  /** Set when the request's RPC failed with a client-visible error. */
+  outcome?: RpcOutcome;
 }
 
 const requests = new WeakMap<NodeRequest, RequestInfo>();
 
-/** The context key under which RPC handlers find their request's logger. */
-export const kRequestLog = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
+/** The context key under which RPC handlers find their request (its logger and outcome). */
+export const kRequestInfo = createContextKey<RequestInfo | undefined>(undefined, { description: "request info" });
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -34,7 +45,7 @@ const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function beginRequest(req: NodeRequest, root: Logger): RequestInfo {
   const given = req.headers["x-request-id"];
   const id = typeof given === "string" && SANE_ID.test(given) ? given : randomUUID();
-  const info = { id, log: root.child({ reqId: id }) };
+  const info: RequestInfo = { id, log: root.child({ reqId: id }) };
   requests.set(req, info);
   return info;
 }
@@ -45,5 +56,5 @@ export function requestInfo(req: NodeRequest, root: Logger): RequestInfo {
 
 /** Context values for a handler serving `req`. */
 export function contextValuesFor(req: NodeRequest, root: Logger): ContextValues {
-  return createContextValues().set(kRequestLog, requestInfo(req, root).log);
+  return createContextValues().set(kRequestInfo, requestInfo(req, root));
 }

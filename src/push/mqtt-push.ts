@@ -4,19 +4,38 @@
  * with the user id as username, or — older builds — as username), subscriptions only to
  * the caller's own `user/<userId>/<endpointId>` topics, no client publishing, and every
  * conference event published at QoS 1 to each recipient endpoint's topic.
+ *
+ * Isolation and bounds:
+ * - a client id is scoped by the principal that connects with it, so two users sending the
+ *   same id (the iOS SDK's `CocoaMQTT-<pid>` collides across devices) are two sessions and
+ *   neither takes the other over;
+ * - every session is clean: nothing is stored for a disconnected client (a client catches
+ *   up from the event log, `GET …/events?v=`, as the version rule has it), so no stored
+ *   session can be handed to anyone and no offline queue can grow;
+ * - an event reaches only clients of the app it belongs to, whatever the topic says;
+ * - a client whose socket holds more than a bound of undelivered bytes is disconnected;
+ * - each app has a cap on concurrent connections.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { Aedes } from "aedes";
-import { createWebSocketStream, WebSocketServer } from "ws";
-import type { AppAuth } from "../auth/app-auth.js";
+import { Aedes, type AuthenticateError, type Client } from "aedes";
+import { createWebSocketStream, type WebSocket, WebSocketServer } from "ws";
 import type { Json } from "../conferences/conference-repository.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
-import type { AccessTokens, Principal } from "../oauth/access-tokens.js";
+import type { Principal } from "../oauth/access-tokens.js";
+import type { Principals } from "../oauth/principals.js";
 import type { Logger } from "../observability/log.js";
 
 const MQTT_PROTOCOLS = ["mqtt", "mqttv3.1"];
-const principals = new WeakMap<object, Principal>();
+const MAX_CLIENT_ID = 256;
+const MAX_FRAME = 256 * 1024;
+
+export interface MqttSettings {
+  /** A client whose socket holds more undelivered bytes than this is disconnected. */
+  readonly maxBufferedBytes: number;
+  /** Concurrent connections per app. */
+  readonly maxConnectionsPerApp: number;
+}
 
 export function topicOf(r: Recipient): string {
   return `user/${r.userId}/${r.endpointId}`;
@@ -29,50 +48,53 @@ export function wantsMqtt(req: IncomingMessage): boolean {
   return header.split(",").some((p) => MQTT_PROTOCOLS.includes(p.trim().toLowerCase()));
 }
 
+/** A CONNACK refusal with an MQTT 3.1.1 return code (2 id rejected, 3 unavailable, 4 bad credentials). */
+function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+interface Connection {
+  readonly ws: WebSocket;
+  principal?: Principal;
+  expiry?: NodeJS.Timeout;
+}
+
 export class MqttPush {
   private readonly wss: WebSocketServer;
+  private readonly connections = new WeakMap<Client, Connection>();
+  /** The app of each event payload in flight (a payload is shared by all its deliveries). */
+  private readonly payloadApps = new WeakMap<Buffer, string>();
+  private readonly perApp = new Map<string, number>();
   private stopPush: (() => void) | undefined;
+  private broker!: Aedes;
 
   private constructor(
-    private readonly broker: Aedes,
+    private readonly principals: Principals,
+    private readonly settings: MqttSettings,
     private readonly log: Logger,
   ) {
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: 256 * 1024,
+      maxPayload: MAX_FRAME,
       handleProtocols: (protocols) => [...protocols].find((p) => MQTT_PROTOCOLS.includes(p.toLowerCase())) ?? false,
     });
   }
 
-  static async start(tokens: AccessTokens, appAuth: AppAuth, bus: EventBus, log: Logger): Promise<MqttPush> {
-    const broker = await Aedes.createBroker({
-      authenticate: (client, username, password, done) => {
-        const candidates = [password?.toString("utf8"), username].filter((t): t is string => !!t && t.includes("."));
-        const tryNext = (i: number): void => {
-          const token = candidates[i];
-          if (token === undefined) {
-            const err = Object.assign(new Error("bad user name or password"), { returnCode: 4 as const });
-            done(err, false);
-            return;
-          }
-          tokens
-            .authenticate(new Headers({ authorization: `Bearer ${token}` }))
-            .then((p) => {
-              appAuth.requireActive(p.appId);
-              principals.set(client, p);
-              // The connection lives no longer than the token that opened it.
-              if (p.expiresAtMs !== undefined) {
-                setTimeout(() => client.close(), Math.max(0, p.expiresAtMs - Date.now())).unref();
-              }
-              done(null, true);
-            })
-            .catch(() => tryNext(i + 1));
-        };
-        tryNext(0);
+  static async start(principals: Principals, bus: EventBus, settings: MqttSettings, log: Logger): Promise<MqttPush> {
+    const push = new MqttPush(principals, settings, log);
+    push.broker = await Aedes.createBroker({
+      // Slow or frozen readers: aedes gives up on a socket that does not drain in this time.
+      drainTimeout: 10_000,
+      preConnect: (_client, packet, done) => {
+        // Every session is clean, and wills are not kept (clients may not publish anyway).
+        packet.clean = true;
+        packet.will = undefined;
+        done(null, true);
       },
+      authenticate: (client, username, password, done) => push.authenticate(client, username, password, done),
       authorizeSubscribe: (client, sub, done) => {
-        const p = principals.get(client);
-        const parts = sub.topic.split("/");
+        const p = push.connections.get(client)?.principal;
+        const parts = typeof sub.topic === "string" ? sub.topic.split("/") : [];
         const own =
           p !== undefined &&
           parts.length === 3 &&
@@ -80,7 +102,7 @@ export class MqttPush {
           parts[1] === p.userId &&
           /^[^+#]+$/.test(parts[2] ?? "");
         if (!own) {
-          log.info({ topic: sub.topic, userId: p?.userId }, "mqtt subscription refused");
+          log.info({ topic: String(sub.topic).slice(0, 256), userId: p?.userId }, "mqtt subscription refused");
           // A null subscription is a SUBACK failure (0x80): the client stays connected.
           done(null, null);
           return;
@@ -90,15 +112,77 @@ export class MqttPush {
       authorizePublish: (client, _packet, done) => {
         done(client === null ? null : new Error("clients may not publish"));
       },
+      authorizeForward: (client, packet) => (push.forward(client, packet.payload as Buffer) ? packet : null),
     });
-    const push = new MqttPush(broker, log);
-    push.stopPush = bus.addPushSink((recipients, event) => push.publish(recipients, event));
-    broker.on("clientError", (client, err) => log.debug({ err, client: client.id }, "mqtt client error"));
+    push.stopPush = bus.addPushSink((appId, recipients, event) => push.publish(appId, recipients, event));
+    push.broker.on("clientError", (client, err) => log.debug({ err, client: client.id }, "mqtt client error"));
     return push;
   }
 
-  private publish(recipients: readonly Recipient[], event: Json): void {
+  private authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (err: AuthenticateError | null, ok: boolean) => void,
+  ): void {
+    const connection = this.connections.get(client);
+    if (connection === undefined || client.id.length > MAX_CLIENT_ID) {
+      done(refusal(connection === undefined ? "no connection" : "client id too long", 2), false);
+      return;
+    }
+    const candidates = [password?.toString("utf8"), username].filter(
+      (t): t is string => typeof t === "string" && t.includes(".") && t.length < 8192,
+    );
+    const tryNext = (i: number): void => {
+      const token = candidates[i];
+      if (token === undefined) {
+        done(refusal("bad user name or password", 4), false);
+        return;
+      }
+      this.principals.fromToken(token).then(
+        (p) => {
+          const count = this.perApp.get(p.appId) ?? 0;
+          if (count >= this.settings.maxConnectionsPerApp) {
+            this.log.warn({ appId: p.appId, count }, "mqtt connection refused: app at its connection cap");
+            done(refusal("too many connections for this app", 3), false);
+            return;
+          }
+          this.perApp.set(p.appId, count + 1);
+          connection.principal = p;
+          // Scoped by principal: the same id from another user is another session.
+          client.id = `${p.appId}/${p.userId}/${client.id}`;
+          // The connection lives no longer than the token that opened it.
+          if (p.expiresAtMs !== undefined) {
+            const ms = Math.min(2 ** 31 - 1, Math.max(0, p.expiresAtMs - Date.now()));
+            connection.expiry = setTimeout(() => client.close(), ms).unref();
+          }
+          done(null, true);
+        },
+        () => tryNext(i + 1),
+      );
+    };
+    tryNext(0);
+  }
+
+  /** Whether `client` gets this delivery: only its own app's events, only while it keeps up. */
+  private forward(client: Client, payload: Buffer): boolean {
+    const connection = this.connections.get(client);
+    const app = this.payloadApps.get(payload);
+    if (connection?.principal === undefined || app === undefined || app !== connection.principal.appId) return false;
+    if (connection.ws.bufferedAmount > this.settings.maxBufferedBytes) {
+      this.log.warn(
+        { client: client.id, buffered: connection.ws.bufferedAmount },
+        "mqtt reader too slow; disconnected",
+      );
+      connection.ws.terminate();
+      return false;
+    }
+    return true;
+  }
+
+  private publish(appId: string, recipients: readonly Recipient[], event: Json): void {
     const payload = Buffer.from(JSON.stringify(event));
+    this.payloadApps.set(payload, appId);
     for (const r of recipients) {
       this.broker.publish(
         { cmd: "publish", topic: topicOf(r), payload, qos: 1, retain: false, dup: false },
@@ -112,8 +196,21 @@ export class MqttPush {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws);
       stream.on("error", (err) => this.log.debug({ err }, "mqtt websocket error"));
-      this.broker.handle(stream, req);
+      const client = this.broker.handle(stream, req);
+      const connection: Connection = { ws };
+      this.connections.set(client, connection);
+      ws.on("close", () => this.release(connection));
     });
+  }
+
+  private release(connection: Connection): void {
+    if (connection.expiry !== undefined) clearTimeout(connection.expiry);
+    const appId = connection.principal?.appId;
+    if (appId === undefined) return;
+    connection.principal = undefined;
+    const left = (this.perApp.get(appId) ?? 1) - 1;
+    if (left <= 0) this.perApp.delete(appId);
+    else this.perApp.set(appId, left);
   }
 
   close(): Promise<void> {

@@ -17,6 +17,8 @@ export interface RoomTokenClaims {
   readonly expiresAtMs: number;
   /** The token's unique id (jti): a stable user identity for a room token used as a bearer. */
   readonly tokenId: string;
+  /** The app's credential generation it was issued under (a renewed secret revokes it). */
+  readonly credentialGen: number;
 }
 
 /** Why a token was refused, for logs and for the conference API's error mapping. */
@@ -40,9 +42,9 @@ export class RoomTokens {
     this.key = new Uint8Array(serverKey.derive("rooms.token"));
   }
 
-  async issue(roomId: string, appId: string, ttlSeconds: number): Promise<string> {
+  async issue(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): Promise<string> {
     const iat = Math.floor(this.now() / 1000);
-    return new SignJWT({ app: appId, role: "USER" })
+    return new SignJWT({ app: appId, role: "USER", gen: credentialGen })
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
@@ -71,6 +73,7 @@ export class RoomTokens {
         role: "USER",
         expiresAtMs: (payload.exp ?? 0) * 1000,
         tokenId: typeof payload.jti === "string" ? payload.jti : payload.sub,
+        credentialGen: typeof payload.gen === "number" ? payload.gen : 1,
       };
     } catch (e) {
       if (e instanceof RoomTokenError) throw e;

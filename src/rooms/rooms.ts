@@ -63,6 +63,11 @@ function roomNotFound(id: string) {
 
 export class Rooms {
   private readonly repo: RoomRepository;
+  /**
+   * Told of every room deleted, by the API or by expiry: its conference ends and its tokens
+   * stop working (the conference module's concern, wired by the server).
+   */
+  onDeleted: ((room: { appId: string; roomId: string }, why: "deleted" | "expired") => void) | undefined;
 
   constructor(
     db: Db,
@@ -152,11 +157,14 @@ export class Rooms {
     this.get(appId, roomId);
     const deleted = this.repo.delete(roomId);
     if (deleted === undefined) throw roomNotFound(roomId);
+    this.onDeleted?.({ appId, roomId }, "deleted");
     return deleted;
   }
 
   /** Deletes rooms unused for longer than their roomTTLSeconds; returns what it removed. */
   sweepExpired(): { roomId: string; appId: string }[] {
-    return this.repo.deleteExpired(this.now());
+    const expired = this.repo.deleteExpired(this.now());
+    for (const room of expired) this.onDeleted?.(room, "expired");
+    return expired;
   }
 }

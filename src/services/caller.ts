@@ -1,20 +1,15 @@
 /** Authentication shared by the conference API's services. */
 import type { HandlerContext } from "@connectrpc/connect";
-import type { AppAuth } from "../auth/app-auth.js";
 import { notFound } from "../errors.js";
-import type { AccessTokens, Principal } from "../oauth/access-tokens.js";
+import type { Principal } from "../oauth/access-tokens.js";
+import type { Principals } from "../oauth/principals.js";
 
 export class Callers {
-  constructor(
-    private readonly tokens: AccessTokens,
-    private readonly appAuth: AppAuth,
-  ) {}
+  constructor(private readonly principals: Principals) {}
 
-  /** The caller's principal; its app must still be active. */
-  async principal(ctx: HandlerContext): Promise<Principal> {
-    const p = await this.tokens.authenticate(ctx.requestHeader);
-    this.appAuth.requireActive(p.appId);
-    return p;
+  /** The caller's principal, if its token may still act (see Principals). */
+  principal(ctx: HandlerContext): Promise<Principal> {
+    return this.principals.fromHeaders(ctx.requestHeader);
   }
 
   /** A USER token sees only its own conference; others do not exist for it. */

@@ -115,7 +115,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       if (userId !== "" && userId !== p.userId) throw permissionDenied("userId is not the token's user");
       return { appId: p.appId, userId: p.userId, endpointId };
     }
-    const registered = this.endpoints.get(endpointId);
+    const registered = this.endpoints.get(p.appId, endpointId);
     return { appId: p.appId, userId: userId || registered?.userId || p.userId, endpointId };
   }
 
@@ -123,6 +123,10 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const p = await this.callers.principal(ctx);
     if (p.role === "USER" && req.conferenceId !== p.conferenceId) {
       throw permissionDenied("a USER token may only open its own conference");
+    }
+    // A room's type decides its conference's mode; only the app (SERVICE) may choose another.
+    if (p.role === "USER" && req.mode !== "") {
+      throw permissionDenied("a USER token cannot choose the conference mode");
     }
     const c = this.conferences.create(p.appId, {
       ...(req.conferenceId ? { conferenceId: req.conferenceId } : {}),
@@ -154,14 +158,20 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       req.userEndpointId === "" && p.role === "SERVICE"
         ? { appId: p.appId, userId: p.userId, endpointId: "" }
         : this.actor(p, req.userEndpointId);
-    this.conferences.end(p.appId, req.conferenceId, actor, req.reason);
+    this.conferences.end(p.appId, req.conferenceId, actor, req.reason, p.role === "USER");
     return {};
   }
 
   async updateMetadata(req: pb.UpdateMetadataRequest, ctx: HandlerContext) {
     const p = await this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId);
-    this.conferences.updateMetadata(p.appId, req.conferenceId, actor, req.key, req.operation, req.value);
+    this.conferences.updateMetadata(
+      p.appId,
+      req.conferenceId,
+      actor,
+      { key: req.key, operation: req.operation, value: req.value },
+      p.role === "USER",
+    );
     return {};
   }
 
@@ -249,16 +259,22 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       throw invalidArgument("videoBitrate: must be 0 to 100000000");
     const streamId = req.streamId?.id ? validateId("streamId.id", req.streamId.id) : Media.newStreamId();
     const media = this.sfu(p, req.conferenceId);
-    this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
+    const ref = { appId: p.appId, conferenceId: req.conferenceId };
+    this.conferences.requireParticipant(
+      p.appId,
+      req.conferenceId,
+      actor.endpointId,
+      p.role === "USER" ? p.userId : undefined,
+    );
     const answer = await ConferenceServiceImpl.sdp(() =>
-      media.publish(req.conferenceId, actor.endpointId, streamId, req.sdpOffer),
+      media.publish(ref, actor.endpointId, streamId, req.sdpOffer),
     ).catch((e: unknown) => {
       if (e instanceof StreamConflictError) throw new ConnectError(e.message, Code.AlreadyExists);
       throw e;
     });
     try {
       // Before the stream is announced: a failure here leaves no event for media that is gone.
-      if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(streamId, req.videoBitrate);
+      if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(ref, streamId, req.videoBitrate);
       this.conferences.streamPublished(
         p.appId,
         req.conferenceId,
@@ -273,7 +289,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
         p.role === "USER",
       );
     } catch (e) {
-      media.unpublish(streamId);
+      media.unpublish(ref, streamId);
       throw e;
     }
     return { sdpAnswer: answer, streamId: { id: streamId } };
@@ -291,7 +307,14 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
     const owner = p.role === "USER" ? p.userId : undefined;
     const answer = await ConferenceServiceImpl.sdp(() =>
-      media.view(req.conferenceId, streamId, viewerId, actor.endpointId, owner, req.sdpOffer),
+      media.view(
+        { appId: p.appId, conferenceId: req.conferenceId },
+        streamId,
+        viewerId,
+        actor.endpointId,
+        owner,
+        req.sdpOffer,
+      ),
     );
     return { sdpAnswer: answer, viewerId };
   }
@@ -301,7 +324,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const actor = this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     this.conferences.streamUnpublished(p.appId, req.conferenceId, actor, streamId, p.role === "USER");
-    this.media?.unpublish(streamId);
+    this.media?.unpublish({ appId: p.appId, conferenceId: req.conferenceId }, streamId);
     return {};
   }
 
@@ -311,7 +334,12 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     this.conferences.find(p.appId, req.conferenceId);
-    this.media?.stopView(req.conferenceId, streamId, req.viewerId, p.role === "USER" ? p.userId : undefined);
+    this.media?.stopView(
+      { appId: p.appId, conferenceId: req.conferenceId },
+      streamId,
+      req.viewerId,
+      p.role === "USER" ? p.userId : undefined,
+    );
     return {};
   }
 

@@ -24,7 +24,7 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
     return this.appAuth.bySecretKey(ctx.requestHeader.get("x-vcs-token"));
   }
 
-  private async toRoom(r: RoomRecord): Promise<Room> {
+  private async toRoom(r: RoomRecord, credentialGen: number): Promise<Room> {
     return create(RoomSchema, {
       id: r.roomId,
       ...(r.name === null ? {} : { name: r.name }),
@@ -37,7 +37,7 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
       roomTokenTtlSeconds: r.roomTokenTtlSeconds,
       roomTtlSeconds: r.roomTtlSeconds,
       endpointTtlSeconds: r.endpointTtlSeconds,
-      token: await this.tokens.issue(r.roomId, r.appId, r.roomTokenTtlSeconds),
+      token: await this.tokens.issue(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen),
     });
   }
 
@@ -49,25 +49,25 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
       conferenceType: req.conferenceType,
       autoUpgradeParticipantCount: req.autoUpgradeParticipantCount,
     });
-    return { room: await this.toRoom(room) };
+    return { room: await this.toRoom(room, app.credentialGen) };
   }
 
   async getRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: await this.toRoom(this.rooms.use(app.appId, req.id)) };
+    return { room: await this.toRoom(this.rooms.use(app.appId, req.id), app.credentialGen) };
   }
 
   async listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
     const app = this.app(ctx);
     const page = this.rooms.list(app.appId, req.numberOfRecords, req.token);
     return {
-      data: await Promise.all(page.rooms.map((r) => this.toRoom(r))),
+      data: await Promise.all(page.rooms.map((r) => this.toRoom(r, app.credentialGen))),
       ...(page.nextToken === undefined ? {} : { token: page.nextToken }),
     };
   }
 
   async deleteRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: await this.toRoom(this.rooms.delete(app.appId, req.id)) };
+    return { room: await this.toRoom(this.rooms.delete(app.appId, req.id), app.credentialGen) };
   }
 }

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/spreed/v1/spreed_pb.js";
+import type { AdminCredentials } from "../auth/admin-credentials.js";
 import type { Config } from "../config.js";
 import { Reason, withReason } from "../errors.js";
 import { SPREED_VERSION, type SpreedHub } from "../spreed/hub.js";
@@ -21,18 +22,21 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
     private readonly settings: Config["spreed"],
     private readonly hub: SpreedHub,
     private readonly users: SpreedUsers,
+    private readonly admin: AdminCredentials,
+    /** The server's public URL (PUBLIC_URL, else where it listens). */
+    private readonly serverUrl: () => string,
   ) {}
 
-  /** The configured public URL, else this request's scheme and Host. */
-  private base(ctx: HandlerContext): string {
-    if (this.settings.publicUrl !== "") return this.settings.publicUrl;
-    const host = ctx.requestHeader.get("host") ?? "localhost";
-    const proto = ctx.requestHeader.get("x-forwarded-proto") ?? new URL(ctx.url).protocol.replace(":", "");
-    return `${proto === "https" ? "https" : "http"}://${host}`;
+  /**
+   * SPREED_PUBLIC_URL, else the server's public URL — never the request's Host header,
+   * which any client can set and which would then be handed to other clients.
+   */
+  private base(): string {
+    return this.settings.publicUrl !== "" ? this.settings.publicUrl : this.serverUrl();
   }
 
-  getWellKnown(_req: pb.GetWellKnownRequest, ctx: HandlerContext) {
-    return { spreedWebrtcEndpoint: this.base(ctx) };
+  getWellKnown() {
+    return { spreedWebrtcEndpoint: this.base() };
   }
 
   getConfig() {
@@ -65,9 +69,9 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
     return { token, success: true };
   }
 
-  createRoom(_req: pb.CreateRoomRequest, ctx: HandlerContext) {
+  createRoom() {
     const name = randomBytes(16).toString("base64url");
-    return { success: true, name, url: `${this.base(ctx)}/${name}` };
+    return { success: true, name, url: `${this.base()}/${name}` };
   }
 
   patchSession(req: pb.PatchSessionRequest) {
@@ -80,8 +84,11 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
     return this.users.register(req.id, req.sid);
   }
 
-  getStats(req: pb.GetStatsRequest) {
+  /** Counts for anyone (when stats are on); per-connection details, with room names, for the operator only. */
+  getStats(req: pb.GetStatsRequest, ctx: HandlerContext) {
     if (!this.settings.statsEnabled) throw disabled("stats");
+    // Room names are the only access control of Spreed rooms: never shown without the admin token.
+    if (req.details === "1") this.admin.require(ctx.requestHeader);
     const mem = process.memoryUsage();
     const hub = this.hub.stats();
     return {

@@ -2,10 +2,14 @@
  * The Spreed WebRTC channeling hub: one session per WebSocket at `/ws`, rooms joined with
  * `Hello`, peer-to-peer signaling (`Offer`/`Answer`/`Candidate`/`Bye`) relayed between
  * sessions of the same room, presence (`Joined`/`Left`/`Users`/`Status`), `Alive` echo,
- * chat, and `Authentication` with a nonce from the REST API. Client documents are
- * `{Type, <Type>: {...}, Iid}`; server documents are `{From, To, Data, Iid, A}`.
+ * chat, and `Authentication` with a nonce from the REST API. Client documents are decoded
+ * into typed values first (documents.ts); server documents are `{From, To, Data, Iid, A}`.
  * Sessions live in memory: they end with their connection (a `?t=<Token>` reconnect
  * reclaims the same Id and Sid).
+ *
+ * No session can make the hub do unbounded work: documents are rate-limited per session,
+ * fan-out is charged to the sender in bytes, a reader whose socket buffers more than a
+ * bound is disconnected, and a failure handling one frame answers that frame only.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
@@ -13,22 +17,34 @@ import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { ServerKey } from "../auth/server-key.js";
 import type { Logger } from "../observability/log.js";
+import { TokenBucket } from "../sockets/token-bucket.js";
+import {
+  BadDocument,
+  type ClientDocument,
+  type Doc,
+  decodeFrame,
+  MAX_STATUS_BYTES,
+  type RelayType,
+} from "./documents.js";
 
 export const SPREED_VERSION = "0.29.7";
 const MAX_FRAME = 512 * 1024;
-const MAX_ROOM_NAME = 128;
 const MAX_IMAGE = 256 * 1024;
 const NONCE_TTL_MS = 5 * 60 * 1000;
 const MAX_NONCES_PER_SESSION = 8;
 const TOKEN_PURPOSE = "spreed.session";
-
-type Doc = { [key: string]: unknown };
 
 export interface HubSettings {
   readonly stunUris: readonly string[];
   readonly turnUris: readonly string[];
   readonly turnSecret: string | undefined;
   readonly turnTtlSeconds: number;
+  /** A session whose socket holds more unsent bytes than this is disconnected. */
+  readonly maxBufferedBytes: number;
+  /** Documents a session may send per second (twice that in a burst). */
+  readonly docsPerSecond: number;
+  /** Bytes of fan-out (document size × recipients) a session may cause per second. */
+  readonly fanoutBytesPerSecond: number;
 }
 
 export interface Session {
@@ -43,7 +59,9 @@ export interface Session {
   rev: number;
   /** The session's current buddy picture (one per session; a new one replaces it). */
   imageId: string | undefined;
-  socket: WebSocket;
+  readonly socket: WebSocket;
+  readonly inbound: TokenBucket;
+  readonly fanout: TokenBucket;
 }
 
 interface Image {
@@ -52,6 +70,15 @@ interface Image {
   owner: string;
 }
 
+/** Magic numbers of the picture types accepted, so a declared type is the real one. */
+const IMAGE_MAGIC: Record<string, (b: Buffer) => boolean> = {
+  "image/png": (b) => b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
+  "image/jpeg": (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff,
+  "image/gif": (b) => /^GIF8[79]a/.test(b.subarray(0, 6).toString("latin1")),
+  "image/webp": (b) =>
+    b.subarray(0, 4).toString("latin1") === "RIFF" && b.subarray(8, 12).toString("latin1") === "WEBP",
+};
+
 function randomId(bytes = 18): string {
   return randomBytes(bytes).toString("base64url");
 }
@@ -59,6 +86,7 @@ function randomId(bytes = 18): string {
 export class SpreedHub {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
+  private readonly rooms = new Map<string, Set<Session>>();
   /** Per session: nonce → the user it may authenticate as. Dropped with the session. */
   private readonly nonces = new Map<string, Map<string, { userid: string; expires: number }>>();
   private readonly images = new Map<string, Image>();
@@ -106,9 +134,8 @@ export class SpreedHub {
   }
 
   stats() {
-    const rooms = new Set([...this.sessions.values()].map((s) => s.room).filter((r) => r !== undefined));
     return {
-      rooms: rooms.size,
+      rooms: this.rooms.size,
       connections: this.wss.clients.size,
       sessions: this.sessions.size,
       users: new Set([...this.sessions.values()].map((s) => s.userid).filter((u) => u !== "")).size,
@@ -130,6 +157,7 @@ export class SpreedHub {
     const sid = reclaimed?.sid ?? randomId(24);
     const previous = this.sessions.get(id);
     if (previous !== undefined) this.drop(previous, "replaced");
+    const { docsPerSecond, fanoutBytesPerSecond } = this.settings;
     const session: Session = {
       id,
       sid,
@@ -142,6 +170,8 @@ export class SpreedHub {
       rev: 0,
       imageId: undefined,
       socket: ws,
+      inbound: new TokenBucket(docsPerSecond, docsPerSecond * 2),
+      fanout: new TokenBucket(fanoutBytesPerSecond, fanoutBytesPerSecond * 2),
     };
     this.sessions.set(id, session);
     this.onSession?.();
@@ -166,16 +196,48 @@ export class SpreedHub {
     if (session.imageId !== undefined) this.images.delete(session.imageId);
     this.nonces.delete(session.id);
     if (why === "replaced") session.socket.close(4000, "replaced");
+    else if (why === "slow reader") session.socket.terminate();
     this.log.info({ session: session.id, why }, "spreed session ended");
   }
 
-  private send(to: Session, data: Doc, from = "", iid = ""): void {
-    if (to.socket.readyState !== to.socket.OPEN) return;
-    to.socket.send(JSON.stringify({ From: from, To: to.id, Data: data, Iid: iid, A: "" }));
+  /**
+   * Sends one document, serialized once by the caller (`data` is its JSON). A reader whose
+   * socket already holds more than the bound is disconnected rather than buffered for.
+   */
+  private send(to: Session, data: string, from = "", iid = ""): void {
+    const ws = to.socket;
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > this.settings.maxBufferedBytes) {
+      this.log.warn({ session: to.id, buffered: ws.bufferedAmount }, "spreed reader too slow; disconnected");
+      this.drop(to, "slow reader");
+      return;
+    }
+    ws.send(
+      `{"From":${JSON.stringify(from)},"To":${JSON.stringify(to.id)},"Data":${data},"Iid":${JSON.stringify(iid)},"A":""}`,
+    );
+  }
+
+  private sendDoc(to: Session, doc: Doc, iid = ""): void {
+    this.send(to, JSON.stringify(doc), "", iid);
   }
 
   private error(to: Session, code: string, message: string, iid = ""): void {
-    this.send(to, { Type: "Error", Code: code, Message: message }, "", iid);
+    this.sendDoc(to, { Type: "Error", Code: code, Message: message }, iid);
+  }
+
+  /**
+   * Sends `doc` from `from` to every target, charging the sender's fan-out budget; answers
+   * the sender with `rate_limited` instead when the budget does not cover it.
+   */
+  private fanOut(from: Session, targets: readonly Session[], doc: Doc, iid: string, selfIid = ""): boolean {
+    if (targets.length === 0) return true;
+    const data = JSON.stringify(doc);
+    if (!from.fanout.take(data.length * targets.length)) {
+      this.error(from, "rate_limited", "too much sent to this room; slow down", iid);
+      return false;
+    }
+    for (const t of targets) this.send(t, data, from.id, t === from ? selfIid : "");
+    return true;
   }
 
   /** Time-limited TURN REST API credentials (coturn `use-auth-secret`). */
@@ -188,7 +250,7 @@ export class SpreedHub {
   }
 
   private sendSelf(session: Session, iid: string): void {
-    this.send(
+    this.sendDoc(
       session,
       {
         Type: "Self",
@@ -201,14 +263,14 @@ export class SpreedHub {
         Turn: this.turn(session),
         Stun: [...this.settings.stunUris],
       },
-      "",
       iid,
     );
   }
 
   private roomMates(session: Session, includeSelf = false): Session[] {
     if (session.room === undefined) return [];
-    return [...this.sessions.values()].filter((s) => s.room === session.room && (includeSelf || s !== session));
+    const all = [...(this.rooms.get(session.room) ?? [])];
+    return includeSelf ? all : all.filter((s) => s !== session);
   }
 
   private presence(s: Session, type: "Joined" | "Online"): Doc {
@@ -224,109 +286,115 @@ export class SpreedHub {
 
   private leaveRoom(session: Session): void {
     if (session.room === undefined) return;
-    for (const other of this.roomMates(session))
-      this.send(other, { Type: "Left", Id: session.id, Status: "hard" }, session.id);
+    const data = JSON.stringify({ Type: "Left", Id: session.id, Status: "hard" });
+    for (const other of this.roomMates(session)) this.send(other, data, session.id);
+    const members = this.rooms.get(session.room);
+    members?.delete(session);
+    if (members?.size === 0) this.rooms.delete(session.room);
     session.room = undefined;
   }
 
+  private joinRoom(session: Session, room: string): void {
+    session.room = room;
+    let members = this.rooms.get(room);
+    if (members === undefined) {
+      members = new Set();
+      this.rooms.set(room, members);
+    }
+    members.add(session);
+  }
+
+  /** One frame: decoded, rate-limited, handled; any failure is answered on this socket only. */
   private receive(session: Session, text: string | null): void {
-    let doc: Doc;
+    if (!session.inbound.take()) {
+      this.error(session, "rate_limited", "too many documents; slow down");
+      return;
+    }
+    let iid = "";
     try {
-      if (text === null) throw new Error("binary frames are not part of the protocol");
-      const parsed = JSON.parse(text) as unknown;
-      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not a JSON object");
-      doc = parsed as Doc;
+      if (text === null)
+        throw new BadDocument("bad_request", "invalid document: binary frames are not part of the protocol");
+      const frame = decodeFrame(text);
+      iid = frame.iid;
+      this.handle(session, frame.doc, iid);
     } catch (e) {
-      this.error(session, "bad_request", `invalid document: ${(e as Error).message}`);
-      return;
+      if (e instanceof BadDocument) {
+        this.error(session, e.code, e.message, iid);
+        return;
+      }
+      this.log.error({ err: e, session: session.id }, "spreed document failed");
+      this.error(session, "internal_error", "the document could not be handled", iid);
     }
-    const iid = typeof doc.Iid === "string" ? doc.Iid.slice(0, 128) : "";
-    const type = doc.Type;
-    if (typeof type !== "string") {
-      this.error(session, "bad_request", "the document has no Type", iid);
-      return;
-    }
-    const body = doc[type];
-    const inner = body !== null && typeof body === "object" && !Array.isArray(body) ? (body as Doc) : {};
-    switch (type) {
+  }
+
+  private handle(session: Session, doc: ClientDocument, iid: string): void {
+    switch (doc.Type) {
       case "Self":
         this.sendSelf(session, iid);
-        return;
+        break;
       case "Hello":
-        this.hello(session, inner, iid);
-        return;
+        this.hello(session, doc.room, doc.ua, iid);
+        break;
       case "Offer":
       case "Answer":
       case "Candidate":
       case "Bye":
-        this.relay(session, type, inner, iid);
-        return;
+        this.relay(session, doc.Type, doc.to, doc.payload, doc.extra, iid);
+        break;
       case "Users":
-        this.send(
+        this.sendDoc(
           session,
           { Type: "Users", Users: this.roomMates(session, true).map((s) => this.presence(s, "Online")) },
-          "",
           iid,
         );
-        return;
+        break;
       case "Alive":
-        this.send(session, { Type: "Alive", Alive: typeof body === "number" ? body : (inner.Alive ?? body) }, "", iid);
-        return;
+        this.sendDoc(session, { Type: "Alive", Alive: doc.alive }, iid);
+        break;
       case "Authentication":
-        this.authenticate(session, inner, iid);
-        return;
+        this.authenticate(session, doc.userid, doc.nonce, iid);
+        break;
       case "Status":
-        this.status(session, inner, iid);
-        return;
+        this.status(session, doc.status, iid);
+        break;
       case "Chat":
-        this.chat(session, inner, iid);
-        return;
+        this.chat(session, doc.to, doc.chat, iid);
+        break;
       case "Conference":
-        this.conference(session, inner, iid);
-        return;
-      default:
-        this.error(session, "unknown_type", `unknown document type ${JSON.stringify(type).slice(0, 64)}`, iid);
+        this.conference(session, doc.id, doc.sessions, iid);
+        break;
     }
   }
 
-  private hello(session: Session, hello: Doc, iid: string): void {
-    const room = typeof hello.Id === "string" ? hello.Id : "";
-    if (room.length > MAX_ROOM_NAME) {
-      this.error(session, "bad_request", `room names are at most ${MAX_ROOM_NAME} characters`, iid);
-      return;
-    }
-    if (typeof hello.Ua === "string") session.ua = hello.Ua.slice(0, 256);
+  private hello(session: Session, room: string, ua: string | undefined, iid: string): void {
+    if (ua !== undefined) session.ua = ua;
     if (session.room !== room) {
       this.leaveRoom(session);
-      session.room = room;
-      for (const other of this.roomMates(session)) this.send(other, this.presence(session, "Joined"), session.id);
+      this.joinRoom(session, room);
+      this.fanOut(session, this.roomMates(session), this.presence(session, "Joined"), iid);
     }
-    this.send(
+    this.sendDoc(
       session,
       {
         Type: "Welcome",
         Room: { Type: "Room", Name: room },
         Users: this.roomMates(session, true).map((s) => this.presence(s, "Online")),
       },
-      "",
       iid,
     );
   }
 
   /** Offer/Answer/Candidate/Bye go to the session named in `To`, in the same room. */
-  private relay(session: Session, type: string, inner: Doc, iid: string): void {
-    const to = typeof inner.To === "string" ? this.sessions.get(inner.To) : undefined;
-    if (to === undefined || session.room === undefined || to.room !== session.room) {
-      this.error(session, "unknown_session", `no session ${JSON.stringify(inner.To ?? "")} in this room`, iid);
+  private relay(session: Session, type: RelayType, to: string, payload: Doc, extra: Doc, iid: string): void {
+    const target = this.sessions.get(to);
+    if (target === undefined || session.room === undefined || target.room !== session.room) {
+      this.error(session, "unknown_session", `no session ${JSON.stringify(to)} in this room`, iid);
       return;
     }
-    this.relayed++;
-    this.send(to, { ...inner, Type: type }, session.id);
+    if (this.fanOut(session, [target], { ...extra, To: to, Type: type, [type]: payload }, iid)) this.relayed++;
   }
 
-  private authenticate(session: Session, auth: Doc, iid: string): void {
-    const userid = typeof auth.Userid === "string" ? auth.Userid : "";
-    const nonce = typeof auth.Nonce === "string" ? auth.Nonce : "";
+  private authenticate(session: Session, userid: string, nonce: string, iid: string): void {
     const own = this.nonces.get(session.id);
     const entry = own?.get(nonce);
     if (entry === undefined || entry.userid !== userid || entry.expires < Date.now()) {
@@ -337,84 +405,86 @@ export class SpreedHub {
     session.userid = userid;
     this.log.info({ session: session.id, userid }, "spreed session authenticated");
     this.sendSelf(session, iid);
-    for (const other of this.roomMates(session)) this.send(other, this.presence(session, "Joined"), session.id);
+    this.fanOut(session, this.roomMates(session), this.presence(session, "Joined"), iid);
+  }
+
+  /** A buddy picture sent as a data URL becomes an image served over REST; its reference is relayed. */
+  private picture(session: Session, dataUrl: string): string {
+    const m = /^data:(image\/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=]+)$/.exec(dataUrl);
+    const type = m?.[1];
+    const data = m?.[2] === undefined ? undefined : Buffer.from(m[2], "base64");
+    if (type === undefined || data === undefined || data.length === 0 || data.length > MAX_IMAGE) {
+      throw new BadDocument(
+        "bad_request",
+        "buddyPicture must be a base64 PNG, JPEG, GIF or WebP data URL up to 256 KiB",
+      );
+    }
+    if (!IMAGE_MAGIC[type]?.(data)) {
+      throw new BadDocument("bad_request", `buddyPicture's bytes are not ${type}`);
+    }
+    const imageId = randomId(15);
+    if (session.imageId !== undefined) this.images.delete(session.imageId);
+    session.imageId = imageId;
+    this.images.set(imageId, { contentType: type, data, owner: session.id });
+    return `img:${imageId}/picture.${type === "image/jpeg" ? "jpg" : type.slice("image/".length)}`;
   }
 
   private status(session: Session, status: Doc, iid: string): void {
     const copy: Doc = { ...status };
-    const picture = copy.buddyPicture;
-    if (typeof picture === "string" && picture.startsWith("data:")) {
-      const m = /^data:(image\/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=]+)$/.exec(picture);
-      const data = m?.[2] === undefined ? undefined : Buffer.from(m[2], "base64");
-      if (m?.[1] === undefined || data === undefined || data.length === 0 || data.length > MAX_IMAGE) {
-        this.error(
-          session,
-          "bad_request",
-          "buddyPicture must be a base64 PNG, JPEG, GIF or WebP data URL up to 256 KiB",
-          iid,
-        );
-        return;
-      }
-      const imageId = randomId(15);
-      if (session.imageId !== undefined) this.images.delete(session.imageId);
-      session.imageId = imageId;
-      this.images.set(imageId, { contentType: m[1], data, owner: session.id });
-      const ext = m[1] === "image/jpeg" ? "jpg" : m[1].slice("image/".length);
-      copy.buddyPicture = `img:${imageId}/picture.${ext}`;
+    if (typeof copy.buddyPicture === "string" && copy.buddyPicture.startsWith("data:")) {
+      copy.buddyPicture = this.picture(session, copy.buddyPicture);
+    }
+    if (JSON.stringify(copy).length > MAX_STATUS_BYTES) {
+      throw new BadDocument("bad_request", `a Status is at most ${MAX_STATUS_BYTES} bytes (pictures aside)`);
     }
     session.status = copy;
     session.rev++;
-    for (const s of this.roomMates(session, true)) {
-      this.send(s, { Type: "Status", Status: copy, Rev: session.rev }, session.id, s === session ? iid : "");
-    }
+    this.fanOut(session, this.roomMates(session, true), { Type: "Status", Status: copy, Rev: session.rev }, iid, iid);
   }
 
-  private chat(session: Session, inner: Doc, iid: string): void {
+  private chat(session: Session, to: string, chat: Doc, iid: string): void {
     if (session.room === undefined) {
       this.error(session, "bad_request", "send Hello to join a room first", iid);
       return;
     }
-    const chat = inner.Chat !== null && typeof inner.Chat === "object" ? ({ ...(inner.Chat as Doc) } as Doc) : {};
-    if (typeof chat.Message === "string" && chat.Message.length > 16 * 1024) {
-      this.error(session, "bad_request", "chat messages are at most 16 KiB", iid);
-      return;
-    }
-    chat.Time = new Date().toISOString();
-    const targets =
-      typeof inner.To === "string" && inner.To !== ""
-        ? [this.sessions.get(inner.To)].filter(
-            (s): s is Session => s !== undefined && session.room !== undefined && s.room === session.room,
-          )
-        : this.roomMates(session, chat.NoEcho !== true);
-    for (const t of targets) this.send(t, { Type: "Chat", Chat: chat }, session.id);
-    if (typeof chat.Mid === "string" && chat.Mid !== "") {
-      this.send(session, { Type: "Chat", Chat: { Mid: chat.Mid, Status: { State: "sent" } } }, "", iid);
-    }
-  }
-
-  private conference(session: Session, inner: Doc, iid: string): void {
-    if (session.room === undefined) {
-      this.error(session, "bad_request", "send Hello to join a room first", iid);
-      return;
-    }
-    const ids = Array.isArray(inner.Conference)
-      ? inner.Conference.filter((x): x is string => typeof x === "string")
-      : [];
-    if (ids.length === 0 || ids.length > 100) {
-      this.error(session, "bad_request", "Conference needs 1 to 100 session ids", iid);
-      return;
-    }
-    for (const id of ids) {
-      const to = this.sessions.get(id);
-      if (to !== undefined && to !== session && to.room === session.room) {
-        this.send(to, { Type: "Conference", Id: inner.Id, Conference: ids }, session.id);
+    let targets: Session[];
+    if (to !== "") {
+      const target = this.sessions.get(to);
+      if (target === undefined || target.room !== session.room) {
+        // Not delivered, so no "sent" receipt either.
+        this.error(session, "unknown_session", `no session ${JSON.stringify(to)} in this room`, iid);
+        return;
       }
+      targets = [target];
+    } else {
+      targets = this.roomMates(session, chat.NoEcho !== true);
     }
+    const sent = this.fanOut(
+      session,
+      targets,
+      { Type: "Chat", Chat: { ...chat, Time: new Date().toISOString() } },
+      iid,
+    );
+    if (sent && typeof chat.Mid === "string" && chat.Mid !== "") {
+      this.sendDoc(session, { Type: "Chat", Chat: { Mid: chat.Mid, Status: { State: "sent" } } }, iid);
+    }
+  }
+
+  private conference(session: Session, id: string, ids: string[], iid: string): void {
+    if (session.room === undefined) {
+      this.error(session, "bad_request", "send Hello to join a room first", iid);
+      return;
+    }
+    const targets = ids
+      .map((x) => this.sessions.get(x))
+      .filter((s): s is Session => s !== undefined && s !== session && s.room === session.room);
+    this.fanOut(session, [...new Set(targets)], { Type: "Conference", Id: id, Conference: ids }, iid);
   }
 
   close(): Promise<void> {
     for (const s of this.sessions.values()) s.socket.terminate();
     this.sessions.clear();
+    this.rooms.clear();
     return new Promise((resolve) => this.wss.close(() => resolve()));
   }
 }

@@ -20,7 +20,12 @@ export class SchemaError extends Error {
 
 /** Opens (creating if needed) the database and brings its schema up to date. */
 export function openDatabase(file: string, migrations: readonly Migration[] = defaultMigrations): Db {
-  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ":memory:") {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // SQLite gives the -wal and -shm files the database file's mode: make that 0600 first.
+    fs.closeSync(fs.openSync(file, "a", 0o600));
+    fs.chmodSync(file, 0o600);
+  }
   const db = new Database(file);
   try {
     db.pragma("journal_mode = WAL");
@@ -47,10 +52,20 @@ export function migrate(db: Db, migrations: readonly Migration[]): number {
   }
   const pending = migrations.filter((m) => m.version > current).sort((a, b) => a.version - b.version);
   for (const m of pending) {
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-    })();
+    const foreignKeys = db.pragma("foreign_keys", { simple: true }) as number;
+    if (m.rebuildsTables) db.pragma("foreign_keys = OFF");
+    try {
+      db.transaction(() => {
+        db.exec(m.sql);
+        if (m.rebuildsTables) {
+          const broken = db.pragma("foreign_key_check") as unknown[];
+          if (broken.length > 0) throw new SchemaError(`migration ${m.version} breaks ${broken.length} foreign keys`);
+        }
+        db.pragma(`user_version = ${m.version}`);
+      })();
+    } finally {
+      if (m.rebuildsTables) db.pragma(`foreign_keys = ${foreignKeys}`);
+    }
   }
   return pending.length;
 }

@@ -7,6 +7,12 @@ export interface Migration {
   readonly version: number;
   readonly name: string;
   readonly sql: string;
+  /**
+   * Rebuilds tables that others reference (SQLite's 12-step ALTER procedure): foreign keys
+   * are switched off around the transaction, so dropping the old table cascades nowhere,
+   * and checked in full before it commits.
+   */
+  readonly rebuildsTables?: boolean;
 }
 
 export const migrations: readonly Migration[] = [
@@ -146,6 +152,64 @@ export const migrations: readonly Migration[] = [
         create_time_ms INTEGER NOT NULL
       ) STRICT;
       CREATE INDEX user_endpoints_by_app ON user_endpoints (app_id, user_id);
+    `,
+  },
+  {
+    version: 5,
+    name: "per-app conference and endpoint ids, credential generations, refresh token families",
+    rebuildsTables: true,
+    sql: `
+      CREATE TABLE conferences_new (
+        seq INTEGER PRIMARY KEY,
+        conference_id TEXT NOT NULL,
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        room_id TEXT,
+        mode TEXT NOT NULL CHECK (mode IN ('P2P', 'ROUTER')),
+        creator TEXT NOT NULL,
+        creator_endpoint TEXT NOT NULL,
+        max_participants INTEGER,
+        auto_upgrade_count INTEGER,
+        version INTEGER NOT NULL,
+        ended INTEGER NOT NULL DEFAULT 0,
+        end_reason TEXT,
+        create_time_ms INTEGER NOT NULL,
+        update_time_ms INTEGER NOT NULL,
+        UNIQUE (app_id, conference_id)
+      ) STRICT;
+      INSERT INTO conferences_new SELECT seq, conference_id, app_id, room_id, mode, creator, creator_endpoint,
+        max_participants, auto_upgrade_count, version, ended, end_reason, create_time_ms, update_time_ms
+        FROM conferences;
+      DROP TABLE conferences;
+      ALTER TABLE conferences_new RENAME TO conferences;
+
+      CREATE TABLE user_endpoints_new (
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        endpoint_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        keep_alive_seconds INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('HEALTHY', 'SICK')),
+        last_seen_ms INTEGER NOT NULL,
+        create_time_ms INTEGER NOT NULL,
+        PRIMARY KEY (app_id, endpoint_id)
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO user_endpoints_new SELECT app_id, endpoint_id, user_id, keep_alive_seconds, state, last_seen_ms,
+        create_time_ms FROM user_endpoints;
+      DROP TABLE user_endpoints;
+      ALTER TABLE user_endpoints_new RENAME TO user_endpoints;
+      CREATE INDEX user_endpoints_by_user ON user_endpoints (app_id, user_id);
+      CREATE INDEX user_endpoints_by_last_seen ON user_endpoints (last_seen_ms);
+
+      ALTER TABLE apps ADD COLUMN credential_gen INTEGER NOT NULL DEFAULT 1;
+
+      CREATE TABLE refresh_families (
+        family_id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        current_jti TEXT NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        expires_ms INTEGER NOT NULL,
+        create_time_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_ms);
     `,
   },
 ];

@@ -695,7 +695,12 @@ describe("conference API: events delivery", () => {
   });
 
   it("500 concurrent long-pollers are woken by one event; the cap answers 429", async () => {
-    const busy = await startServer({ LONG_POLL_TIMEOUT_MS: "15000", LONG_POLL_MAX_WAITERS_PER_CONFERENCE: "500" });
+    const busy = await startServer({
+      LONG_POLL_TIMEOUT_MS: "15000",
+      LONG_POLL_MAX_WAITERS_PER_CONFERENCE: "500",
+      // All 500 waiters come from this one address.
+      MAX_CONNECTIONS_PER_IP: "1000",
+    });
     try {
       const a = await createApp(busy.url);
       const call = rest(busy.url, await serviceToken(busy.url, a));

@@ -10,6 +10,8 @@ import mqtt from "mqtt";
 import WebSocket from "ws";
 import { ADMIN_TOKEN, createApp, startServer, type TestServer } from "../helpers/server.js";
 
+const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
 let server: TestServer;
 before(async () => {
   server = await startServer();
@@ -94,7 +96,9 @@ describe("robustness", () => {
       ws.send(
         JSON.stringify({
           Type: "Status",
-          Status: { buddyPicture: `data:image/png;base64,${Buffer.from(`png${i}`).toString("base64")}` },
+          Status: {
+            buddyPicture: `data:image/png;base64,${Buffer.concat([PNG_MAGIC, Buffer.from(`png${i}`)]).toString("base64")}`,
+          },
         }),
       );
       pictures.push(((await take("Status")).Status as { buddyPicture: string }).buddyPicture);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import { ADMIN_TOKEN, createApp, startServer, type TestServer } from "../helpers/server.js";
 
 type Doc = Record<string, unknown>;
 
@@ -21,10 +21,17 @@ before(async () => {
 });
 after(() => server.close());
 
-async function call(url: string, method: string, path: string, body?: string, contentType?: string) {
+async function call(
+  url: string,
+  method: string,
+  path: string,
+  body?: string,
+  contentType?: string,
+  headers: Record<string, string> = {},
+) {
   const res = await fetch(url + path, {
     method,
-    headers: contentType === undefined ? {} : { "content-type": contentType },
+    headers: contentType === undefined ? headers : { ...headers, "content-type": contentType },
     ...(body === undefined ? {} : { body }),
   });
   const text = await res.text();
@@ -146,7 +153,14 @@ describe("Spreed REST API", () => {
       const hub = (plain.json as Doc).Hub as Doc;
       assert.ok((hub.Sessions as number) >= 1);
       assert.deepEqual(hub.ConnectionDetails, []);
-      const detailed = await call(server.url, "GET", "/api/v1/stats?details=1");
+      // Details name rooms, and room names are Spreed's only access control: operator only.
+      const anonymous = await call(server.url, "GET", "/api/v1/stats?details=1");
+      assert.equal(anonymous.status, 401);
+      assert.deepEqual([anonymous.json?.success, anonymous.json?.code], [false, "unauthorized"]);
+      assert.doesNotMatch(anonymous.text, /"Room"/);
+      const detailed = await call(server.url, "GET", "/api/v1/stats?details=1", undefined, undefined, {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+      });
       const details = ((detailed.json as Doc).Hub as Doc).ConnectionDetails as Doc[];
       assert.ok(details.length >= 1);
       assert.deepEqual(Object.keys(details[0] ?? {}), ["Id", "Room", "Userid", "Ua", "Connected"]);

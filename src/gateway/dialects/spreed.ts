@@ -49,6 +49,8 @@ export const spreedDialect: Dialect = {
       const status = error.code === Code.ResourceExhausted ? 413 : httpStatusFromCode(error.code);
       return json(status, reason, error.rawMessage);
     }
+    if (error.code === Code.Unauthenticated) return json(401, "unauthorized", error.rawMessage);
+    if (error.code === Code.PermissionDenied) return json(403, "forbidden", error.rawMessage);
     return json(httpStatusFromCode(error.code), "internal_error", error.rawMessage);
   },
 };
