@@ -231,8 +231,8 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`PUBLIC_URL=${JSON.stringify(publicUrl)} is not an http(s) URL like https://rtc.example.com`);
   }
   const accessTokenTtlSeconds = integer(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 31536000);
-  const refreshTokenTtlSeconds = integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 60, 31536000);
-  const refreshChainLifetimeSeconds = integer(env, "REFRESH_CHAIN_LIFETIME_SECONDS", 604800, 60, 31536000);
+  const refreshTokenTtlSeconds = integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 1, 31536000);
+  const refreshChainLifetimeSeconds = integer(env, "REFRESH_CHAIN_LIFETIME_SECONDS", 604800, 1, 31536000);
   if (refreshChainLifetimeSeconds < refreshTokenTtlSeconds) {
     throw new ConfigError(
       `REFRESH_CHAIN_LIFETIME_SECONDS=${refreshChainLifetimeSeconds} is below REFRESH_TOKEN_TTL_SECONDS=${refreshTokenTtlSeconds}`,

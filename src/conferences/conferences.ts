@@ -312,7 +312,12 @@ export class Conferences {
   end(appId: string, conferenceId: string, actor: Actor, reason: string, enforceUser: boolean): void {
     validateText("reason", reason, MAX_REASON);
     this.change(conferenceId, appId, actor, (c) => {
-      if (enforceUser) this.ownParticipant(c, actor, true);
+      if (enforceUser) {
+        const p = this.repo.participant(c.seq, actor.endpointId);
+        if (p === undefined || p.userId !== actor.userId) {
+          throw permissionDenied("only a joined participant may end the conference");
+        }
+      }
       this.repo.end(c.seq, reason);
       this.repo.removeAllStreams(c.seq);
       return { type: "ConferenceEndedEvent", fields: { reason } };
@@ -491,7 +496,7 @@ export class Conferences {
       const recipients = this.recipients(c);
       const full = { ...this.event(c, type, undefined, {}, null), ...event, conferenceId, organizationId: appId };
       const shown = { ...full, ...masked };
-      this.log.info({ conferenceId, event: shown }, "best-effort event sent");
+      this.log.debug({ conferenceId, event: shown }, "best-effort event sent");
       this.bus.publish({ appId, conferenceId }, shown, recipients, false, full);
       return recipients.length;
     }
@@ -508,7 +513,7 @@ export class Conferences {
       this.repo.bumpVersion(c.seq, this.now());
       return { full, stored, recipients };
     })();
-    this.log.info({ conferenceId, event: result.stored }, "event sent");
+    this.log.debug({ conferenceId, event: result.stored }, "event sent");
     this.bus.publish({ appId, conferenceId }, result.stored, result.recipients, true, result.full);
     return sent;
   }

@@ -41,6 +41,14 @@ export interface OnePortOptions {
 }
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/**
+ * Closing an HTTP/1.1 connection whose request body is still arriving: the answer is sent,
+ * then our side is shut (FIN) and what still arrives is read and dropped for at most this
+ * long and this much, so the client reads the answer instead of a reset (nginx's lingering
+ * close), and an unread upload is never read to its end.
+ */
+const LINGER_MS = 2_000;
+const LINGER_BYTES = 4 * 1024 * 1024;
 const TLS_HANDSHAKE = 0x16;
 /** An HTTP/2 connection with no frames for this long is closed gracefully (GOAWAY). */
 const H2_IDLE_MS = 120_000;
@@ -63,19 +71,29 @@ export class OnePortServer {
       requestTimeout: limits.requestTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
     };
-    this.http1 = http.createServer(timeouts, options.listener as unknown as http.RequestListener);
+    const listener = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse) => {
+      // An answer sent before the request's body arrived (a refusal): stop receiving the body.
+      // (HTTP/2's compat response emits "finish" only once the stream closes; its stream's
+      // own "finish" is the end of our side.)
+      const sent = "stream" in res ? (res.stream as http2.ServerHttp2Stream) : res;
+      sent.once("finish", () => {
+        if (!req.complete) OnePortServer.abandonBody(req);
+      });
+      options.listener(req, res as unknown as Parameters<RequestListener>[1]);
+    };
+    this.http1 = http.createServer(timeouts, listener as unknown as http.RequestListener);
     // Node checks headersTimeout/requestTimeout only for servers that emitted "listening";
     // ours never listens itself (sockets arrive through emit("connection")), so it is told.
     this.http1.emit("listening");
     const h2Options = { settings: { maxConcurrentStreams: limits.h2MaxConcurrentStreams } };
     this.h2c = http2.createServer(
       h2Options,
-      options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
     this.tls = options.tls
       ? http2.createSecureServer(
           { ...h2Options, ...timeouts, cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
-          options.listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+          listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
         )
       : undefined;
     this.tls?.emit("listening");
@@ -165,11 +183,52 @@ export class OnePortServer {
         // The HTTP/2 session reads the buffered bytes itself; resuming would drop them.
         this.h2c.emit("connection", socket);
       } else {
+        // Node closes a "Connection: close" socket as soon as the answer is written; unread
+        // request bytes then make the kernel send a reset that can beat the answer.
+        socket.destroySoon = () => OnePortServer.linger(socket);
         this.http1.emit("connection", socket);
         socket.resume();
       }
     };
     socket.on("data", onData);
+  }
+
+  /** Stops receiving a request body nobody will read: HTTP/2 resets the stream, HTTP/1.1 lingers. */
+  private static abandonBody(req: http.IncomingMessage | http2.Http2ServerRequest): void {
+    if ("stream" in req) {
+      OnePortServer.resetWhenSent(req.stream, Date.now() + LINGER_MS);
+      return;
+    }
+    OnePortServer.linger(req.socket as net.Socket);
+  }
+
+  /**
+   * RFC 9113 §8.1: after a complete answer, RST_STREAM(NO_ERROR) asks the client to stop
+   * sending. A reset overtakes DATA still queued, so it waits until our END_STREAM has gone out.
+   */
+  private static resetWhenSent(stream: http2.ServerHttp2Stream, deadline: number): void {
+    if (stream.closed || stream.destroyed) return;
+    if (stream.state.localClose === 1 || Date.now() > deadline) {
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      return;
+    }
+    setTimeout(() => OnePortServer.resetWhenSent(stream, deadline), 2).unref();
+  }
+
+  /** Ends our side after what is written, drops what still arrives, and closes within bounds. */
+  private static linger(socket: net.Socket): void {
+    if (socket.destroyed || socket.writableEnded) return;
+    let dropped = 0;
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.on("close", () => clearTimeout(timer));
+    socket.on("end", () => socket.destroy());
+    socket.on("data", (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER_BYTES) socket.destroy();
+    });
+    socket.end();
+    socket.resume();
   }
 
   private serveWithoutUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {

@@ -95,7 +95,8 @@ export class AccessTokens {
         p,
         REFRESH_AUDIENCE,
         this.refreshKey,
-        Math.min(now + this.refreshTtlSeconds, Math.floor(chainEndsAtMs / 1000)),
+        // The family ends the chain to the millisecond; the token's own expiry only rounds up to it.
+        Math.min(now + this.refreshTtlSeconds, Math.ceil(chainEndsAtMs / 1000)),
         refreshJti,
       ),
     ]);

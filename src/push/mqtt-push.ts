@@ -55,6 +55,8 @@ function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError 
 
 interface Connection {
   readonly ws: WebSocket;
+  /** The MQTT byte stream over `ws`; what aedes writes waits in it while the socket is busy. */
+  readonly stream: Duplex;
   principal?: Principal;
   expiry?: NodeJS.Timeout;
 }
@@ -169,11 +171,9 @@ export class MqttPush {
     const connection = this.connections.get(client);
     const app = this.payloadApps.get(payload);
     if (connection?.principal === undefined || app === undefined || app !== connection.principal.appId) return false;
-    if (connection.ws.bufferedAmount > this.settings.maxBufferedBytes) {
-      this.log.warn(
-        { client: client.id, buffered: connection.ws.bufferedAmount },
-        "mqtt reader too slow; disconnected",
-      );
+    const buffered = connection.stream.writableLength + connection.ws.bufferedAmount;
+    if (buffered > this.settings.maxBufferedBytes) {
+      this.log.warn({ client: client.id, buffered }, "mqtt reader too slow; disconnected");
       connection.ws.terminate();
       return false;
     }
@@ -197,7 +197,7 @@ export class MqttPush {
       const stream = createWebSocketStream(ws);
       stream.on("error", (err) => this.log.debug({ err }, "mqtt websocket error"));
       const client = this.broker.handle(stream, req);
-      const connection: Connection = { ws };
+      const connection: Connection = { ws, stream };
       this.connections.set(client, connection);
       ws.on("close", () => this.release(connection));
     });

@@ -8,84 +8,15 @@ import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import mqtt from "mqtt";
 import { pino } from "pino";
 import { ConferenceService } from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import { type Json, mqttClient, rest, roomToken, serviceToken, token, until } from "../helpers/conference-client.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
-
-type Json = Record<string, unknown>;
 
 let server: TestServer;
 let app: TestApp;
 let service: string;
 const logLines: string[] = [];
-
-async function token(url: string, form: Record<string, string>, basic?: string, query = "") {
-  const res = await fetch(`${url}/security/oauth/token${query}`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      ...(basic === undefined ? {} : { authorization: `Basic ${Buffer.from(basic).toString("base64")}` }),
-    },
-    body: new URLSearchParams(form).toString(),
-  });
-  return { status: res.status, headers: res.headers, json: (await res.json()) as Json };
-}
-
-async function serviceToken(url: string, a: TestApp): Promise<string> {
-  const r = await token(url, { grant_type: "client_credentials", client_id: a.apikey, client_secret: a.secret });
-  assert.equal(r.status, 200, JSON.stringify(r.json));
-  return r.json.access_token as string;
-}
-
-function rest(url: string, bearer: string | undefined) {
-  return async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(url + path, {
-      method,
-      headers: {
-        ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, text, json: (text === "" ? undefined : JSON.parse(text)) as Json & Json[] };
-  };
-}
-
-async function roomToken(url: string, a: TestApp, body: Json = {}): Promise<{ id: string; token: string }> {
-  const res = await fetch(`${url}/api/realtime/room`, {
-    method: "POST",
-    headers: { "x-vcs-token": a.secret, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const room = ((await res.json()) as { room: { id: string; token: string } }).room;
-  return room;
-}
-
-/** An MQTT-over-WebSocket client as the SDKs use it; collects messages per topic. */
-async function mqttClient(url: string, username: string, password: string) {
-  const client = await mqtt.connectAsync(`${url.replace("http", "ws")}/ws`, {
-    protocolVersion: 4,
-    username,
-    password,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-  });
-  const messages: Json[] = [];
-  client.on("message", (_topic, payload) => messages.push(JSON.parse(payload.toString()) as Json));
-  return { client, messages };
-}
-
-async function until<T>(what: string, check: () => T | undefined, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 before(async () => {
   const sink = new Writable({
@@ -94,7 +25,7 @@ before(async () => {
       done();
     },
   });
-  server = await startServer({ LONG_POLL_TIMEOUT_MS: "400" }, undefined, pino({ level: "info" }, sink));
+  server = await startServer({ LONG_POLL_TIMEOUT_MS: "400" }, undefined, pino({ level: "debug" }, sink));
   app = await createApp(server.url);
   service = await serviceToken(server.url, app);
 });
