@@ -58,7 +58,8 @@ export interface Config {
   /** Conference API settings. */
   readonly conference: {
     readonly maxWaitersPerConference: number;
-    readonly maxWaitersPerApp: number;
+    /** Waiters of one tenant's apps together: one tenant cannot take the whole global cap. */
+    readonly maxWaitersPerTenant: number;
     readonly maxWaiters: number;
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
@@ -70,7 +71,8 @@ export interface Config {
   /** MQTT push. */
   readonly mqtt: {
     readonly maxBufferedBytes: number;
-    readonly maxConnectionsPerApp: number;
+    readonly maxConnectionsPerTenant: number;
+    readonly maxConnections: number;
   };
   /** Spreed WebRTC realm (one per server). */
   readonly spreed: {
@@ -97,6 +99,8 @@ export interface Config {
     readonly docsPerSecond: number;
     /** Bytes of fan-out (document size × recipients) one session may cause per second. */
     readonly fanoutBytesPerSecond: number;
+    /** Sessions one room may hold. */
+    readonly maxRoomSessions: number;
     /** An app whose usage_summary.signaling counts Spreed sessions. */
     readonly appId: string | undefined;
   };
@@ -282,9 +286,9 @@ export function loadConfig(env: Env = process.env): Config {
     },
     conference: {
       maxWaitersPerConference: integer(env, "LONG_POLL_MAX_WAITERS_PER_CONFERENCE", 1000, 1, 100000),
-      maxWaitersPerApp: integer(
+      maxWaitersPerTenant: integer(
         env,
-        "LONG_POLL_MAX_WAITERS_PER_APP",
+        "LONG_POLL_MAX_WAITERS_PER_TENANT",
         Math.max(1, Math.floor(maxWaiters / 4)),
         1,
         1000000,
@@ -298,7 +302,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     mqtt: {
       maxBufferedBytes: integer(env, "MQTT_MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
-      maxConnectionsPerApp: integer(env, "MQTT_MAX_CONNECTIONS_PER_APP", 10000, 1, 1000000),
+      maxConnectionsPerTenant: integer(env, "MQTT_MAX_CONNECTIONS_PER_TENANT", 10000, 1, 1000000),
+      maxConnections: integer(env, "MQTT_MAX_CONNECTIONS", 50000, 1, 10000000),
     },
     spreed: {
       title: optional(env, "SPREED_TITLE") ?? "Spreed WebRTC",
@@ -317,6 +322,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxBufferedBytes: integer(env, "SPREED_MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
       docsPerSecond: integer(env, "SPREED_DOCS_PER_SECOND", 50, 1, 100000),
       fanoutBytesPerSecond: integer(env, "SPREED_FANOUT_BYTES_PER_SECOND", 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      maxRoomSessions: integer(env, "SPREED_MAX_ROOM_SESSIONS", 200, 2, 100000),
       appId: optional(env, "SPREED_APP_ID"),
     },
   };

@@ -11,6 +11,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Apps } from "./apps/apps.js";
 import { AdminCredentials } from "./auth/admin-credentials.js";
 import { AppAuth } from "./auth/app-auth.js";
+import { CredentialChanges } from "./auth/credential-changes.js";
 import { ServerKey } from "./auth/server-key.js";
 import { Conferences } from "./conferences/conferences.js";
 import { EventBus } from "./conferences/event-bus.js";
@@ -110,8 +111,15 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     { longPollTimeoutMs: config.longPollTimeoutMs, ...config.conference },
     logger,
   );
-  // A deleted or expired room ends its conference (its tokens stop working: see Principals).
-  rooms.onDeleted = ({ appId, roomId }, why) => conferences.endIfOpen(appId, roomId, `room ${why}`);
+  // Connections opened with credentials that stop working are closed (see Principals.watch).
+  const credentialChanges = new CredentialChanges();
+  apps.onCredentialsChanged = (appId) => credentialChanges.notify({ appId });
+  tenants.onStatusChanged = (tenantId) => credentialChanges.notify({ tenantId });
+  // A deleted or expired room ends its conference and its tokens stop working.
+  rooms.onDeleted = ({ appId, roomId }, why) => {
+    conferences.endIfOpen(appId, roomId, `room ${why}`);
+    credentialChanges.notify({ appId });
+  };
   const endpoints = new Endpoints(db, conferences, logger);
   const accessTokens = new AccessTokens(
     serverKey,
@@ -120,7 +128,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     config.conference.refreshTokenTtlSeconds,
   );
   const families = new RefreshFamilies(db);
-  const principals = new Principals(accessTokens, appAuth, families, rooms);
+  families.onRevoked = (appId) => credentialChanges.notify({ appId });
+  const principals = new Principals(accessTokens, appAuth, families, rooms, credentialChanges);
   const callers = new Callers(principals);
   const media = options.media;
   conferences.onParticipantLeft = (ref, endpointId) => media?.closeEndpoint(ref, endpointId);
@@ -262,9 +271,13 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         try {
           const expired = rooms.sweepExpired();
           if (expired.length > 0) logger.info({ rooms: expired.map((r) => r.roomId) }, "expired rooms deleted");
-          families.sweep();
         } catch (err) {
           logger.error({ err }, "room sweep failed");
+        }
+        try {
+          families.sweep();
+        } catch (err) {
+          logger.error({ err }, "refresh family sweep failed");
         }
       }, config.rooms.sweepIntervalMs);
       sweeper.unref();

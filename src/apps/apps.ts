@@ -119,6 +119,8 @@ export function usageMonth(timeMs: number): string {
 
 export class Apps {
   private readonly repo: AppRepository;
+  /** Told after an app's credentials may have changed (renewed secret, status, deletion). */
+  onCredentialsChanged: ((appId: string) => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -198,12 +200,14 @@ export class Apps {
   }
 
   update(tenantId: string, appId: string, change: AppChange): AppView {
-    return this.db.transaction(() => {
+    const updated = this.db.transaction(() => {
       const current = this.owned(tenantId, appId);
       const updated = this.repo.update(appId, this.apply(change, current, appId), this.now());
       if (updated === undefined) throw notFound(`app ${JSON.stringify(appId)} not found`);
-      return this.view(updated);
+      return { view: this.view(updated), statusChanged: updated.status !== current.status };
     })();
+    if (updated.statusChanged) this.onCredentialsChanged?.(appId);
+    return updated.view;
   }
 
   delete(tenantId: string, appId: string): void {
@@ -211,6 +215,7 @@ export class Apps {
       this.owned(tenantId, appId);
       this.repo.delete(appId);
     })();
+    this.onCredentialsChanged?.(appId);
   }
 
   secretKey(tenantId: string, appId: string): string {
@@ -223,12 +228,14 @@ export class Apps {
    * secret, and every token issued under the old generation, fail from the moment this commits.
    */
   renewSecretKey(tenantId: string, appId: string): string {
-    return this.db.transaction(() => {
+    const secret = this.db.transaction(() => {
       this.owned(tenantId, appId);
       const { secret, hash, enc } = this.newSecret(appId);
       this.repo.setSecret(appId, hash, enc, this.now());
       return secret;
     })();
+    this.onCredentialsChanged?.(appId);
+    return secret;
   }
 
   /** The app whose secret key this is (the rooms API's x-vcs-token, OAuth client secret). */

@@ -133,6 +133,10 @@ export class ConferenceRepository {
         "SELECT endpoint_id, user_id, metadata, state, join_time_ms FROM participants WHERE conference_seq = ? AND endpoint_id = ?",
       ),
       countParticipants: db.prepare("SELECT count(*) AS n FROM participants WHERE conference_seq = ?"),
+      countUsers: db.prepare("SELECT count(DISTINCT user_id) AS n FROM participants WHERE conference_seq = ?"),
+      endpointsOfUser: db.prepare(
+        "SELECT endpoint_id FROM participants WHERE conference_seq = ? AND user_id = ? ORDER BY join_time_ms, endpoint_id",
+      ),
       addParticipant: db.prepare(
         `INSERT INTO participants (conference_seq, endpoint_id, user_id, metadata, state, join_time_ms)
          VALUES (?, ?, ?, ?, ?, ?)`,
@@ -233,6 +237,16 @@ export class ConferenceRepository {
 
   countParticipants(seq: number): number {
     return (this.s.countParticipants.get(seq) as { n: number }).n;
+  }
+
+  /** How many different users have joined. */
+  countUsers(seq: number): number {
+    return (this.s.countUsers.get(seq) as { n: number }).n;
+  }
+
+  /** The endpoints a user has joined with, in join order. */
+  endpointsOfUser(seq: number, userId: string): string[] {
+    return (this.s.endpointsOfUser.all(seq, userId) as { endpoint_id: string }[]).map((r) => r.endpoint_id);
   }
 
   addParticipant(seq: number, p: ParticipantRow): void {

@@ -35,8 +35,8 @@ export interface Actor {
 export interface ConferenceSettings {
   readonly longPollTimeoutMs: number;
   readonly maxWaitersPerConference: number;
-  /** Waiters of one app's conferences together: one app cannot take the whole global cap. */
-  readonly maxWaitersPerApp: number;
+  /** Waiters of one tenant's apps together: one tenant cannot take the whole global cap. */
+  readonly maxWaitersPerTenant: number;
   readonly maxWaiters: number;
 }
 
@@ -59,6 +59,10 @@ const MAX_VALUE = 64 * 1024;
 const MAX_REASON = 1024;
 const MAX_JSON = 64 * 1024;
 const MAX_EVENTS_PER_ANSWER = 1000;
+/** Endpoints one USER may have joined to one conference at once. */
+export const MAX_ENDPOINTS_PER_USER = 4;
+/** Live events held for one slow event-stream reader before its stream is ended. */
+const MAX_QUEUED_PER_STREAM = 10_000;
 const EVENT_TYPE = /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+Event$/;
 const ISO_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)$/;
 
@@ -244,7 +248,11 @@ export class Conferences {
     return created.c;
   }
 
-  join(appId: string, conferenceId: string, actor: Actor, metadata: Json): void {
+  /**
+   * Joins an endpoint. A USER (enforceUser) joins with at most MAX_ENDPOINTS_PER_USER
+   * endpoints, so one token cannot fill a room or force its upgrade alone.
+   */
+  join(appId: string, conferenceId: string, actor: Actor, metadata: Json, enforceUser: boolean): void {
     validateId("userEndpointId", actor.endpointId);
     validateJson("metadata", metadata);
     const c0 = this.findOrOpenRoom(appId, conferenceId, actor);
@@ -258,6 +266,12 @@ export class Conferences {
       if (c.maxParticipants !== null && this.repo.countParticipants(c.seq) >= c.maxParticipants) {
         throw new ConnectError(`conference is full (${c.maxParticipants} participants)`, Code.ResourceExhausted);
       }
+      if (enforceUser && this.repo.endpointsOfUser(c.seq, actor.userId).length >= MAX_ENDPOINTS_PER_USER) {
+        throw new ConnectError(
+          `a user joins with at most ${MAX_ENDPOINTS_PER_USER} endpoints; leave with one first`,
+          Code.ResourceExhausted,
+        );
+      }
       this.repo.addParticipant(c.seq, {
         endpointId: actor.endpointId,
         userId: actor.userId,
@@ -267,10 +281,10 @@ export class Conferences {
       });
       return { type: "ConferenceJoinedEvent", fields: { metadata } };
     });
-    // A MESH room becomes SFU when autoUpgradeParticipantCount participants have joined.
+    // A MESH room becomes SFU when autoUpgradeParticipantCount participants (different users) have joined.
     this.change(conferenceId, appId, actor, (c) => {
       if (c.mode !== "P2P" || c.autoUpgradeCount === null) return undefined;
-      if (this.repo.countParticipants(c.seq) < c.autoUpgradeCount) return undefined;
+      if (this.repo.countUsers(c.seq) < c.autoUpgradeCount) return undefined;
       this.repo.setMode(c.seq, "ROUTER");
       return { type: "ConferenceModeUpdatedEvent", fields: { mode: "ROUTER", previousMode: "P2P" } };
     });
@@ -372,6 +386,20 @@ export class Conferences {
       this.log.warn({ err, conferenceId, streamId }, "could not record a lost stream");
     }
     if (publisherSick) this.setEndpointState(appId, endpointId, "SICK");
+  }
+
+  /**
+   * The endpoint a USER views as: the named one when it is the user's own joined endpoint
+   * (clients may also name the publisher's), else the user's first joined endpoint.
+   * PERMISSION_DENIED when the user has joined with none: viewing is for participants.
+   */
+  viewerEndpoint(appId: string, conferenceId: string, userId: string, named: string): string {
+    const c = this.find(appId, conferenceId);
+    const own = this.repo.endpointsOfUser(c.seq, userId);
+    if (own.includes(named)) return named;
+    const first = own[0];
+    if (first === undefined) throw permissionDenied("join the conference before viewing its streams");
+    return first;
   }
 
   /**
@@ -541,9 +569,15 @@ export class Conferences {
    * waits (up to the configured timeout or until `signal` aborts) for the next event and
    * answers with what the log then holds, or the best-effort event itself; `[]` on timeout.
    */
-  async waitForEvents(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): Promise<Json[]> {
+  async waitForEvents(
+    appId: string,
+    conferenceId: string,
+    fromVersion: number,
+    signal: AbortSignal,
+    tenantId: string,
+  ): Promise<Json[]> {
     const c = this.find(appId, conferenceId);
-    this.checkWaiterCaps(appId, conferenceId);
+    this.checkWaiterCaps(appId, conferenceId, tenantId);
     return new Promise<Json[]>((resolve) => {
       let done = false;
       const finish = (events: Json[]) => {
@@ -555,12 +589,16 @@ export class Conferences {
         resolve(events);
       };
       // Subscribe before reading the log so a commit in between is not missed.
-      const unsubscribe = this.bus.subscribe({ appId, conferenceId }, (event, logged) => {
-        if (!logged) finish([event]);
-        else if (typeof event.conferenceVersion !== "number" || event.conferenceVersion >= fromVersion) {
-          finish(this.eventsForWaiters(c.seq, fromVersion, String(event.id)));
-        }
-      });
+      const unsubscribe = this.bus.subscribe(
+        { appId, conferenceId },
+        (event, logged) => {
+          if (!logged) finish([event]);
+          else if (typeof event.conferenceVersion !== "number" || event.conferenceVersion >= fromVersion) {
+            finish(this.eventsForWaiters(c.seq, fromVersion, String(event.id)));
+          }
+        },
+        tenantId,
+      );
       const timer = setTimeout(() => finish([]), this.settings.longPollTimeoutMs);
       const onAbort = () => finish([]);
       signal.addEventListener("abort", onAbort);
@@ -593,12 +631,12 @@ export class Conferences {
   }
 
   /** Long-poll waiters and event streams share these caps (429 beyond them). */
-  private checkWaiterCaps(appId: string, conferenceId: string): void {
+  private checkWaiterCaps(appId: string, conferenceId: string, tenantId: string): void {
     if (this.bus.conferenceListeners({ appId, conferenceId }) >= this.settings.maxWaitersPerConference) {
       throw new ConnectError("too many waiters on this conference", Code.ResourceExhausted);
     }
-    if (this.bus.appListeners(appId) >= this.settings.maxWaitersPerApp) {
-      throw new ConnectError("too many event waiters for this app", Code.ResourceExhausted);
+    if (this.bus.ownerListeners(tenantId) >= this.settings.maxWaitersPerTenant) {
+      throw new ConnectError("too many event waiters for this tenant", Code.ResourceExhausted);
     }
     if (this.bus.allListeners() >= this.settings.maxWaiters) {
       throw new ConnectError("too many event waiters", Code.ResourceExhausted);
@@ -609,15 +647,28 @@ export class Conferences {
    * Events from `fromVersion` on (the log replayed a page at a time), then live ones, until
    * `signal` aborts. Live events that arrive during the replay are not sent twice.
    */
-  async *watch(appId: string, conferenceId: string, fromVersion: number, signal: AbortSignal): AsyncGenerator<Json> {
+  async *watch(
+    appId: string,
+    conferenceId: string,
+    fromVersion: number,
+    signal: AbortSignal,
+    tenantId: string,
+  ): AsyncGenerator<Json> {
     const c = this.find(appId, conferenceId);
-    this.checkWaiterCaps(appId, conferenceId);
+    this.checkWaiterCaps(appId, conferenceId, tenantId);
     const queue: Json[] = [];
+    let overflowed = false;
     let wake: (() => void) | undefined;
-    const unsubscribe = this.bus.subscribe({ appId, conferenceId }, (event) => {
-      queue.push(event);
-      wake?.();
-    });
+    const unsubscribe = this.bus.subscribe(
+      { appId, conferenceId },
+      (event) => {
+        // A reader that cannot keep up loses its stream rather than our memory.
+        if (queue.length >= MAX_QUEUED_PER_STREAM) overflowed = true;
+        else queue.push(event);
+        wake?.();
+      },
+      tenantId,
+    );
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort);
     try {
@@ -634,6 +685,7 @@ export class Conferences {
         if (page.length < MAX_EVENTS_PER_ANSWER || signal.aborted) break;
       }
       while (!signal.aborted) {
+        if (overflowed) throw new ConnectError("the event stream's reader is too slow", Code.ResourceExhausted);
         while (queue.length > 0) {
           const e = queue.shift() as Json;
           if (seen.has(e.id)) continue;

@@ -27,12 +27,16 @@ function keyOf(ref: ConferenceRef): string {
 
 export class EventBus {
   private readonly listeners = new Map<string, Set<ConferenceListener>>();
-  private readonly perApp = new Map<string, number>();
+  /** Listeners by whose quota they count against (a tenant). */
+  private readonly perOwner = new Map<string, number>();
   private total = 0;
   private readonly sinks = new Set<PushSink>();
 
-  /** Listens to one conference's events; returns the function that stops listening. */
-  subscribe(ref: ConferenceRef, listener: ConferenceListener): () => void {
+  /**
+   * Listens to one conference's events, counted against `owner`'s quota; returns the
+   * function that stops listening.
+   */
+  subscribe(ref: ConferenceRef, listener: ConferenceListener, owner = ref.appId): () => void {
     const key = keyOf(ref);
     let set = this.listeners.get(key);
     if (set === undefined) {
@@ -41,7 +45,7 @@ export class EventBus {
     }
     set.add(listener);
     this.total++;
-    this.perApp.set(ref.appId, (this.perApp.get(ref.appId) ?? 0) + 1);
+    this.perOwner.set(owner, (this.perOwner.get(owner) ?? 0) + 1);
     let subscribed = true;
     return () => {
       if (!subscribed) return;
@@ -49,9 +53,9 @@ export class EventBus {
       set.delete(listener);
       if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
       this.total--;
-      const left = (this.perApp.get(ref.appId) ?? 1) - 1;
-      if (left === 0) this.perApp.delete(ref.appId);
-      else this.perApp.set(ref.appId, left);
+      const left = (this.perOwner.get(owner) ?? 1) - 1;
+      if (left === 0) this.perOwner.delete(owner);
+      else this.perOwner.set(owner, left);
     };
   }
 
@@ -60,9 +64,9 @@ export class EventBus {
     return this.listeners.get(keyOf(ref))?.size ?? 0;
   }
 
-  /** Listeners of every conference of one app. */
-  appListeners(appId: string): number {
-    return this.perApp.get(appId) ?? 0;
+  /** Listeners counted against one owner's quota. */
+  ownerListeners(owner: string): number {
+    return this.perOwner.get(owner) ?? 0;
   }
 
   /** Listeners of every conference. */

@@ -47,6 +47,8 @@ const COLUMNS = "endpoint_id, app_id, user_id, keep_alive_seconds, state, last_s
 export const DEFAULT_KEEP_ALIVE_SECONDS = 30;
 const MIN_KEEP_ALIVE = 1;
 const MAX_KEEP_ALIVE = 86400;
+/** Endpoints one USER login may hold registered at once (its devices and retries). */
+export const MAX_ENDPOINTS_PER_USER_LOGIN = 16;
 
 export class Endpoints {
   private readonly s;
@@ -69,6 +71,7 @@ export class Endpoints {
         "UPDATE user_endpoints SET last_seen_ms = ?, state = 'HEALTHY' WHERE app_id = ? AND endpoint_id = ?",
       ),
       remove: db.prepare("DELETE FROM user_endpoints WHERE app_id = ? AND endpoint_id = ?"),
+      countOfUser: db.prepare("SELECT count(*) AS n FROM user_endpoints WHERE app_id = ? AND user_id = ?"),
       byApp: db.prepare(`SELECT ${COLUMNS} FROM user_endpoints WHERE app_id = ? ORDER BY create_time_ms, endpoint_id`),
       byUser: db.prepare(
         `SELECT ${COLUMNS} FROM user_endpoints WHERE app_id = ? AND user_id = ? ORDER BY create_time_ms, endpoint_id`,
@@ -95,8 +98,11 @@ export class Endpoints {
     return e;
   }
 
-  /** Registers or refreshes an endpoint; its id is the client's or a new UUID. */
-  register(appId: string, userId: string, endpointId: string, keepAliveSeconds: number): string {
+  /**
+   * Registers or refreshes an endpoint; its id is the client's or a new UUID. With
+   * `maxPerUser` (USER callers), a user holds at most that many registered endpoints.
+   */
+  register(appId: string, userId: string, endpointId: string, keepAliveSeconds: number, maxPerUser?: number): string {
     const id = endpointId === "" ? randomUUID() : validateId("userEndpointId", endpointId);
     validateId("userId", userId);
     const keepAlive = keepAliveSeconds === 0 ? DEFAULT_KEEP_ALIVE_SECONDS : keepAliveSeconds;
@@ -107,15 +113,24 @@ export class Endpoints {
     if (existing !== undefined && existing.userId !== userId) {
       throw new ConnectError(`endpoint ${JSON.stringify(id)} belongs to another user`, Code.AlreadyExists);
     }
+    if (existing === undefined && maxPerUser !== undefined) {
+      const held = (this.s.countOfUser.get(appId, userId) as { n: number }).n;
+      if (held >= maxPerUser) {
+        throw new ConnectError(
+          `a user holds at most ${maxPerUser} endpoints; unregister one first`,
+          Code.ResourceExhausted,
+        );
+      }
+    }
     this.s.upsert.run({ endpointId: id, appId, userId, keepAlive, now: this.now() });
     if (existing?.state === "SICK") this.conferences.setEndpointState(appId, id, "HEALTHY");
     return id;
   }
 
   /** Registers an endpoint a client joined with before registering it (legacy clients do). */
-  ensure(appId: string, userId: string, endpointId: string, keepAliveSeconds: number): void {
+  ensure(appId: string, userId: string, endpointId: string, keepAliveSeconds: number, maxPerUser?: number): void {
     const e = this.get(appId, endpointId);
-    if (e === undefined) this.register(appId, userId, endpointId, keepAliveSeconds);
+    if (e === undefined) this.register(appId, userId, endpointId, keepAliveSeconds, maxPerUser);
     else if (e.userId !== userId) throw permissionDenied("the endpoint belongs to another user");
   }
 

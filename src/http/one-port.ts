@@ -96,7 +96,18 @@ export class OnePortServer {
           listener as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
         )
       : undefined;
-    this.tls?.emit("listening");
+    if (this.tls !== undefined) {
+      // HTTP/1.1 over TLS: Node gives the secure server fixed timeouts of its own; ours apply.
+      Object.assign(this.tls, {
+        headersTimeout: timeouts.headersTimeout,
+        requestTimeout: timeouts.requestTimeout,
+        connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
+      });
+      this.tls.emit("listening");
+      this.tls.on("secureConnection", (tlsSocket: import("node:tls").TLSSocket) => {
+        if (tlsSocket.alpnProtocol !== "h2") tlsSocket.destroySoon = () => OnePortServer.linger(tlsSocket);
+      });
+    }
     for (const server of [this.h2c, this.tls]) {
       server?.on("session", (session: http2.Http2Session) => this.watchSession(session));
       server?.on("stream", (stream: http2.ServerHttp2Stream) => this.watchStream(stream));
@@ -137,7 +148,7 @@ export class OnePortServer {
   }
 
   private accept(socket: net.Socket): void {
-    const ip = socket.remoteAddress ?? "";
+    const ip = OnePortServer.clientKey(socket.remoteAddress ?? "");
     const open = this.perIp.get(ip) ?? 0;
     if (open >= this.options.limits.maxPerIp) {
       this.options.logger.debug({ ip, open }, "connection refused: too many from this address");
@@ -191,6 +202,25 @@ export class OnePortServer {
       }
     };
     socket.on("data", onData);
+  }
+
+  /**
+   * Whom a connection counts against for the per-address cap: the IPv4 address (mapped
+   * `::ffff:` addresses included), or an IPv6 address's /64 — one host holds a whole /64.
+   */
+  static clientKey(address: string): string {
+    if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
+    if (!address.includes(":")) return address;
+    const [head = "", tail = ""] = address.split("::");
+    const left = head === "" ? [] : head.split(":");
+    const right = tail === "" ? [] : tail.split(":");
+    const groups = address.includes("::")
+      ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
+      : left;
+    return `${groups
+      .slice(0, 4)
+      .map((g) => Number.parseInt(g || "0", 16).toString(16))
+      .join(":")}::/64`;
   }
 
   /** Stops receiving a request body nobody will read: HTTP/2 resets the stream, HTTP/1.1 lingers. */

@@ -6,6 +6,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import type { AppAuth } from "../auth/app-auth.js";
+import type { ChangeScope, CredentialChanges } from "../auth/credential-changes.js";
 import { Reason, withReason } from "../errors.js";
 import type { AccessTokens, Principal } from "./access-tokens.js";
 import type { RefreshFamilies } from "./refresh-families.js";
@@ -19,26 +20,30 @@ function revoked(message: string) {
   return withReason(Code.Unauthenticated, message, Reason.InvalidToken, {});
 }
 
+/** A principal that passed check(): it names its tenant too (quotas are per tenant). */
+export type CheckedPrincipal = Principal & { readonly tenantId: string };
+
 export class Principals {
   constructor(
     private readonly tokens: AccessTokens,
     private readonly appAuth: AppAuth,
     private readonly families: RefreshFamilies,
     private readonly rooms: RoomExistence,
+    private readonly changes: CredentialChanges,
   ) {}
 
   /** The principal of an `Authorization: Bearer` header, if it may still act. */
-  async fromHeaders(headers: Headers): Promise<Principal> {
+  async fromHeaders(headers: Headers): Promise<CheckedPrincipal> {
     return this.check(await this.tokens.authenticate(headers));
   }
 
   /** The principal of a bare bearer token (MQTT passwords), if it may still act. */
-  async fromToken(token: string): Promise<Principal> {
+  async fromToken(token: string): Promise<CheckedPrincipal> {
     return this.check(await this.tokens.principalOf(token));
   }
 
   /** Throws UNAUTHENTICATED unless the principal may still act. */
-  check(p: Principal): Principal {
+  check(p: Principal): CheckedPrincipal {
     const app = this.appAuth.requireActive(p.appId);
     if (app.credentialGen !== p.credentialGen) {
       throw revoked("the token was issued before the app's secret key was renewed");
@@ -49,6 +54,46 @@ export class Principals {
     if (p.role === "USER" && p.conferenceId !== undefined && this.rooms.find(p.appId, p.conferenceId) === undefined) {
       throw revoked("the token's room no longer exists");
     }
-    return p;
+    return { ...p, tenantId: app.tenantId };
+  }
+
+  /**
+   * For a connection that outlives its request: calls `onEnd` once, with the reason, when
+   * the principal's token expires or a credential change makes check() refuse it. Answers
+   * the function that stops watching (call it when the connection ends).
+   */
+  watch(p: CheckedPrincipal, onEnd: (reason: string) => void): () => void {
+    let ended = false;
+    const end = (reason: string) => {
+      if (ended) return;
+      ended = true;
+      stop();
+      onEnd(reason);
+    };
+    const affects = (scope: ChangeScope) =>
+      "appId" in scope ? scope.appId === p.appId : scope.tenantId === p.tenantId;
+    const unsubscribe = this.changes.subscribe((scope) => {
+      if (!affects(scope)) return;
+      try {
+        this.check(p);
+      } catch (e) {
+        end((e as Error).message);
+      }
+    });
+    // Timers hold at most ~24.8 days; longer tokens are re-armed when that one fires.
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (p.expiresAtMs === undefined) return;
+      const left = p.expiresAtMs - Date.now();
+      if (left <= 0) return end("the token has expired");
+      timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
+      timer.unref();
+    };
+    const stop = () => {
+      unsubscribe();
+      if (timer !== undefined) clearTimeout(timer);
+    };
+    arm();
+    return stop;
   }
 }

@@ -19,6 +19,8 @@ export type RotationRefusal = "unknown" | "expired" | "revoked" | "reused";
 
 export class RefreshFamilies {
   private readonly s;
+  /** Told when a family is revoked for reuse (its open connections must end). */
+  onRevoked: ((appId: string) => void) | undefined;
 
   constructor(
     db: Db,
@@ -62,6 +64,7 @@ export class RefreshFamilies {
       return { familyId, appId: row.app_id, expiresAtMs: row.expires_ms };
     }
     this.s.revoke.run(familyId);
+    this.onRevoked?.(row.app_id);
     return "reused";
   }
 

@@ -14,7 +14,8 @@
  *   session can be handed to anyone and no offline queue can grow;
  * - an event reaches only clients of the app it belongs to, whatever the topic says;
  * - a client whose socket holds more than a bound of undelivered bytes is disconnected;
- * - each app has a cap on concurrent connections.
+ * - each tenant, and the broker as a whole, has a cap on concurrent connections;
+ * - a connection ends when its token expires or its credentials are revoked.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -22,8 +23,7 @@ import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { createWebSocketStream, type WebSocket, WebSocketServer } from "ws";
 import type { Json } from "../conferences/conference-repository.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
-import type { Principal } from "../oauth/access-tokens.js";
-import type { Principals } from "../oauth/principals.js";
+import type { CheckedPrincipal, Principals } from "../oauth/principals.js";
 import type { Logger } from "../observability/log.js";
 
 const MQTT_PROTOCOLS = ["mqtt", "mqttv3.1"];
@@ -33,8 +33,10 @@ const MAX_FRAME = 256 * 1024;
 export interface MqttSettings {
   /** A client whose socket holds more undelivered bytes than this is disconnected. */
   readonly maxBufferedBytes: number;
-  /** Concurrent connections per app. */
-  readonly maxConnectionsPerApp: number;
+  /** Concurrent connections of one tenant's apps together. */
+  readonly maxConnectionsPerTenant: number;
+  /** Concurrent connections in all. */
+  readonly maxConnections: number;
 }
 
 export function topicOf(r: Recipient): string {
@@ -57,8 +59,11 @@ interface Connection {
   readonly ws: WebSocket;
   /** The MQTT byte stream over `ws`; what aedes writes waits in it while the socket is busy. */
   readonly stream: Duplex;
-  principal?: Principal;
-  expiry?: NodeJS.Timeout;
+  /** Set once the socket closed: a login that completes after that must not count. */
+  closed: boolean;
+  principal?: CheckedPrincipal;
+  /** Stops watching the principal's expiry and revocation. */
+  unwatch?: () => void;
 }
 
 export class MqttPush {
@@ -66,7 +71,8 @@ export class MqttPush {
   private readonly connections = new WeakMap<Client, Connection>();
   /** The app of each event payload in flight (a payload is shared by all its deliveries). */
   private readonly payloadApps = new WeakMap<Buffer, string>();
-  private readonly perApp = new Map<string, number>();
+  private readonly perTenant = new Map<string, number>();
+  private total = 0;
   private stopPush: (() => void) | undefined;
   private broker!: Aedes;
 
@@ -143,21 +149,26 @@ export class MqttPush {
       }
       this.principals.fromToken(token).then(
         (p) => {
-          const count = this.perApp.get(p.appId) ?? 0;
-          if (count >= this.settings.maxConnectionsPerApp) {
-            this.log.warn({ appId: p.appId, count }, "mqtt connection refused: app at its connection cap");
-            done(refusal("too many connections for this app", 3), false);
+          if (connection.closed) {
+            done(refusal("the connection closed during login", 3), false);
             return;
           }
-          this.perApp.set(p.appId, count + 1);
+          const count = this.perTenant.get(p.tenantId) ?? 0;
+          if (count >= this.settings.maxConnectionsPerTenant || this.total >= this.settings.maxConnections) {
+            this.log.warn({ tenantId: p.tenantId, count, total: this.total }, "mqtt connection refused: at a cap");
+            done(refusal("too many connections", 3), false);
+            return;
+          }
+          this.perTenant.set(p.tenantId, count + 1);
+          this.total++;
           connection.principal = p;
           // Scoped by principal: the same id from another user is another session.
           client.id = `${p.appId}/${p.userId}/${client.id}`;
-          // The connection lives no longer than the token that opened it.
-          if (p.expiresAtMs !== undefined) {
-            const ms = Math.min(2 ** 31 - 1, Math.max(0, p.expiresAtMs - Date.now()));
-            connection.expiry = setTimeout(() => client.close(), ms).unref();
-          }
+          // The connection lives no longer than its token, nor past a revocation.
+          connection.unwatch = this.principals.watch(p, (reason) => {
+            this.log.info({ client: client.id, reason }, "mqtt connection closed: its credentials ended");
+            connection.ws.terminate();
+          });
           done(null, true);
         },
         () => tryNext(i + 1),
@@ -197,20 +208,22 @@ export class MqttPush {
       const stream = createWebSocketStream(ws);
       stream.on("error", (err) => this.log.debug({ err }, "mqtt websocket error"));
       const client = this.broker.handle(stream, req);
-      const connection: Connection = { ws, stream };
+      const connection: Connection = { ws, stream, closed: false };
       this.connections.set(client, connection);
       ws.on("close", () => this.release(connection));
     });
   }
 
   private release(connection: Connection): void {
-    if (connection.expiry !== undefined) clearTimeout(connection.expiry);
-    const appId = connection.principal?.appId;
-    if (appId === undefined) return;
+    connection.closed = true;
+    connection.unwatch?.();
+    const tenantId = connection.principal?.tenantId;
+    if (tenantId === undefined) return;
     connection.principal = undefined;
-    const left = (this.perApp.get(appId) ?? 1) - 1;
-    if (left <= 0) this.perApp.delete(appId);
-    else this.perApp.set(appId, left);
+    this.total--;
+    const left = (this.perTenant.get(tenantId) ?? 1) - 1;
+    if (left <= 0) this.perTenant.delete(tenantId);
+    else this.perTenant.set(tenantId, left);
   }
 
   close(): Promise<void> {

@@ -2,14 +2,19 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import { notFound } from "../errors.js";
 import type { Principal } from "../oauth/access-tokens.js";
-import type { Principals } from "../oauth/principals.js";
+import type { CheckedPrincipal, Principals } from "../oauth/principals.js";
 
 export class Callers {
   constructor(private readonly principals: Principals) {}
 
   /** The caller's principal, if its token may still act (see Principals). */
-  principal(ctx: HandlerContext): Promise<Principal> {
+  principal(ctx: HandlerContext): Promise<CheckedPrincipal> {
     return this.principals.fromHeaders(ctx.requestHeader);
+  }
+
+  /** Calls `onEnd` when the principal's token expires or is revoked (for long-lived calls). */
+  watch(p: CheckedPrincipal, onEnd: (reason: string) => void): () => void {
+    return this.principals.watch(p, onEnd);
   }
 
   /** A USER token sees only its own conference; others do not exist for it. */

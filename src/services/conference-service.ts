@@ -4,10 +4,11 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../conferences/conferences.js";
 import { isoMillis, validateId } from "../conferences/conferences.js";
-import type { Endpoints } from "../endpoints/endpoints.js";
-import { invalidArgument, permissionDenied } from "../errors.js";
+import { type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
+import { invalidArgument, permissionDenied, unauthenticated } from "../errors.js";
 import { Media, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
+import type { CheckedPrincipal } from "../oauth/principals.js";
 import type { Callers } from "./caller.js";
 
 const STREAM_TYPES = ["CAM", "MIC", "MIC_AND_CAM", "SCREEN"];
@@ -101,7 +102,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   ) {}
 
   /** The conference a call is about, checked against a USER token's conference. */
-  private async scoped(ctx: HandlerContext, conferenceId: string): Promise<Principal> {
+  private async scoped(ctx: HandlerContext, conferenceId: string): Promise<CheckedPrincipal> {
     const p = await this.callers.principal(ctx);
     required("conferenceId", conferenceId);
     this.callers.requireConference(p, conferenceId);
@@ -128,6 +129,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     if (p.role === "USER" && req.mode !== "") {
       throw permissionDenied("a USER token cannot choose the conference mode");
     }
+    // The creating endpoint (to which creation metadata is attributed) is the user's own.
+    if (p.role === "USER" && req.creatorEndpoint !== "") this.endpoints.own(p.appId, p.userId, req.creatorEndpoint);
     const c = this.conferences.create(p.appId, {
       ...(req.conferenceId ? { conferenceId: req.conferenceId } : {}),
       creator: p.role === "USER" ? p.userId : req.creator || p.userId,
@@ -141,8 +144,15 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   async joinConference(req: pb.JoinConferenceRequest, ctx: HandlerContext) {
     const p = await this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId, req.userId);
-    this.endpoints.ensure(p.appId, actor.userId, actor.endpointId, this.defaultKeepAliveSeconds);
-    this.conferences.join(p.appId, req.conferenceId, actor, req.metadata ?? {});
+    const user = p.role === "USER";
+    this.endpoints.ensure(
+      p.appId,
+      actor.userId,
+      actor.endpointId,
+      this.defaultKeepAliveSeconds,
+      user ? MAX_ENDPOINTS_PER_USER_LOGIN : undefined,
+    );
+    this.conferences.join(p.appId, req.conferenceId, actor, req.metadata ?? {}, user);
     return {};
   }
 
@@ -303,18 +313,16 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const viewerId = req.viewerId ? validateId("viewerId", req.viewerId) : Media.newStreamId();
     const media = this.sfu(p, req.conferenceId);
     this.conferences.findStream(p.appId, req.conferenceId, streamId);
-    // The named endpoint must have joined (clients name the viewer's or the publisher's).
+    // The named endpoint must have joined (clients name the viewer's or the publisher's). A USER
+    // views as one of its own joined endpoints, whichever it names: viewing is for participants.
     this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
     const owner = p.role === "USER" ? p.userId : undefined;
+    const viewer =
+      owner === undefined
+        ? actor.endpointId
+        : this.conferences.viewerEndpoint(p.appId, req.conferenceId, owner, actor.endpointId);
     const answer = await ConferenceServiceImpl.sdp(() =>
-      media.view(
-        { appId: p.appId, conferenceId: req.conferenceId },
-        streamId,
-        viewerId,
-        actor.endpointId,
-        owner,
-        req.sdpOffer,
-      ),
+      media.view({ appId: p.appId, conferenceId: req.conferenceId }, streamId, viewerId, viewer, owner, req.sdpOffer),
     );
     return { sdpAnswer: answer, viewerId };
   }
@@ -384,14 +392,33 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async listEvents(req: pb.ListEventsRequest, ctx: HandlerContext) {
     const p = await this.scoped(ctx, req.id);
-    const events = await this.conferences.waitForEvents(p.appId, req.id, Number(req.v), ctx.signal);
+    const events = await this.conferences.waitForEvents(p.appId, req.id, Number(req.v), ctx.signal, p.tenantId);
     return { events: events as JsonObject[] };
   }
 
   async *watchConferenceEvents(req: pb.WatchConferenceEventsRequest, ctx: HandlerContext) {
     const p = await this.scoped(ctx, req.conferenceId);
-    for await (const event of this.conferences.watch(p.appId, req.conferenceId, Number(req.sinceVersion), ctx.signal)) {
-      yield { event: event as JsonObject };
+    // The stream lasts no longer than its token, nor past a revocation.
+    let ended: string | undefined;
+    const stop = new AbortController();
+    const unwatch = this.callers.watch(p, (reason) => {
+      ended = reason;
+      stop.abort();
+    });
+    try {
+      const signal = AbortSignal.any([ctx.signal, stop.signal]);
+      for await (const event of this.conferences.watch(
+        p.appId,
+        req.conferenceId,
+        Number(req.sinceVersion),
+        signal,
+        p.tenantId,
+      )) {
+        yield { event: event as JsonObject };
+      }
+    } finally {
+      unwatch();
     }
+    if (ended !== undefined) throw unauthenticated(ended);
   }
 }

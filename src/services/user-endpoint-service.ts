@@ -1,7 +1,7 @@
 /** rtcplane.conference.v1.UserEndpointService: endpoint registration, keep-alive, ICE servers. */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
-import type { EndpointRow, Endpoints } from "../endpoints/endpoints.js";
+import { type EndpointRow, type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
 import { invalidArgument, permissionDenied } from "../errors.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { Callers } from "./caller.js";
@@ -38,6 +38,11 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
     return userId || p.userId;
   }
 
+  /** How many endpoints the caller's user may hold: bounded for USER logins, not for the app. */
+  private cap(p: Principal): number | undefined {
+    return p.role === "USER" ? MAX_ENDPOINTS_PER_USER_LOGIN : undefined;
+  }
+
   /** USER tokens reach only their own user's endpoints; SERVICE reaches the app's. */
   private scope(p: Principal): string | undefined {
     return p.role === "USER" ? p.userId : undefined;
@@ -45,12 +50,20 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
 
   async registerEndpoint(req: pb.RegisterEndpointRequest, ctx: HandlerContext) {
     const p = await this.callers.principal(ctx);
-    return { id: this.endpoints.register(p.appId, this.user(p, req.userId), req.userEndpointId, req.keepAliveSeconds) };
+    return {
+      id: this.endpoints.register(
+        p.appId,
+        this.user(p, req.userId),
+        req.userEndpointId,
+        req.keepAliveSeconds,
+        this.cap(p),
+      ),
+    };
   }
 
   async createEndpoint(req: pb.CreateEndpointRequest, ctx: HandlerContext) {
     const p = await this.callers.principal(ctx);
-    return { id: this.endpoints.register(p.appId, this.user(p, req.userId), "", req.keepAliveSeconds) };
+    return { id: this.endpoints.register(p.appId, this.user(p, req.userId), "", req.keepAliveSeconds, this.cap(p)) };
   }
 
   async keepAlive(req: pb.KeepAliveRequest, ctx: HandlerContext) {

@@ -33,6 +33,8 @@ const MAX_IMAGE = 256 * 1024;
 const NONCE_TTL_MS = 5 * 60 * 1000;
 const MAX_NONCES_PER_SESSION = 8;
 const TOKEN_PURPOSE = "spreed.session";
+/** The size of a `Left` document, charged per room mate when a session moves rooms. */
+const LEFT_BYTES = 96;
 
 export interface HubSettings {
   readonly stunUris: readonly string[];
@@ -45,6 +47,8 @@ export interface HubSettings {
   readonly docsPerSecond: number;
   /** Bytes of fan-out (document size × recipients) a session may cause per second. */
   readonly fanoutBytesPerSecond: number;
+  /** Sessions one room may hold. */
+  readonly maxRoomSessions: number;
 }
 
 export interface Session {
@@ -65,9 +69,9 @@ export interface Session {
 }
 
 interface Image {
-  contentType: string;
-  data: Buffer;
-  owner: string;
+  readonly id: string;
+  readonly contentType: string;
+  readonly data: Buffer;
 }
 
 /** Magic numbers of the picture types accepted, so a declared type is the real one. */
@@ -284,6 +288,7 @@ export class SpreedHub {
     };
   }
 
+  /** Tells the room the session left (charged by hello; a disconnect is never refused). */
   private leaveRoom(session: Session): void {
     if (session.room === undefined) return;
     const data = JSON.stringify({ Type: "Left", Id: session.id, Status: "hard" });
@@ -342,11 +347,7 @@ export class SpreedHub {
         this.relay(session, doc.Type, doc.to, doc.payload, doc.extra, iid);
         break;
       case "Users":
-        this.sendDoc(
-          session,
-          { Type: "Users", Users: this.roomMates(session, true).map((s) => this.presence(s, "Online")) },
-          iid,
-        );
+        this.users(session, iid);
         break;
       case "Alive":
         this.sendDoc(session, { Type: "Alive", Alive: doc.alive }, iid);
@@ -366,22 +367,50 @@ export class SpreedHub {
     }
   }
 
+  /**
+   * Moves the session into `room`. The whole move — `Left` to the old room, `Joined` to the
+   * new one, the `Welcome` listing its users — is charged to the session's fan-out budget
+   * first, so switching rooms over and over is limited like any other fan-out.
+   */
   private hello(session: Session, room: string, ua: string | undefined, iid: string): void {
     if (ua !== undefined) session.ua = ua;
-    if (session.room !== room) {
+    const members = [...(this.rooms.get(room) ?? [])].filter((s) => s !== session);
+    const moving = session.room !== room;
+    if (moving && members.length >= this.settings.maxRoomSessions) {
+      this.error(session, "room_full", `a room holds at most ${this.settings.maxRoomSessions} sessions`, iid);
+      return;
+    }
+    const joined = JSON.stringify(this.presence(session, "Joined"));
+    const welcome = JSON.stringify({
+      Type: "Welcome",
+      Room: { Type: "Room", Name: room },
+      Users: [...members, session].map((s) => this.presence(s, "Online")),
+    });
+    const left = moving ? LEFT_BYTES * this.roomMates(session).length : 0;
+    const cost = welcome.length + left + (moving ? joined.length * members.length : 0);
+    if (!session.fanout.take(cost)) {
+      this.error(session, "rate_limited", "too much sent to rooms; slow down", iid);
+      return;
+    }
+    if (moving) {
       this.leaveRoom(session);
       this.joinRoom(session, room);
-      this.fanOut(session, this.roomMates(session), this.presence(session, "Joined"), iid);
+      for (const m of members) this.send(m, joined, session.id);
     }
-    this.sendDoc(
-      session,
-      {
-        Type: "Welcome",
-        Room: { Type: "Room", Name: room },
-        Users: this.roomMates(session, true).map((s) => this.presence(s, "Online")),
-      },
-      iid,
-    );
+    this.send(session, welcome, "", iid);
+  }
+
+  /** The room's sessions, charged to the asker's budget like a fan-out (the answer grows with the room). */
+  private users(session: Session, iid: string): void {
+    const users = JSON.stringify({
+      Type: "Users",
+      Users: this.roomMates(session, true).map((s) => this.presence(s, "Online")),
+    });
+    if (!session.fanout.take(users.length)) {
+      this.error(session, "rate_limited", "too many Users requests; slow down", iid);
+      return;
+    }
+    this.send(session, users, "", iid);
   }
 
   /** Offer/Answer/Candidate/Bye go to the session named in `To`, in the same room. */
@@ -408,8 +437,8 @@ export class SpreedHub {
     this.fanOut(session, this.roomMates(session), this.presence(session, "Joined"), iid);
   }
 
-  /** A buddy picture sent as a data URL becomes an image served over REST; its reference is relayed. */
-  private picture(session: Session, dataUrl: string): string {
+  /** A buddy picture sent as a data URL: checked, then its reference (the image is kept by status()). */
+  private picture(dataUrl: string): { reference: string; image: Image } {
     const m = /^data:(image\/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=]+)$/.exec(dataUrl);
     const type = m?.[1];
     const data = m?.[2] === undefined ? undefined : Buffer.from(m[2], "base64");
@@ -423,19 +452,28 @@ export class SpreedHub {
       throw new BadDocument("bad_request", `buddyPicture's bytes are not ${type}`);
     }
     const imageId = randomId(15);
-    if (session.imageId !== undefined) this.images.delete(session.imageId);
-    session.imageId = imageId;
-    this.images.set(imageId, { contentType: type, data, owner: session.id });
-    return `img:${imageId}/picture.${type === "image/jpeg" ? "jpg" : type.slice("image/".length)}`;
+    return {
+      reference: `img:${imageId}/picture.${type === "image/jpeg" ? "jpg" : type.slice("image/".length)}`,
+      image: { id: imageId, contentType: type, data },
+    };
   }
 
   private status(session: Session, status: Doc, iid: string): void {
     const copy: Doc = { ...status };
+    let picture: Image | undefined;
     if (typeof copy.buddyPicture === "string" && copy.buddyPicture.startsWith("data:")) {
-      copy.buddyPicture = this.picture(session, copy.buddyPicture);
+      const checked = this.picture(copy.buddyPicture);
+      copy.buddyPicture = checked.reference;
+      picture = checked.image;
     }
     if (JSON.stringify(copy).length > MAX_STATUS_BYTES) {
       throw new BadDocument("bad_request", `a Status is at most ${MAX_STATUS_BYTES} bytes (pictures aside)`);
+    }
+    // Only an accepted Status replaces the session's picture.
+    if (picture !== undefined) {
+      if (session.imageId !== undefined) this.images.delete(session.imageId);
+      session.imageId = picture.id;
+      this.images.set(picture.id, picture);
     }
     session.status = copy;
     session.rev++;

@@ -46,6 +46,8 @@ export interface TenantPage {
 
 export class Tenants {
   private readonly repo: TenantRepository;
+  /** Told after a tenant's status changed: its apps' credentials may have stopped working. */
+  onStatusChanged: ((tenantId: string) => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -113,13 +115,15 @@ export class Tenants {
   update(tenantId: string, change: { name?: string | undefined; status?: string | undefined }): TenantRow {
     const name = change.name === undefined ? undefined : validateTenantName(change.name);
     const status = change.status === undefined ? undefined : validateStatus(change.status);
-    return this.db.transaction(() => {
+    const { updated, before } = this.db.transaction(() => {
       const current = this.get(tenantId);
       if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
-      const updated = this.repo.update(tenantId, name ?? current.name, status ?? current.status, this.now());
-      if (updated === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
-      return updated;
+      const row = this.repo.update(tenantId, name ?? current.name, status ?? current.status, this.now());
+      if (row === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+      return { updated: row, before: current.status };
     })();
+    if (updated.status !== before) this.onStatusChanged?.(tenantId);
+    return updated;
   }
 
   rotateToken(tenantId: string): { tenant: TenantRow; authToken: string } {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import mqtt from "mqtt";
-import { UserEndpointService } from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import { ConferenceService, UserEndpointService } from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import { type Json, rest, roomToken, serviceToken, token } from "../helpers/conference-client.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
 
@@ -75,6 +75,33 @@ describe("hardening: tokens after a renewed secret", () => {
     // What the new secret issues works.
     const fresh = await clientCredentials({ ...a, secret });
     assert.equal((await listEndpoints(fresh.access_token)).status, 200);
+  });
+});
+
+describe("hardening: open event streams end with their credentials", () => {
+  it("ends a WatchConferenceEvents stream when the app's secret is renewed", async () => {
+    const a = await createApp(server.url);
+    const login = await clientCredentials(a);
+    const api = rest(server.url, login.access_token);
+    const conferenceId = (await api("POST", "/rtc-api/conferences/create", {})).json.id as string;
+    const grpc = createClient(ConferenceService, createGrpcTransport({ baseUrl: server.url }));
+    const stream = (async () => {
+      try {
+        for await (const _ of grpc.watchConferenceEvents(
+          { conferenceId, sinceVersion: 0n },
+          { headers: { authorization: `Bearer ${login.access_token}` } },
+        )) {
+          // Replayed and live events; the stream must end on its own.
+        }
+        return "ended without an error";
+      } catch (e) {
+        return e instanceof ConnectError ? Code[e.code] : String(e);
+      }
+    })();
+    await sleep(200);
+    await renewSecret(a);
+    const outcome = await Promise.race([stream, sleep(5000).then(() => "still open")]);
+    assert.equal(outcome, "Unauthenticated");
   });
 });
 
@@ -209,12 +236,38 @@ describe("hardening: USER tokens act only as their own endpoints", () => {
     );
   });
 
-  it("cannot switch a MESH room's conference to ROUTER", async () => {
+  it("cannot switch a MESH room's conference to ROUTER, by asking or by joining many endpoints", async () => {
     const a = await createApp(server.url);
-    const room = await roomToken(server.url, a, { conferenceType: "MESH" });
+    const room = await roomToken(server.url, a, { conferenceType: "MESH", autoUpgradeParticipantCount: 3 });
     const user = rest(server.url, room.token);
     const r = await user("POST", "/rtc-api/conferences/create", { conferenceId: room.id, mode: "ROUTER" });
     assert.equal(r.status, 403, r.text);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push(
+        (await user("POST", "/rtc-api/conferences/join", { conferenceId: room.id, userEndpointId: `mine-${i}` }))
+          .status,
+      );
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429], "at most 4 endpoints per USER login");
+    const view = (await user("GET", `/rtc-api/conferences/${room.id}/simpleView`)).json;
+    assert.equal(view.mode, "P2P", "one user's endpoints are one participant for the upgrade");
+  });
+
+  it("holds at most 16 registered endpoints per USER login", async () => {
+    const a = await createApp(server.url);
+    const room = await roomToken(server.url, a);
+    const user = rest(server.url, room.token);
+    let refused = 0;
+    for (let i = 0; i < 20; i++) {
+      const r = await user("POST", "/rtc-api/users/endpoints/register", {
+        keepAliveSeconds: 30,
+        userEndpointId: `d-${i}`,
+      });
+      if (r.status === 429) refused++;
+      else assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(refused, 4);
   });
 
   it("deleting a room ends its conference and refuses its tokens", async () => {

@@ -11,12 +11,13 @@ import http2 from "node:http2";
 import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import tls from "node:tls";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ConferenceService } from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import { type AttackTarget, alive, attackTarget, underAttack } from "../helpers/attack.js";
 import { rest, serviceToken } from "../helpers/conference-client.js";
-import { createApp } from "../helpers/server.js";
+import { createApp, selfSignedCert, startServer } from "../helpers/server.js";
 
 const HEALTH_P99_MS = 100;
 const HEADERS_TIMEOUT_MS = 2000;
@@ -121,6 +122,35 @@ describe("hardening: slowloris", () => {
     assert.equal(result.closed, 50, "request-less sessions are closed");
     assert.equal(result.rst, http2.constants.NGHTTP2_CANCEL, "the never-ending request is cancelled");
     assert.ok(health.p99 < HEALTH_P99_MS, `healthz p99 ${health.p99} ms`);
+  });
+
+  it("applies the header timeout to HTTP/1.1 over TLS too", async () => {
+    const { cert, key } = await selfSignedCert();
+    const tlsServer = await startServer({ TLS_CERT: cert, TLS_KEY: key, HEADERS_TIMEOUT_MS: "1000" });
+    try {
+      const socket = tls.connect({
+        port: tlsServer.port,
+        host: "127.0.0.1",
+        rejectUnauthorized: false,
+        ALPNProtocols: ["http/1.1"],
+      });
+      socket.on("error", () => undefined);
+      await new Promise((r) => socket.once("secureConnect", r));
+      const started = Date.now();
+      socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+      const trickle = setInterval(() => socket.write("X-Slow: 1\r\n"), 200);
+      let answer = "";
+      socket.on("data", (c) => {
+        answer += c.toString();
+      });
+      await new Promise((r) => socket.once("close", r));
+      clearInterval(trickle);
+      const ms = Date.now() - started;
+      assert.ok(ms < 3500, `closed after ${ms} ms`);
+      assert.match(answer, /^HTTP\/1\.1 408/);
+    } finally {
+      await tlsServer.close();
+    }
   });
 
   it("advertises a sane number of concurrent HTTP/2 streams", async () => {

@@ -17,7 +17,11 @@ const HEALTH_P99_MS = 100;
 let target: ChildServer & { pid: number };
 
 before(async () => {
-  target = await attackTarget({ SPREED_STATS_ENABLED: "true" });
+  target = await attackTarget({
+    SPREED_STATS_ENABLED: "true",
+    SPREED_MAX_ROOM_SESSIONS: "12",
+    MQTT_MAX_CONNECTIONS_PER_TENANT: "20",
+  });
 });
 after(() => {
   target.process.kill("SIGKILL");
@@ -37,6 +41,28 @@ function connectMqtt(
     client.once("connect", (ack) => resolve({ client, sessionPresent: ack.sessionPresent, messages }));
     client.once("error", reject);
   });
+}
+
+/** An MQTT 3.1.1 CONNECT packet (clean session, user name and password), written by hand. */
+function mqttConnect(clientId: string, username: string, password: string): Buffer {
+  const field = (text: string) => {
+    const bytes = Buffer.from(text);
+    return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
+  };
+  const body = Buffer.concat([
+    field("MQTT"),
+    Buffer.from([4, 0xc2, 0, 60]),
+    field(clientId),
+    field(username),
+    field(password),
+  ]);
+  const length: number[] = [];
+  let n = body.length;
+  do {
+    length.push((n % 128) | (n >= 128 ? 0x80 : 0));
+    n = Math.floor(n / 128);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([0x10, ...length]), body]);
 }
 
 /** A WebSocket that connects and then never reads (its receive window fills up). */
@@ -155,6 +181,34 @@ describe("hardening: Spreed channeling socket", () => {
     for (const s of senders) s.close();
     slow.ws.terminate();
     assert.ok(alive(target.pid));
+  });
+
+  it("charges room switches to the fan-out budget and caps a room's size", async () => {
+    const room = `full-${Date.now()}`;
+    const members = await Promise.all(Array.from({ length: 12 }, () => Peer.connect(target.url)));
+    for (const m of members) {
+      m.send("Hello", { Name: room });
+      await m.next("Welcome");
+    }
+    const late = await Peer.connect(target.url);
+    late.send("Hello", { Name: room });
+    assert.equal(((await late.next("Error")).Data as Doc).Code, "room_full");
+    // Hopping between two busy rooms sends Left and Joined to each: it runs out of budget.
+    const other = `other-${Date.now()}`;
+    for (let i = 0; i < 4; i++) {
+      const p = await Peer.connect(target.url);
+      p.send("Hello", { Name: other, Ua: "x".repeat(200) });
+    }
+    let limited = false;
+    for (let i = 0; i < 400 && !limited; i++) {
+      late.send("Hello", { Name: i % 2 === 0 ? other : `third-${Date.now()}`, Ua: "y".repeat(250) });
+      if (i % 20 === 0) {
+        await sleep(10);
+        limited = late.docs.some((d) => (d.Data as Doc).Code === "rate_limited");
+      }
+    }
+    assert.ok(limited || late.docs.some((d) => (d.Data as Doc).Code === "rate_limited"), "room hopping is limited");
+    for (const m of [...members, late]) m.close();
   });
 
   it("sends no 'sent' receipt for a chat to a session in another room, and checks picture bytes", async () => {
@@ -281,6 +335,50 @@ describe("hardening: MQTT push", () => {
     assert.deepEqual(sessionPresent, [false, false, false]);
     again.end(true);
     c2.end(true);
+  });
+
+  it("closes an open connection when its app's secret is renewed", async () => {
+    const app = await createApp(target.url);
+    const token = await serviceToken(target.url, app);
+    const { client } = await mqttClient(target.url, `service-${app.appId}`, token);
+    let closed = false;
+    client.on("close", () => {
+      closed = true;
+    });
+    await fetch(`${target.url}/tenants/${app.tenantId}/apps/${app.appId}/secretkey`, {
+      method: "POST",
+      headers: { "x-auth-token": app.authToken },
+    });
+    await until("the connection is closed", () => (closed ? true : undefined), 5000);
+  });
+
+  it("does not leak connection slots when logins are abandoned half way", async () => {
+    const app = await createApp(target.url);
+    const token = await serviceToken(target.url, app);
+    const user = `service-${app.appId}`;
+    // 200 sockets that send CONNECT and vanish while the server checks the token.
+    for (let round = 0; round < 4; round++) {
+      await Promise.all(
+        Array.from(
+          { length: 50 },
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const ws = new WebSocket(wsUrl(), "mqtt");
+              ws.on("error", () => undefined);
+              ws.on("open", () => {
+                ws.send(mqttConnect(`abandon-${round}-${i}`, user, token));
+                ws.terminate();
+              });
+              ws.on("close", () => resolve());
+            }),
+        ),
+      );
+    }
+    await sleep(300);
+    // The tenant's cap is 20: every one of 20 concurrent logins must still get a slot.
+    const clients = await Promise.all(Array.from({ length: 20 }, () => mqttClient(target.url, user, token)));
+    assert.ok(clients.every((c) => c.client.connected));
+    for (const c of clients) c.client.end(true);
   });
 
   it("disconnects a client that stops reading its deliveries; memory stays bounded", async () => {

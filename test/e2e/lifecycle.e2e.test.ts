@@ -10,7 +10,7 @@ import https from "node:https";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { ROOT } from "../helpers/protoc.js";
-import { ADMIN_TOKEN, bufCurl, run, spawnServer, startServer, tempDir } from "../helpers/server.js";
+import { ADMIN_TOKEN, bufCurl, selfSignedCert, spawnServer, startServer, tempDir } from "../helpers/server.js";
 
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
 
@@ -121,29 +121,7 @@ describe("process lifecycle", () => {
 
 describe("TLS with ALPN on the same port", () => {
   it("serves gRPC over h2 and REST over HTTP/1.1 with one certificate", async () => {
-    const dir = tempDir("rtcplane-tls-");
-    const cert = path.join(dir, "cert.pem");
-    const key = path.join(dir, "key.pem");
-    const gen = await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
-    assert.equal(gen.code, 0, gen.stderr);
+    const { cert, key } = await selfSignedCert();
     const server = await startServer({ TLS_CERT: cert, TLS_KEY: key });
     try {
       assert.ok(server.url.startsWith("https://"));

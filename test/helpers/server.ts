@@ -98,6 +98,34 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
   return { process: child, url, exited };
 }
 
+/** A self-signed certificate for 127.0.0.1 and localhost (Debian's openssl), as PEM files. */
+export async function selfSignedCert(): Promise<{ cert: string; key: string }> {
+  const dir = tempDir("rtcplane-tls-");
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  const gen = await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ]);
+  if (gen.code !== 0) throw new Error(`openssl: ${gen.stderr}`);
+  return { cert, key };
+}
+
 /** Creates a tenant through the admin API and returns its id and auth token. */
 export async function createTenant(url: string, name = "tenant"): Promise<{ tenantId: string; authToken: string }> {
   const res = await fetch(`${url}/admin/v1/tenants`, {
