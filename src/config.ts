@@ -101,6 +101,8 @@ export interface Config {
     readonly fanoutBytesPerSecond: number;
     /** Sessions one room may hold. */
     readonly maxRoomSessions: number;
+    /** Bytes of documents one session may send per second (bursts of twice that). */
+    readonly inboundBytesPerSecond: number;
     /** An app whose usage_summary.signaling counts Spreed sessions. */
     readonly appId: string | undefined;
   };
@@ -323,6 +325,7 @@ export function loadConfig(env: Env = process.env): Config {
       docsPerSecond: integer(env, "SPREED_DOCS_PER_SECOND", 50, 1, 100000),
       fanoutBytesPerSecond: integer(env, "SPREED_FANOUT_BYTES_PER_SECOND", 1024 * 1024, 1024, 1024 * 1024 * 1024),
       maxRoomSessions: integer(env, "SPREED_MAX_ROOM_SESSIONS", 200, 2, 100000),
+      inboundBytesPerSecond: integer(env, "SPREED_INBOUND_BYTES_PER_SECOND", 512 * 1024, 1024, 1024 * 1024 * 1024),
       appId: optional(env, "SPREED_APP_ID"),
     },
   };

@@ -49,6 +49,8 @@ export interface HubSettings {
   readonly fanoutBytesPerSecond: number;
   /** Sessions one room may hold. */
   readonly maxRoomSessions: number;
+  /** Bytes of documents one session may send per second (bursts of twice that). */
+  readonly inboundBytesPerSecond: number;
 }
 
 export interface Session {
@@ -64,7 +66,10 @@ export interface Session {
   /** The session's current buddy picture (one per session; a new one replaces it). */
   imageId: string | undefined;
   readonly socket: WebSocket;
+  /** Documents the session may send (one token each). */
   readonly inbound: TokenBucket;
+  /** Bytes of documents the session may send: parsing costs by the byte, not by the document. */
+  readonly inboundBytes: TokenBucket;
   readonly fanout: TokenBucket;
 }
 
@@ -175,12 +180,21 @@ export class SpreedHub {
       imageId: undefined,
       socket: ws,
       inbound: new TokenBucket(docsPerSecond, docsPerSecond * 2),
+      // A buddy picture (up to ~350 KB as a data URL) passes; a stream of them does not.
+      inboundBytes: new TokenBucket(this.settings.inboundBytesPerSecond, this.settings.inboundBytesPerSecond * 2),
       fanout: new TokenBucket(fanoutBytesPerSecond, fanoutBytesPerSecond * 2),
     };
     this.sessions.set(id, session);
     this.onSession?.();
     this.log.info({ session: id, reclaimed: reclaimed !== undefined }, "spreed session connected");
-    ws.on("message", (raw, isBinary) => this.receive(session, isBinary ? null : raw.toString()));
+    ws.on("message", (raw: Buffer, isBinary) => {
+      // Charged before anything reads the frame: a refused frame costs no parsing.
+      if (!session.inbound.take() || !session.inboundBytes.take(raw.length)) {
+        this.error(session, "rate_limited", "too much sent; slow down");
+        return;
+      }
+      this.receive(session, isBinary ? null : raw.toString());
+    });
     ws.on("close", () => this.drop(session, "closed"));
     ws.on("error", (err) => this.log.debug({ err, session: id }, "spreed socket error"));
     this.sendSelf(session, "");
@@ -309,12 +323,8 @@ export class SpreedHub {
     members.add(session);
   }
 
-  /** One frame: decoded, rate-limited, handled; any failure is answered on this socket only. */
+  /** One frame: decoded and handled; any failure is answered on this socket only. */
   private receive(session: Session, text: string | null): void {
-    if (!session.inbound.take()) {
-      this.error(session, "rate_limited", "too many documents; slow down");
-      return;
-    }
     let iid = "";
     try {
       if (text === null)

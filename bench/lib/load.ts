@@ -1,0 +1,103 @@
+/**
+ * Load generators: autocannon (npm) for HTTP/1.1, h2load (Debian nghttp2-client) for
+ * HTTP/2. Both report requests per second and latency; errors and non-2xx answers are
+ * counted so a broken server cannot look fast.
+ */
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+
+export interface LoadResult {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly mean: number;
+  readonly errors: number;
+}
+
+export interface H1Load {
+  readonly url: string;
+  readonly method?: "GET" | "POST";
+  readonly headers?: Record<string, string>;
+  readonly body?: string | Buffer;
+  readonly connections: number;
+  readonly seconds: number;
+}
+
+export async function h1(load: H1Load): Promise<LoadResult> {
+  const result = await autocannon({
+    url: load.url,
+    method: load.method ?? "GET",
+    headers: load.headers ?? {},
+    ...(load.body === undefined ? {} : { body: load.body }),
+    connections: load.connections,
+    duration: load.seconds,
+    pipelining: 1,
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    mean: result.latency.average,
+    errors: result.errors + result.timeouts + result.non2xx,
+  };
+}
+
+export interface H2Load {
+  readonly url: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: Buffer;
+  readonly clients: number;
+  readonly streams: number;
+  readonly seconds: number;
+}
+
+/** Runs h2load; gRPC status travels in trailers, so callers check one answer before loading. */
+export async function h2(load: H2Load): Promise<LoadResult> {
+  const args = ["-c", String(load.clients), "-m", String(load.streams), "-D", String(load.seconds), "-t", "1"];
+  for (const [k, v] of Object.entries(load.headers ?? {})) args.push("-H", `${k}: ${v}`);
+  if (load.body !== undefined) {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rtcplane-h2load-")), "body");
+    fs.writeFileSync(file, load.body);
+    args.push("-d", file);
+  }
+  args.push(load.url);
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile("h2load", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`h2load failed: ${stderr || err.message}`)) : resolve(stdout),
+    ),
+  );
+  const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? Number.NaN);
+  const failed = /(\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const non2xx = /status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const time = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+  return {
+    rps,
+    p50: Number.NaN,
+    p99: Number.NaN,
+    mean: time?.[3] === undefined ? Number.NaN : toMs(time[3]),
+    errors:
+      Number(failed?.[1] ?? 0) +
+      Number(failed?.[2] ?? 0) +
+      Number(failed?.[3] ?? 0) +
+      Number(non2xx?.[1] ?? 0) +
+      Number(non2xx?.[2] ?? 0) +
+      Number(non2xx?.[3] ?? 0),
+  };
+}
+
+function toMs(value: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(value);
+  if (m === null) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+/** A gRPC / gRPC-web length-prefixed frame around one message. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(message.length, 1);
+  return Buffer.concat([header, message]);
+}
