@@ -1,46 +1,66 @@
 /**
- * Every failure a client can see is a ConnectError made here, with a precise Code.
- * Dialects render these at the edge; nothing else decides how an error looks.
+ * Every failure a client can see starts as a DomainError made here: a kind (what went
+ * wrong, in gRPC's vocabulary but free of any transport), a message naming the field or
+ * rule, and optionally a machine-readable reason with metadata. Domain modules know
+ * nothing else; one mapping at the edge (src/http/rpc-errors.ts) turns a DomainError into
+ * a ConnectError, and each dialect renders that in its documented envelope.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+/** The kinds of failure, named as the gRPC codes they map to. */
+export type ErrorKind =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "permission_denied"
+  | "unauthenticated"
+  | "resource_exhausted"
+  | "unavailable"
+  | "internal";
+
+/** An expected failure of a request: no stack trace is taken (it is an answer, not a bug). */
+export class DomainError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly reason?: ReasonName,
+    readonly metadata: Readonly<Record<string, string>> = {},
+  ) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+    this.name = "DomainError";
+  }
+}
 
 /** A field value that breaks a documented rule; the message names the field. */
-export function invalidArgument(message: string): ConnectError {
-  return new ConnectError(message, Code.InvalidArgument);
+export function invalidArgument(message: string): DomainError {
+  return new DomainError("invalid_argument", message);
 }
 
-export function notFound(message: string): ConnectError {
-  return new ConnectError(message, Code.NotFound);
+export function notFound(message: string): DomainError {
+  return new DomainError("not_found", message);
 }
 
-export function alreadyExists(message: string): ConnectError {
-  return new ConnectError(message, Code.AlreadyExists);
+export function alreadyExists(message: string): DomainError {
+  return new DomainError("already_exists", message);
 }
 
-export function failedPrecondition(message: string): ConnectError {
-  return new ConnectError(message, Code.FailedPrecondition);
+export function failedPrecondition(message: string): DomainError {
+  return new DomainError("failed_precondition", message);
 }
 
-export function unauthenticated(message: string): ConnectError {
-  return new ConnectError(message, Code.Unauthenticated);
+export function unauthenticated(message: string): DomainError {
+  return new DomainError("unauthenticated", message);
 }
 
-export function permissionDenied(message: string): ConnectError {
-  return new ConnectError(message, Code.PermissionDenied);
+export function permissionDenied(message: string): DomainError {
+  return new DomainError("permission_denied", message);
 }
 
-export function resourceExhausted(message: string): ConnectError {
-  return new ConnectError(message, Code.ResourceExhausted);
-}
-
-/**
- * Turns anything thrown into a ConnectError. Unknown failures become INTERNAL with a
- * fixed message; the original is kept as `cause` for the logs, never sent to clients.
- */
-export function toConnectError(e: unknown): ConnectError {
-  if (e instanceof ConnectError) return e;
-  return new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+export function resourceExhausted(message: string): DomainError {
+  return new DomainError("resource_exhausted", message);
 }
 
 /**
@@ -78,22 +98,12 @@ export const Reason = {
 
 export type ReasonName = (typeof Reason)[keyof typeof Reason];
 
-export const ERROR_DOMAIN = "rtcplane";
-
-/** A ConnectError carrying an ErrorInfo with `reason` and string `metadata`. */
+/** A DomainError carrying a reason (sent as google.rpc.ErrorInfo) and string metadata. */
 export function withReason(
-  code: Code,
+  kind: ErrorKind,
   message: string,
   reason: ReasonName,
   metadata: Record<string, string> = {},
-): ConnectError {
-  return new ConnectError(message, code, undefined, [
-    { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata } },
-  ]);
-}
-
-/** The ErrorInfo of an error, if it has one of ours. */
-export function reasonOf(error: ConnectError): { reason: string; metadata: Record<string, string> } | undefined {
-  const info = error.findDetails(ErrorInfoSchema).find((d) => d.domain === ERROR_DOMAIN);
-  return info && { reason: info.reason, metadata: info.metadata };
+): DomainError {
+  return new DomainError(kind, message, reason, metadata);
 }

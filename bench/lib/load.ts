@@ -7,7 +7,22 @@ import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
+
+const AUTOCANNON = path.resolve(import.meta.dirname, "../../node_modules/autocannon/autocannon.js");
+
+function tempFile(content: string | Buffer): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rtcplane-load-")), "body");
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} failed: ${stderr || err.message}`)) : resolve(stdout),
+    ),
+  );
+}
 
 export interface LoadResult {
   readonly rps: number;
@@ -26,16 +41,28 @@ export interface H1Load {
   readonly seconds: number;
 }
 
+/** Runs the autocannon CLI in its own process, so the load generator has a core of its own to compete for. */
 export async function h1(load: H1Load): Promise<LoadResult> {
-  const result = await autocannon({
-    url: load.url,
-    method: load.method ?? "GET",
-    headers: load.headers ?? {},
-    ...(load.body === undefined ? {} : { body: load.body }),
-    connections: load.connections,
-    duration: load.seconds,
-    pipelining: 1,
-  });
+  const args = [
+    AUTOCANNON,
+    "-j",
+    "-c",
+    String(load.connections),
+    "-d",
+    String(load.seconds),
+    "-m",
+    load.method ?? "GET",
+  ];
+  for (const [k, v] of Object.entries(load.headers ?? {})) args.push("-H", `${k}=${v}`);
+  if (load.body !== undefined) args.push("-i", tempFile(load.body));
+  args.push(load.url);
+  const result = JSON.parse(await run(process.execPath, args)) as {
+    requests: { average: number };
+    latency: { p50: number; p99: number; average: number };
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+  };
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
@@ -58,17 +85,9 @@ export interface H2Load {
 export async function h2(load: H2Load): Promise<LoadResult> {
   const args = ["-c", String(load.clients), "-m", String(load.streams), "-D", String(load.seconds), "-t", "1"];
   for (const [k, v] of Object.entries(load.headers ?? {})) args.push("-H", `${k}: ${v}`);
-  if (load.body !== undefined) {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rtcplane-h2load-")), "body");
-    fs.writeFileSync(file, load.body);
-    args.push("-d", file);
-  }
+  if (load.body !== undefined) args.push("-d", tempFile(load.body));
   args.push(load.url);
-  const out = await new Promise<string>((resolve, reject) =>
-    execFile("h2load", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`h2load failed: ${stderr || err.message}`)) : resolve(stdout),
-    ),
-  );
+  const out = await run("h2load", args);
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? Number.NaN);
   const failed = /(\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const non2xx = /status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);

@@ -2,7 +2,6 @@
  * Authenticates an app by its secret key (the rooms API's x-vcs-token, the OAuth2
  * client secret): the app must exist and be active, and so must its tenant.
  */
-import { Code } from "@connectrpc/connect";
 import type { AppRecord, Apps } from "../apps/apps.js";
 import { Reason, withReason } from "../errors.js";
 import type { Tenants } from "../tenants/tenants.js";
@@ -18,11 +17,11 @@ export class AppAuth {
   /** The active app whose secret key this is; UNAUTHENTICATED with a reason otherwise. */
   bySecretKey(secret: string | null | undefined): AppRecord {
     if (secret === null || secret === undefined || secret.trim() === "") {
-      throw withReason(Code.Unauthenticated, "authorization missing", Reason.AuthorizationMissing);
+      throw withReason("unauthenticated", "authorization missing", Reason.AuthorizationMissing);
     }
     const app = this.apps.findBySecretKey(secret);
     if (app === undefined || !this.usable(app)) {
-      throw withReason(Code.Unauthenticated, "the token is invalid", Reason.InvalidToken, {
+      throw withReason("unauthenticated", "the token is invalid", Reason.InvalidToken, {
         token: secret.slice(0, MAX_ECHO),
       });
     }
@@ -39,7 +38,7 @@ export class AppAuth {
   requireActive(appId: string): AppRecord {
     const app = this.apps.findById(appId);
     if (app === undefined || !this.usable(app)) {
-      throw withReason(Code.Unauthenticated, "the token's app is not active", Reason.InvalidToken, {});
+      throw withReason("unauthenticated", "the token's app is not active", Reason.InvalidToken, {});
     }
     return app;
   }

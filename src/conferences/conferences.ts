@@ -5,9 +5,16 @@
  * a client at version V processes the event with conferenceVersion V and then expects V+1.
  */
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { JSONPath } from "jsonpath-plus";
-import { invalidArgument, notFound, permissionDenied } from "../errors.js";
+import {
+  alreadyExists,
+  type DomainError,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+  resourceExhausted,
+} from "../errors.js";
 import type { Logger } from "../observability/log.js";
 import type { RoomRecord } from "../rooms/rooms.js";
 import type { Db } from "../storage/database.js";
@@ -106,8 +113,8 @@ export function applyMasks(event: Json, masks: readonly string[]): Json {
   return copy;
 }
 
-function conferenceEnded(id: string): ConnectError {
-  return new ConnectError(`conference ${JSON.stringify(id)} has ended`, Code.FailedPrecondition);
+function conferenceEnded(id: string): DomainError {
+  return failedPrecondition(`conference ${JSON.stringify(id)} has ended`);
 }
 
 export class Conferences {
@@ -223,7 +230,7 @@ export class Conferences {
     }
     const created = this.db.transaction(() => {
       if (this.repo.get(appId, conferenceId) !== undefined) {
-        throw new ConnectError(`conference ${JSON.stringify(conferenceId)} already exists`, Code.AlreadyExists);
+        throw alreadyExists(`conference ${JSON.stringify(conferenceId)} already exists`);
       }
       const c = this.repo.insert({
         conferenceId,
@@ -264,13 +271,10 @@ export class Conferences {
         return undefined; // joining twice is a no-op
       }
       if (c.maxParticipants !== null && this.repo.countParticipants(c.seq) >= c.maxParticipants) {
-        throw new ConnectError(`conference is full (${c.maxParticipants} participants)`, Code.ResourceExhausted);
+        throw resourceExhausted(`conference is full (${c.maxParticipants} participants)`);
       }
       if (enforceUser && this.repo.endpointsOfUser(c.seq, actor.userId).length >= MAX_ENDPOINTS_PER_USER) {
-        throw new ConnectError(
-          `a user joins with at most ${MAX_ENDPOINTS_PER_USER} endpoints; leave with one first`,
-          Code.ResourceExhausted,
-        );
+        throw resourceExhausted(`a user joins with at most ${MAX_ENDPOINTS_PER_USER} endpoints; leave with one first`);
       }
       this.repo.addParticipant(c.seq, {
         endpointId: actor.endpointId,
@@ -633,13 +637,13 @@ export class Conferences {
   /** Long-poll waiters and event streams share these caps (429 beyond them). */
   private checkWaiterCaps(appId: string, conferenceId: string, tenantId: string): void {
     if (this.bus.conferenceListeners({ appId, conferenceId }) >= this.settings.maxWaitersPerConference) {
-      throw new ConnectError("too many waiters on this conference", Code.ResourceExhausted);
+      throw resourceExhausted("too many waiters on this conference");
     }
     if (this.bus.ownerListeners(tenantId) >= this.settings.maxWaitersPerTenant) {
-      throw new ConnectError("too many event waiters for this tenant", Code.ResourceExhausted);
+      throw resourceExhausted("too many event waiters for this tenant");
     }
     if (this.bus.allListeners() >= this.settings.maxWaiters) {
-      throw new ConnectError("too many event waiters", Code.ResourceExhausted);
+      throw resourceExhausted("too many event waiters");
     }
   }
 
@@ -685,7 +689,7 @@ export class Conferences {
         if (page.length < MAX_EVENTS_PER_ANSWER || signal.aborted) break;
       }
       while (!signal.aborted) {
-        if (overflowed) throw new ConnectError("the event stream's reader is too slow", Code.ResourceExhausted);
+        if (overflowed) throw resourceExhausted("the event stream's reader is too slow");
         while (queue.length > 0) {
           const e = queue.shift() as Json;
           if (seen.has(e.id)) continue;

@@ -5,10 +5,9 @@
  * user_endpoints table.
  */
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Conferences } from "../conferences/conferences.js";
 import { validateId } from "../conferences/conferences.js";
-import { invalidArgument, notFound, permissionDenied } from "../errors.js";
+import { alreadyExists, invalidArgument, notFound, permissionDenied, resourceExhausted } from "../errors.js";
 import type { Logger } from "../observability/log.js";
 import type { Db } from "../storage/database.js";
 
@@ -111,15 +110,12 @@ export class Endpoints {
     }
     const existing = this.get(appId, id);
     if (existing !== undefined && existing.userId !== userId) {
-      throw new ConnectError(`endpoint ${JSON.stringify(id)} belongs to another user`, Code.AlreadyExists);
+      throw alreadyExists(`endpoint ${JSON.stringify(id)} belongs to another user`);
     }
     if (existing === undefined && maxPerUser !== undefined) {
       const held = (this.s.countOfUser.get(appId, userId) as { n: number }).n;
       if (held >= maxPerUser) {
-        throw new ConnectError(
-          `a user holds at most ${maxPerUser} endpoints; unregister one first`,
-          Code.ResourceExhausted,
-        );
+        throw resourceExhausted(`a user holds at most ${maxPerUser} endpoints; unregister one first`);
       }
     }
     this.s.upsert.run({ endpointId: id, appId, userId, keepAlive, now: this.now() });

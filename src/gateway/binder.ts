@@ -12,7 +12,6 @@ import {
   type Message,
   ScalarType,
 } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
 import { invalidArgument, Reason, withReason } from "../errors.js";
 import { containsInline, wrapMessage } from "./json-shape.js";
 import type { PathBindings } from "./path-template.js";
@@ -38,7 +37,7 @@ function findField(message: DescMessage, name: string): DescField | undefined {
 
 /** A URL parameter that cannot be read as its field's type. */
 function badParameter(parameter: string, problem: string) {
-  return withReason(Code.InvalidArgument, `${parameter}: ${problem}`, Reason.InvalidParameter, { parameter });
+  return withReason("invalid_argument", `${parameter}: ${problem}`, Reason.InvalidParameter, { parameter });
 }
 
 const INTEGER = /^-?\d+$/;

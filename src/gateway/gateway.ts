@@ -5,7 +5,8 @@
  */
 import { create, type DescMessage, type DescService, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
-import { invalidArgument, resourceExhausted, toConnectError } from "../errors.js";
+import { invalidArgument, resourceExhausted } from "../errors.js";
+import { toConnectError } from "../http/rpc-errors.js";
 import type { NodeRequest, NodeResponse } from "../http/types.js";
 import { contextValuesFor, type Logger, requestInfo } from "../observability/log.js";
 import { bindRequest } from "./binder.js";
@@ -84,7 +85,10 @@ export class RestGateway {
     } catch {
       drain(req);
       const dialect = this.dialect(this.options.defaultDialect);
-      return write(res, dialect.renderError(invalidArgument("the request target cannot be parsed"), "malformed-json"));
+      return write(
+        res,
+        dialect.renderError(toConnectError(invalidArgument("the request target cannot be parsed")), "malformed-json"),
+      );
     }
     const verb = (req.method ?? "GET").toUpperCase();
     const match = this.table.match(verb, url.pathname);
@@ -148,7 +152,7 @@ export class RestGateway {
       }
       const error = toConnectError(e);
       if (error.cause !== undefined) info.log.error({ err: error.cause, rpc }, "rpc failed");
-      info.outcome = { rpc, code: Code[error.code], msg: error.rawMessage };
+      info.outcome = { rpc, code: Code[error.code] ?? "Unknown", msg: error.rawMessage };
       write(res, dialect.renderError(error, undefined, route.method));
     }
   }
@@ -178,13 +182,18 @@ export class RestGateway {
     if (contentType !== undefined && !isJsonContentType(contentType)) {
       throw new Refusal(
         "unsupported-media-type",
-        invalidArgument(`content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not application/json`),
+        toConnectError(
+          invalidArgument(`content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not application/json`),
+        ),
       );
     }
     try {
       return JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
     } catch (e) {
-      throw new Refusal("malformed-json", invalidArgument(`request body is not valid JSON: ${(e as Error).message}`));
+      throw new Refusal(
+        "malformed-json",
+        toConnectError(invalidArgument(`request body is not valid JSON: ${(e as Error).message}`)),
+      );
     }
   }
 
@@ -256,7 +265,7 @@ function shapeOutput(schema: DescMessage, json: unknown, dialect: Dialect): unkn
 }
 
 function tooLarge(limit: number): Refusal {
-  return new Refusal("body-too-large", resourceExhausted(`request body exceeds ${limit} bytes`));
+  return new Refusal("body-too-large", toConnectError(resourceExhausted(`request body exceeds ${limit} bytes`)));
 }
 
 function refusalError(refusal: "not-found" | "method-not-allowed", what: string): ConnectError {

@@ -4,8 +4,8 @@
  * failures are recorded on the request for its one log line.
  */
 import { Code, type Interceptor } from "@connectrpc/connect";
-import { toConnectError } from "../errors.js";
 import { kRequestInfo, type Logger } from "../observability/log.js";
+import { toConnectError } from "./rpc-errors.js";
 
 export function errorInterceptor(root: Logger): Interceptor {
   return (next) => async (req) => {
@@ -14,7 +14,7 @@ export function errorInterceptor(root: Logger): Interceptor {
     const fail = (e: unknown): never => {
       const error = toConnectError(e);
       if (error.cause !== undefined) (info?.log ?? root).error({ err: error.cause, rpc }, "rpc failed");
-      if (info !== undefined) info.outcome = { rpc, code: Code[error.code], msg: error.rawMessage };
+      if (info !== undefined) info.outcome = { rpc, code: Code[error.code] ?? "Unknown", msg: error.rawMessage };
       throw error;
     };
     try {

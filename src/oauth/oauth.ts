@@ -5,7 +5,6 @@
  * and refresh_token.
  */
 import { randomUUID } from "node:crypto";
-import { Code } from "@connectrpc/connect";
 import type { Apps } from "../apps/apps.js";
 import type { AppAuth } from "../auth/app-auth.js";
 import type { RoomLookup } from "../conferences/conferences.js";
@@ -33,9 +32,9 @@ export interface TokenResult {
   conferenceId?: string;
 }
 
-const invalidRequest = (m: string) => withReason(Code.InvalidArgument, m, Reason.OAuthInvalidRequest);
-const invalidClient = (m: string) => withReason(Code.Unauthenticated, m, Reason.OAuthInvalidClient);
-const invalidGrant = (m: string) => withReason(Code.InvalidArgument, m, Reason.OAuthInvalidGrant);
+const invalidRequest = (m: string) => withReason("invalid_argument", m, Reason.OAuthInvalidRequest);
+const invalidClient = (m: string) => withReason("unauthenticated", m, Reason.OAuthInvalidClient);
+const invalidGrant = (m: string) => withReason("invalid_argument", m, Reason.OAuthInvalidGrant);
 
 /** Client credentials from `Authorization: Basic` (RFC 6749 2.3.1), if present. */
 export function basicCredentials(headers: Headers): { id: string; secret: string } | undefined {
@@ -69,7 +68,7 @@ export class OAuth {
 
   async grant(req: TokenRequest): Promise<TokenResult> {
     if (req.scope !== "" && !req.scope.split(" ").every((s) => s === "any" || s === "global")) {
-      throw withReason(Code.InvalidArgument, `unknown scope ${JSON.stringify(req.scope)}`, Reason.OAuthInvalidRequest);
+      throw withReason("invalid_argument", `unknown scope ${JSON.stringify(req.scope)}`, Reason.OAuthInvalidRequest);
     }
     switch (req.grantType) {
       case "client_credentials":
@@ -82,7 +81,7 @@ export class OAuth {
         throw invalidRequest("grant_type is required");
       default:
         throw withReason(
-          Code.InvalidArgument,
+          "invalid_argument",
           `grant_type ${JSON.stringify(req.grantType)} is not supported`,
           Reason.OAuthUnsupportedGrantType,
         );

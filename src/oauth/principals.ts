@@ -4,7 +4,6 @@
  * its refresh family has not been revoked for reuse, and a USER's room still exists. Every
  * protocol that accepts bearer tokens (REST, gRPC, Connect, MQTT) asks here.
  */
-import { Code } from "@connectrpc/connect";
 import type { AppAuth } from "../auth/app-auth.js";
 import type { ChangeScope, CredentialChanges } from "../auth/credential-changes.js";
 import { Reason, withReason } from "../errors.js";
@@ -17,7 +16,7 @@ export interface RoomExistence {
 }
 
 function revoked(message: string) {
-  return withReason(Code.Unauthenticated, message, Reason.InvalidToken, {});
+  return withReason("unauthenticated", message, Reason.InvalidToken, {});
 }
 
 /** A principal that passed check(): it names its tenant too (quotas are per tenant). */

@@ -4,7 +4,6 @@
  * same id (MESH → P2P, SFU → ROUTER); the conference API builds on these records.
  */
 import { randomUUID } from "node:crypto";
-import { Code } from "@connectrpc/connect";
 import type { ServerKey } from "../auth/server-key.js";
 import { Reason, withReason } from "../errors.js";
 import type { Db } from "../storage/database.js";
@@ -36,7 +35,7 @@ export interface NewRoomInput {
 
 function stringSize(parameter: string, value: string | undefined, max: number): string | undefined {
   if (value !== undefined && [...value].length > max) {
-    throw withReason(Code.InvalidArgument, `${parameter} is longer than ${max} characters`, Reason.StringSize, {
+    throw withReason("invalid_argument", `${parameter} is longer than ${max} characters`, Reason.StringSize, {
       parameter,
       max: String(max),
     });
@@ -46,7 +45,7 @@ function stringSize(parameter: string, value: string | undefined, max: number): 
 
 function numberSize(parameter: string, value: number, min: number, max: number): number {
   if (value < min || value > max) {
-    throw withReason(Code.InvalidArgument, `${parameter} is not within ${min}..${max}`, Reason.NumberSize, {
+    throw withReason("invalid_argument", `${parameter} is not within ${min}..${max}`, Reason.NumberSize, {
       parameter,
       min: String(min),
       max: String(max),
@@ -56,7 +55,7 @@ function numberSize(parameter: string, value: number, min: number, max: number):
 }
 
 function roomNotFound(id: string) {
-  return withReason(Code.NotFound, `room ${JSON.stringify(id)} does not exist`, Reason.RoomNotFound, {
+  return withReason("not_found", `room ${JSON.stringify(id)} does not exist`, Reason.RoomNotFound, {
     id: id.slice(0, 256),
   });
 }
@@ -81,7 +80,7 @@ export class Rooms {
   create(appId: string, input: NewRoomInput): RoomRecord {
     const type = (input.conferenceType ?? "MESH").toUpperCase();
     if (!(CONFERENCE_TYPES as readonly string[]).includes(type)) {
-      throw withReason(Code.InvalidArgument, "conferenceType must be MESH or SFU", Reason.InvalidValue, {
+      throw withReason("invalid_argument", "conferenceType must be MESH or SFU", Reason.InvalidValue, {
         parameter: "conferenceType",
         value: String(input.conferenceType).slice(0, 64),
         allowed: CONFERENCE_TYPES.join(", "),
@@ -137,7 +136,7 @@ export class Rooms {
     if (token !== undefined && token !== "") {
       const cursor = this.serverKey.unseal(PAGE_PURPOSE, token) as { app?: unknown; after?: unknown } | undefined;
       if (cursor?.app !== appId || typeof cursor.after !== "number") {
-        throw withReason(Code.InvalidArgument, "the page token is invalid", Reason.InvalidToken, {
+        throw withReason("invalid_argument", "the page token is invalid", Reason.InvalidToken, {
           token: token.slice(0, 128),
         });
       }

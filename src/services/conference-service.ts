@@ -1,11 +1,18 @@
 /** rtcplane.conference.v1.ConferenceService: the conference API on every protocol. */
 import type { JsonObject } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../conferences/conferences.js";
 import { isoMillis, validateId } from "../conferences/conferences.js";
 import { type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
-import { invalidArgument, permissionDenied, unauthenticated } from "../errors.js";
+import {
+  alreadyExists,
+  type DomainError,
+  failedPrecondition,
+  invalidArgument,
+  permissionDenied,
+  unauthenticated,
+} from "../errors.js";
 import { Media, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { CheckedPrincipal } from "../oauth/principals.js";
@@ -85,10 +92,9 @@ function required(field: string, value: string): string {
   return value;
 }
 
-function mediaUnavailable(): ConnectError {
-  return new ConnectError(
+function mediaUnavailable(): DomainError {
+  return failedPrecondition(
     "media is not available on this server: no mediasoup worker is installed (scripts/build-mediasoup-worker.sh)",
-    Code.FailedPrecondition,
   );
 }
 
@@ -240,13 +246,9 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   /** The SFU for a media command: the conference must run in ROUTER mode and not be over. */
   private sfu(p: Principal, conferenceId: string): Media {
     const c = this.conferences.find(p.appId, conferenceId);
-    if (c.ended)
-      throw new ConnectError(`conference ${JSON.stringify(conferenceId)} has ended`, Code.FailedPrecondition);
+    if (c.ended) throw failedPrecondition(`conference ${JSON.stringify(conferenceId)} has ended`);
     if (c.mode !== "ROUTER") {
-      throw new ConnectError(
-        "this conference is P2P: media flows between the peers, not through the server",
-        Code.FailedPrecondition,
-      );
+      throw failedPrecondition("this conference is P2P: media flows between the peers, not through the server");
     }
     if (this.media === undefined) throw mediaUnavailable();
     return this.media;
@@ -279,7 +281,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const answer = await ConferenceServiceImpl.sdp(() =>
       media.publish(ref, actor.endpointId, streamId, req.sdpOffer),
     ).catch((e: unknown) => {
-      if (e instanceof StreamConflictError) throw new ConnectError(e.message, Code.AlreadyExists);
+      if (e instanceof StreamConflictError) throw alreadyExists(e.message);
       throw e;
     });
     try {

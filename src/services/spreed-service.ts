@@ -1,11 +1,11 @@
 /** rtcplane.spreed.v1.SpreedService: the Spreed WebRTC REST API. */
 import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/spreed/v1/spreed_pb.js";
 import type { AdminCredentials } from "../auth/admin-credentials.js";
 import type { Config } from "../config.js";
-import { Reason, withReason } from "../errors.js";
+import { type DomainError, notFound, Reason, withReason } from "../errors.js";
 import { SPREED_VERSION, type SpreedHub } from "../spreed/hub.js";
 import type { SpreedUsers } from "../spreed/users.js";
 
@@ -13,8 +13,8 @@ const MAX_TOKEN = 100;
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 loopDelay.enable();
 
-function disabled(what: string): ConnectError {
-  return new ConnectError(`${what} is disabled on this server`, Code.NotFound);
+function disabled(what: string): DomainError {
+  return notFound(`${what} is disabled on this server`);
 }
 
 export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
@@ -60,11 +60,11 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
   validateToken(req: pb.ValidateTokenRequest) {
     if (this.settings.tokens.length === 0) throw disabled("token validation");
     if (req.a.length > MAX_TOKEN) {
-      throw withReason(Code.ResourceExhausted, "the token is too long", Reason.SpreedAuthTooLarge);
+      throw withReason("resource_exhausted", "the token is too long", Reason.SpreedAuthTooLarge);
     }
     const token = req.a.toLowerCase();
     if (!this.settings.tokens.includes(token)) {
-      throw withReason(Code.PermissionDenied, "invalid token", Reason.SpreedInvalidToken);
+      throw withReason("permission_denied", "invalid token", Reason.SpreedInvalidToken);
     }
     return { token, success: true };
   }
@@ -123,7 +123,7 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
   getBuddyImage(req: pb.GetBuddyImageRequest) {
     if (req.flags !== "" && !/^s\d{1,4}$/.test(req.flags)) throw disabled("this image");
     const image = this.hub.image(req.imageId);
-    if (image === undefined) throw new ConnectError("no such image", Code.NotFound);
+    if (image === undefined) throw notFound("no such image");
     return { image: { contentType: image.contentType, data: image.data } };
   }
 }

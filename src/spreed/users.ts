@@ -5,7 +5,6 @@
  * `Authentication`. All PATCH failures look the same and take the same path.
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
-import { Code } from "@connectrpc/connect";
 import { Reason, withReason } from "../errors.js";
 import type { SpreedHub } from "./hub.js";
 
@@ -25,10 +24,10 @@ export class SpreedUsers {
 
   register(id: string, sid: string) {
     if (id === "" || sid === "") {
-      throw withReason(Code.InvalidArgument, "id and sid are required", Reason.SpreedUsersBadRequest);
+      throw withReason("invalid_argument", "id and sid are required", Reason.SpreedUsersBadRequest);
     }
     if (this.hub.session(id, sid) === undefined) {
-      throw withReason(Code.PermissionDenied, "no live session with this id and sid", Reason.SpreedUsersInvalidSession);
+      throw withReason("permission_denied", "no live session with this id and sid", Reason.SpreedUsersInvalidSession);
     }
     const userid = `${randomUUID()}@${this.realm}`;
     const timestamp = Math.floor(this.now() / 1000) + YEAR_SECONDS;
@@ -54,7 +53,7 @@ export class SpreedUsers {
     const given = Buffer.from(body.secret);
     const macOk = expected.length === given.length && timingSafeEqual(expected, given);
     if (!(sessionOk && unexpired && macOk)) {
-      throw withReason(Code.PermissionDenied, "session patch failed", Reason.SpreedSessionPatchFailed);
+      throw withReason("permission_denied", "session patch failed", Reason.SpreedSessionPatchFailed);
     }
     return { success: true, userid, nonce: this.hub.issueNonce(body.id, userid) };
   }

@@ -205,7 +205,7 @@ describe("SkyWay app API: documented errors", () => {
 
   const invalid: [string, unknown][] = [
     ["description over 128 characters", { description: "x".repeat(129) }],
-    ["domain over 253 characters", { domains: [`${"a".repeat(60)}.`.repeat(4) + "abcdefghij.com"] }],
+    ["domain over 253 characters", { domains: [`${`${"a".repeat(60)}.`.repeat(4)}abcdefghij.com`] }],
     ["invalid domain format", { domains: ["exa mple.com"] }],
     ["invalid domain: scheme", { domains: ["https://example.com"] }],
     ["invalid domain: leading hyphen", { domains: ["-bad.example.com"] }],

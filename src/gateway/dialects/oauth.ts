@@ -4,7 +4,7 @@
  * `{error, error_description}` — 401 for invalid_client (with a Basic challenge), else 400.
  */
 import { Code } from "@connectrpc/connect";
-import { reasonOf } from "../../errors.js";
+import { reasonOf } from "../../http/rpc-errors.js";
 import { type Dialect, httpStatusFromRefusal } from "./dialect.js";
 
 const OAUTH_ERRORS = new Set(["invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"]);

@@ -7,7 +7,8 @@
  * a value outside its set, an unreadable parameter, server failure).
  */
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { Reason, reasonOf } from "../../errors.js";
+import { Reason } from "../../errors.js";
+import { reasonOf } from "../../http/rpc-errors.js";
 import { type Dialect, type GatewayRefusal, httpStatusFromCode, type RenderedResponse } from "./dialect.js";
 
 interface Envelope {

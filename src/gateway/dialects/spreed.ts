@@ -5,7 +5,7 @@
  * as its Go router answered. Per-endpoint wording lives here, keyed by method.
  */
 import { Code } from "@connectrpc/connect";
-import { reasonOf } from "../../errors.js";
+import { reasonOf } from "../../http/rpc-errors.js";
 import { type Dialect, httpStatusFromCode, httpStatusFromRefusal, type RenderedResponse } from "./dialect.js";
 
 function json(status: number, code: string, message: string): RenderedResponse {
