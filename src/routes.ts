@@ -2,7 +2,7 @@
  * The one place that registers services: every RPC service, its REST routes and the
  * dialects they speak. Adding an API means adding it here and nowhere else.
  */
-import type { DescService } from "@bufbuild/protobuf";
+import { type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -17,6 +17,7 @@ import {
   tokenServiceRoutes,
   userEndpointServiceRoutes,
 } from "../gen/rtcplane/conference/v1/conference_routes.js";
+import { Dialect as DialectOption, dialect as dialectOption } from "../gen/rtcplane/options/v1/options_pb.js";
 import { RoomService } from "../gen/rtcplane/rooms/v1/rooms_pb.js";
 import { roomServiceRoutes } from "../gen/rtcplane/rooms/v1/rooms_routes.js";
 import { SpreedService } from "../gen/rtcplane/spreed/v1/spreed_pb.js";
@@ -72,7 +73,7 @@ export const restRoutes: readonly RouteSpec[] = [
   ...spreedServiceRoutes,
 ];
 
-export const dialects: ReadonlyMap<string, Dialect> = new Map([
+export const dialects: ReadonlyMap<string, Dialect> = new Map<string, Dialect>([
   [v1Dialect.name, v1Dialect],
   [skywayDialect.name, skywayDialect],
   [realtimeDialect.name, realtimeDialect],
@@ -80,6 +81,29 @@ export const dialects: ReadonlyMap<string, Dialect> = new Map([
   [oauthDialect.name, oauthDialect],
   [spreedDialect.name, spreedDialect],
 ]);
+
+const DIALECT_NAMES: Record<DialectOption, string | undefined> = {
+  [DialectOption.UNSPECIFIED]: undefined,
+  [DialectOption.V1]: v1Dialect.name,
+  [DialectOption.SKYWAY]: skywayDialect.name,
+  [DialectOption.SPREED]: spreedDialect.name,
+  [DialectOption.REALTIME]: realtimeDialect.name,
+  [DialectOption.CONFERENCE]: conferenceDialect.name,
+  [DialectOption.OAUTH]: oauthDialect.name,
+};
+
+/** A service's dialect, as its proto names it: where its credentials travel on every protocol. */
+export function dialectOfService(service: DescService): Dialect | undefined {
+  const name = hasOption(service, dialectOption) ? DIALECT_NAMES[getOption(service, dialectOption)] : undefined;
+  return name === undefined ? undefined : dialects.get(name);
+}
+
+/** Every RPC path (`/package.Service/Method`) served by connect-node; other paths are REST. */
+export const rpcPaths: ReadonlySet<string> = new Set(
+  [...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha].flatMap((s) =>
+    s.methods.map((m) => `/${s.typeName}/${m.name}`),
+  ),
+);
 
 /** Implementations by service, for the REST gateway's in-process calls. */
 export function implementationsByService(impls: ServiceImpls): Map<DescService, AnyServiceImpl> {

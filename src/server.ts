@@ -11,6 +11,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Apps } from "./apps/apps.js";
 import { AdminCredentials } from "./auth/admin-credentials.js";
 import { AppAuth } from "./auth/app-auth.js";
+import { Authenticator } from "./auth/authenticator.js";
 import { CredentialChanges } from "./auth/credential-changes.js";
 import { ServerKey } from "./auth/server-key.js";
 import { Conferences } from "./conferences/conferences.js";
@@ -18,6 +19,7 @@ import { EventBus } from "./conferences/event-bus.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { Endpoints } from "./endpoints/endpoints.js";
 import { RestGateway } from "./gateway/gateway.js";
+import { authInterceptor } from "./http/auth-interceptor.js";
 import { applyCors } from "./http/cors.js";
 import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
@@ -32,7 +34,15 @@ import { RequestLog } from "./observability/request-log.js";
 import { MqttPush, wantsMqtt } from "./push/mqtt-push.js";
 import { RoomTokens } from "./rooms/room-tokens.js";
 import { Rooms } from "./rooms/rooms.js";
-import { apiServices, dialects, implementationsByService, registerRpcServices, restRoutes } from "./routes.js";
+import {
+  apiServices,
+  dialectOfService,
+  dialects,
+  implementationsByService,
+  registerRpcServices,
+  restRoutes,
+  rpcPaths,
+} from "./routes.js";
 import { AdminServiceImpl } from "./services/admin-service.js";
 import { AppServiceImpl } from "./services/app-service.js";
 import { Callers } from "./services/caller.js";
@@ -157,11 +167,11 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   // Every in-flight request listens for shutdown; hundreds at once are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const impls = {
-    admin: new AdminServiceImpl(admin, tenants),
+    admin: new AdminServiceImpl(tenants),
     apps: new AppServiceImpl(tenants, apps),
-    rooms: new RoomServiceImpl(appAuth, rooms, roomTokens),
+    rooms: new RoomServiceImpl(rooms, roomTokens),
     conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds, media),
-    endpoints: new UserEndpointServiceImpl(callers, endpoints, config.conference.iceServers),
+    endpoints: new UserEndpointServiceImpl(endpoints, config.conference.iceServers),
     tokens: new TokenServiceImpl(
       new OAuth(
         appAuth,
@@ -175,10 +185,15 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         logger,
       ),
     ),
-    spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers, admin, () => publicUrl),
+    spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers, () => publicUrl),
     health: new HealthServiceImpl(health),
   };
 
+  // The one pipeline: every protocol's calls, REST included, pass these interceptors.
+  const interceptors = [
+    errorInterceptor(logger),
+    authInterceptor(new Authenticator(admin, tenants, appAuth, principals), dialectOfService),
+  ];
   const gateway = new RestGateway({
     routes: restRoutes,
     implementations: implementationsByService(impls),
@@ -186,12 +201,13 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     defaultDialect: "v1",
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    interceptors,
     shutdownSignal: shutdown.signal,
   });
   const rpc = connectNodeAdapter({
     routes: (router) => registerRpcServices(router, impls),
     readMaxBytes: config.maxBodyBytes,
-    interceptors: [errorInterceptor(logger)],
+    interceptors,
     shutdownSignal: shutdown.signal,
     contextValues: (req) => contextValuesFor(req, logger),
     fallback: (req, res) => {
@@ -219,6 +235,17 @@ export function build(config: Config, options: BuildOptions = {}): Server {
       const body = JSON.stringify({ status: health.serving ? "SERVING" : "NOT_SERVING" });
       res.writeHead(health.serving ? 200 : 503, { "content-type": "application/json" });
       res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
+    // RPC paths (/package.Service/Method) go to connect-node; everything else is REST.
+    if (!rpcPaths.has(pathOf(req.url))) {
+      gateway.handle(req, res).catch((err: unknown) => {
+        log.error({ err }, "gateway failed");
+        if (!res.headersSent) {
+          res.writeHead(500);
+          res.end();
+        }
+      });
       return;
     }
     try {
@@ -318,6 +345,13 @@ export function build(config: Config, options: BuildOptions = {}): Server {
 async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media?: Media }> {
   const media = await startMedia(config, logger);
   return media === undefined ? {} : { media };
+}
+
+/** The path of a request target, without its query. */
+function pathOf(target: string | undefined): string {
+  const t = target ?? "/";
+  const q = t.indexOf("?");
+  return q < 0 ? t : t.slice(0, q);
 }
 
 /**

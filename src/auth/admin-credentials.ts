@@ -4,8 +4,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { unauthenticated } from "../errors.js";
-import { bearerToken, hashToken, newSecretToken, tokenMatchesHash } from "./tokens.js";
+import { hashToken, newSecretToken, tokenMatchesHash } from "./tokens.js";
 
 export class AdminCredentials {
   private constructor(private readonly hash: Buffer) {}
@@ -35,10 +34,8 @@ export class AdminCredentials {
     return AdminCredentials.fromToken(generated);
   }
 
-  /** Throws UNAUTHENTICATED unless the headers carry the admin bearer token. */
-  require(headers: Headers): void {
-    const token = bearerToken(headers);
-    if (token === undefined) throw unauthenticated("missing Authorization: Bearer <admin token>");
-    if (!tokenMatchesHash(token, this.hash)) throw unauthenticated("invalid admin token");
+  /** Whether `token` is the admin token (compared in constant time through its hash). */
+  matches(token: string): boolean {
+    return tokenMatchesHash(token, this.hash);
   }
 }

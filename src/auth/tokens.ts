@@ -23,11 +23,3 @@ export function tokenMatchesHash(token: string, hash: Buffer): boolean {
   const presented = hashToken(token);
   return presented.length === hash.length && timingSafeEqual(presented, hash);
 }
-
-/** The token of an `Authorization: Bearer <token>` header, if well formed. */
-export function bearerToken(headers: Headers): string | undefined {
-  const value = headers.get("authorization");
-  if (value === null) return undefined;
-  const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(value);
-  return m?.[1];
-}

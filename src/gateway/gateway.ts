@@ -1,18 +1,29 @@
 /**
  * The REST gateway: serves the generated routes by calling the same service
- * implementations the Connect router serves, in-process (no loopback HTTP hop), and
- * renders results and errors in each route's dialect.
+ * implementations the Connect router serves, in-process (no loopback HTTP hop), through
+ * the same interceptors (request log, authentication, ...), and renders results and
+ * errors in each route's dialect.
  */
 import { create, type DescMessage, type DescService, type Message, toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type StreamRequest,
+  type UnaryRequest,
+} from "@connectrpc/connect";
 import { invalidArgument, resourceExhausted } from "../errors.js";
 import { toConnectError } from "../http/rpc-errors.js";
 import type { NodeRequest, NodeResponse } from "../http/types.js";
-import { contextValuesFor, type Logger, requestInfo } from "../observability/log.js";
+import { contextValuesFor, type Logger } from "../observability/log.js";
 import { bindRequest } from "./binder.js";
 import type { Dialect, GatewayRefusal, RenderedResponse } from "./dialects/dialect.js";
 import { containsInline, shapeMessage } from "./json-shape.js";
+import { RestContext } from "./rest-context.js";
 import { type RouteSpec, RouteTable } from "./route-table.js";
+
+type UnaryFn = Parameters<Interceptor>[0];
 
 /** Any service implementation: method local name → function. */
 export type AnyServiceImpl = Record<string, (request: never, context: HandlerContext) => unknown>;
@@ -24,8 +35,23 @@ export interface GatewayOptions {
   readonly defaultDialect: string;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  /** The interceptors every protocol's calls pass (request log, authentication, ...). */
+  readonly interceptors: readonly Interceptor[];
   /** Aborted when the server shuts down, so long waits end early. */
   readonly shutdownSignal?: AbortSignal;
+}
+
+const NO_QUERY = new URLSearchParams();
+
+/** Runs `base` inside the interceptors, outermost first (as connect's own handlers do). */
+function compose<Req, Res>(interceptors: readonly Interceptor[], base: (req: Req) => Promise<Res>) {
+  let next = base as unknown as UnaryFn;
+  for (let i = interceptors.length - 1; i >= 0; i--) next = (interceptors[i] as Interceptor)(next);
+  return next as unknown as (req: Req) => Promise<Res>;
+}
+
+async function* oneMessage<T>(message: T): AsyncIterable<T> {
+  yield message;
 }
 
 /** Thrown while reading a request: the gateway refused it before any RPC ran. */
@@ -77,12 +103,12 @@ export class RestGateway {
 
   /** Serves one request; never throws (every failure becomes the dialect's error). */
   async handle(req: NodeRequest, res: NodeResponse): Promise<void> {
-    const info = requestInfo(req, this.options.logger);
-    // Parse the request target as a path only: "//x" is a path here, never a host.
-    let url: URL;
-    try {
-      url = new URL(`http://gateway.invalid${(req.url ?? "/").startsWith("/") ? req.url : `/${req.url}`}`);
-    } catch {
+    // The request target as a path and a query (a "//x" target is a path here, never a host).
+    const target = req.url ?? "/";
+    const q = target.indexOf("?");
+    const pathname = q < 0 ? target : target.slice(0, q);
+    const verb = (req.method ?? "GET").toUpperCase();
+    if (!pathname.startsWith("/")) {
       drain(req);
       const dialect = this.dialect(this.options.defaultDialect);
       return write(
@@ -90,23 +116,21 @@ export class RestGateway {
         dialect.renderError(toConnectError(invalidArgument("the request target cannot be parsed")), "malformed-json"),
       );
     }
-    const verb = (req.method ?? "GET").toUpperCase();
-    const match = this.table.match(verb, url.pathname);
+    const match = this.table.match(verb, pathname);
     if (match.kind === "not-found") {
       drain(req);
-      return write(res, this.dialect(match.dialect).renderError(refusalError("not-found", url.pathname), "not-found"));
+      return write(res, this.dialect(match.dialect).renderError(refusalError("not-found", pathname), "not-found"));
     }
     if (match.kind === "method-not-allowed") {
       drain(req);
       const rendered = this.dialect(match.dialect).renderError(
-        refusalError("method-not-allowed", `${verb} ${url.pathname}`),
+        refusalError("method-not-allowed", `${verb} ${pathname}`),
         "method-not-allowed",
       );
       return write(res, { ...rendered, headers: { ...rendered.headers, allow: match.allow.join(", ") } });
     }
     const { route, bindings } = match;
     const dialect = this.dialect(route.dialect);
-    const rpc = `${route.service.typeName}/${route.method.name}`;
     try {
       const body = await this.readBody(req, route, dialect);
       const message = bindRequest({
@@ -114,47 +138,72 @@ export class RestGateway {
         bodyField: route.body,
         pathBindings: bindings,
         body: body instanceof URLSearchParams ? undefined : body,
-        query: body instanceof URLSearchParams ? body : url.searchParams,
+        query: body instanceof URLSearchParams ? body : q < 0 ? NO_QUERY : new URLSearchParams(target.slice(q + 1)),
         jsonRead: dialect.jsonRead,
         ...(body instanceof URLSearchParams ? { formBody: true } : {}),
       });
-      const ctx = createHandlerContext({
-        service: route.service,
-        method: route.method,
-        protocolName: "rest",
-        requestMethod: verb,
-        url: url.toString(),
-        requestHeader: headersOf(req),
-        contextValues: contextValuesFor(req, this.options.logger),
-        ...(this.options.shutdownSignal ? { shutdownSignal: this.options.shutdownSignal } : {}),
-      });
-      res.on("close", () => ctx.abort());
+      const ctx = new RestContext(
+        route.service,
+        route.method,
+        verb,
+        target,
+        headersOf(req),
+        contextValuesFor(req, this.options.logger),
+        res,
+        this.options.shutdownSignal,
+      );
       const impl = this.options.implementations.get(route.service) as AnyServiceImpl;
-      const fn = impl[route.method.localName];
-      if (fn === undefined) throw toConnectError(new Error(`${rpc} is not implemented`));
+      const fn = impl[route.method.localName] as (m: unknown, c: HandlerContext) => unknown;
       if (route.method.methodKind === "server_streaming") {
-        await this.streamResponse(
-          res,
-          route,
-          dialect,
-          fn.call(impl, message as never, ctx) as AsyncIterable<unknown>,
-          ctx,
+        const call = compose(this.options.interceptors, (r: StreamRequest) =>
+          Promise.resolve({
+            stream: true as const,
+            service: r.service,
+            method: r.method,
+            header: ctx.responseHeader,
+            trailer: ctx.responseTrailer,
+            message: fn.call(impl, message, ctx) as AsyncIterable<Message>,
+          }),
         );
+        const out = await call(this.request(ctx, oneMessage(message), true));
+        await this.streamResponse(res, route, dialect, out.message as AsyncIterable<unknown>, ctx);
         return;
       }
-      const result = await fn.call(impl, message as never, ctx);
-      const output = create(route.method.output, result as never) as Message;
-      write(res, this.renderSuccess(route, dialect, output, ctx));
+      const call = compose(this.options.interceptors, async (r: UnaryRequest) => ({
+        stream: false as const,
+        service: r.service,
+        method: r.method,
+        header: ctx.responseHeader,
+        trailer: ctx.responseTrailer,
+        message: create(route.method.output, (await fn.call(impl, message, ctx)) as never) as Message,
+      }));
+      const out = await call(this.request(ctx, message, false));
+      write(res, this.renderSuccess(route, dialect, out.message as Message, ctx));
     } catch (e) {
       if (e instanceof Refusal) {
         drain(req);
         return write(res, dialect.renderError(e.error, e.refusal, route.method), e.refusal === "body-too-large");
       }
-      const error = toConnectError(e);
-      if (error.cause !== undefined) info.log.error({ err: error.cause, rpc }, "rpc failed");
-      info.outcome = { rpc, code: Code[error.code] ?? "Unknown", msg: error.rawMessage };
-      write(res, dialect.renderError(error, undefined, route.method));
+      // The error interceptor has logged it and recorded it for the request's log line.
+      write(res, dialect.renderError(toConnectError(e), undefined, route.method));
     }
+  }
+
+  /** The interceptors' view of a REST call: the same request they see for gRPC and Connect. */
+  private request(ctx: RestContext, message: unknown, stream: boolean): UnaryRequest & StreamRequest {
+    return {
+      stream,
+      service: ctx.service,
+      method: ctx.method,
+      requestMethod: ctx.requestMethod,
+      url: ctx.url,
+      header: ctx.requestHeader,
+      contextValues: ctx.values,
+      message,
+      get signal() {
+        return ctx.signal;
+      },
+    } as unknown as UnaryRequest & StreamRequest;
   }
 
   /**
@@ -197,10 +246,10 @@ export class RestGateway {
     }
   }
 
-  private renderSuccess(route: RouteSpec, dialect: Dialect, output: Message, ctx: HandlerContext): RenderedResponse {
+  private renderSuccess(route: RouteSpec, dialect: Dialect, output: Message, ctx: RestContext): RenderedResponse {
     const status = route.successStatus || 200;
     const headers: Record<string, string> = {};
-    ctx.responseHeader.forEach((value, key) => {
+    ctx.headersSet()?.forEach((value, key) => {
       headers[key] = value;
     });
     if (status === 204) return { status, headers, body: "" };

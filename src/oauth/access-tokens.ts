@@ -137,18 +137,10 @@ export class AccessTokens {
   }
 
   /**
-   * The principal of an `Authorization: Bearer` token: an access token, or a room token
-   * (USER in that room's conference, the token id as user id). UNAUTHENTICATED otherwise.
-   * Whether the principal is still valid (app, generation, family, room) is Principals' to say.
+   * The principal of a bearer token: an access token, or a room token (USER in that room's
+   * conference, the token id as user id). UNAUTHENTICATED otherwise. Whether the principal
+   * may still act (app, generation, family, room) is Principals' to say.
    */
-  async authenticate(headers: Headers): Promise<Principal> {
-    const header = headers.get("authorization");
-    const m = header === null ? null : /^Bearer[ \t]+(\S+)\s*$/i.exec(header);
-    if (m === null || m[1] === undefined) throw unauthenticated("missing Authorization: Bearer <token>");
-    return this.principalOf(m[1]);
-  }
-
-  /** The principal of a bearer token (see authenticate). */
   async principalOf(token: string): Promise<Principal> {
     try {
       return (await this.verify(token, ACCESS_AUDIENCE, this.accessKey)).p;

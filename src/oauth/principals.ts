@@ -31,11 +31,6 @@ export class Principals {
     private readonly changes: CredentialChanges,
   ) {}
 
-  /** The principal of an `Authorization: Bearer` header, if it may still act. */
-  async fromHeaders(headers: Headers): Promise<CheckedPrincipal> {
-    return this.check(await this.tokens.authenticate(headers));
-  }
-
   /** The principal of a bare bearer token (MQTT passwords), if it may still act. */
   async fromToken(token: string): Promise<CheckedPrincipal> {
     return this.check(await this.tokens.principalOf(token));

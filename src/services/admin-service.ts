@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type AdminService, type Tenant, TenantSchema } from "../../gen/rtcplane/admin/v1/admin_pb.js";
-import type { AdminCredentials } from "../auth/admin-credentials.js";
+import { requireAdmin } from "../auth/caller.js";
 import type { TenantRow, Tenants } from "../tenants/tenants.js";
 
 function toTenant(row: TenantRow): Tenant {
@@ -17,35 +17,32 @@ function toTenant(row: TenantRow): Tenant {
 }
 
 export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
-  constructor(
-    private readonly admin: AdminCredentials,
-    private readonly tenants: Tenants,
-  ) {}
+  constructor(private readonly tenants: Tenants) {}
 
   createTenant(req: { name: string }, ctx: HandlerContext) {
-    this.admin.require(ctx.requestHeader);
+    requireAdmin(ctx);
     const { tenant, authToken } = this.tenants.create(req.name);
     return { tenantId: tenant.tenantId, authToken, tenant: toTenant(tenant) };
   }
 
   getTenant(req: { tenantId: string }, ctx: HandlerContext) {
-    this.admin.require(ctx.requestHeader);
+    requireAdmin(ctx);
     return { tenant: toTenant(this.tenants.get(req.tenantId)) };
   }
 
   listTenants(req: { pageSize: number; pageToken: string; showDeleted: boolean }, ctx: HandlerContext) {
-    this.admin.require(ctx.requestHeader);
+    requireAdmin(ctx);
     const page = this.tenants.list(req.pageSize, req.pageToken, req.showDeleted);
     return { tenants: page.tenants.map(toTenant), nextPageToken: page.nextPageToken };
   }
 
   updateTenant(req: { tenantId: string; name?: string; status?: string }, ctx: HandlerContext) {
-    this.admin.require(ctx.requestHeader);
+    requireAdmin(ctx);
     return { tenant: toTenant(this.tenants.update(req.tenantId, { name: req.name, status: req.status })) };
   }
 
   rotateTenantToken(req: { tenantId: string }, ctx: HandlerContext) {
-    this.admin.require(ctx.requestHeader);
+    requireAdmin(ctx);
     const { tenant, authToken } = this.tenants.rotateToken(req.tenantId);
     return { tenantId: tenant.tenantId, authToken };
   }

@@ -11,6 +11,7 @@ import {
   type UpdateAppRequest,
 } from "../../gen/rtcplane/apps/v1/apps_pb.js";
 import type { AppChange, Apps, AppView } from "../apps/apps.js";
+import { tenantCaller } from "../auth/caller.js";
 import type { Tenants } from "../tenants/tenants.js";
 
 /** Whole seconds, as the documented timestamps (`2016-12-09T21:50:21Z`) have. */
@@ -63,9 +64,9 @@ export class AppServiceImpl implements ServiceImpl<typeof AppService> {
     private readonly apps: Apps,
   ) {}
 
-  /** The tenant's auth token: `X-Auth-Token` over REST, `x-auth-token` metadata over RPC. */
+  /** The calling tenant (its auth token, resolved by the interceptor), if it may act on `tenantId`. */
   private tenant(ctx: HandlerContext, tenantId: string) {
-    return this.tenants.authorize(ctx.requestHeader.get("x-auth-token") ?? undefined, tenantId);
+    return this.tenants.permit(tenantCaller(ctx), tenantId);
   }
 
   listApps(req: ListAppsRequest, ctx: HandlerContext) {

@@ -1,16 +1,10 @@
-/** Authentication shared by the conference API's services. */
-import type { HandlerContext } from "@connectrpc/connect";
+/** What the conference API's services ask of a bearer caller beyond who it is. */
 import { notFound } from "../errors.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { CheckedPrincipal, Principals } from "../oauth/principals.js";
 
 export class Callers {
   constructor(private readonly principals: Principals) {}
-
-  /** The caller's principal, if its token may still act (see Principals). */
-  principal(ctx: HandlerContext): Promise<CheckedPrincipal> {
-    return this.principals.fromHeaders(ctx.requestHeader);
-  }
 
   /** Calls `onEnd` when the principal's token expires or is revoked (for long-lived calls). */
   watch(p: CheckedPrincipal, onEnd: (reason: string) => void): () => void {

@@ -2,6 +2,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import { bearerCaller } from "../auth/caller.js";
 import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../conferences/conferences.js";
 import { isoMillis, validateId } from "../conferences/conferences.js";
 import { type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
@@ -108,8 +109,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   ) {}
 
   /** The conference a call is about, checked against a USER token's conference. */
-  private async scoped(ctx: HandlerContext, conferenceId: string): Promise<CheckedPrincipal> {
-    const p = await this.callers.principal(ctx);
+  private scoped(ctx: HandlerContext, conferenceId: string): CheckedPrincipal {
+    const p = bearerCaller(ctx);
     required("conferenceId", conferenceId);
     this.callers.requireConference(p, conferenceId);
     return p;
@@ -127,7 +128,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async createConference(req: pb.CreateConferenceRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     if (p.role === "USER" && req.conferenceId !== p.conferenceId) {
       throw permissionDenied("a USER token may only open its own conference");
     }
@@ -148,7 +149,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async joinConference(req: pb.JoinConferenceRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId, req.userId);
     const user = p.role === "USER";
     this.endpoints.ensure(
@@ -163,13 +164,13 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async leaveConference(req: pb.LeaveConferenceRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     this.conferences.leave(p.appId, req.conferenceId, this.actor(p, req.userEndpointId), req.reason, p.role === "USER");
     return {};
   }
 
   async endConference(req: pb.EndConferenceRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor =
       req.userEndpointId === "" && p.role === "SERVICE"
         ? { appId: p.appId, userId: p.userId, endpointId: "" }
@@ -179,7 +180,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async updateMetadata(req: pb.UpdateMetadataRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId);
     this.conferences.updateMetadata(
       p.appId,
@@ -192,7 +193,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async updateParticipantMetadata(req: pb.UpdateParticipantMetadataRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId);
     this.conferences.updateParticipantMetadata(
       p.appId,
@@ -205,7 +206,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async updateStreamMetadata(req: pb.UpdateStreamMetadataRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     const actor = this.actor(p, req.userEndpointId);
     this.conferences.updateStreamMetadata(
@@ -220,7 +221,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async updatePublishedStreamBitrate(req: pb.UpdatePublishedStreamBitrateRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     const actor = this.actor(p, req.userEndpointId);
     this.conferences.updateStreamBitrate(
@@ -235,7 +236,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async sendEvent(req: pb.SendEventRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     if (p.role !== "SERVICE") throw permissionDenied("only role SERVICE may send events");
     required("conferenceId", req.conferenceId);
     if (req.event === undefined) throw invalidArgument("event: is required");
@@ -262,7 +263,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async publishStream(req: pb.PublishStreamRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId);
     if (!STREAM_TYPES.includes(req.conferenceStreamType)) {
       throw invalidArgument("conferenceStreamType: must be CAM, MIC, MIC_AND_CAM or SCREEN");
@@ -309,7 +310,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   /** Clients name the viewer's or the publisher's endpoint: the stream is found by its id. */
   async viewStream(req: pb.ViewStreamRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     const viewerId = req.viewerId ? validateId("viewerId", req.viewerId) : Media.newStreamId();
@@ -330,7 +331,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async unpublishStream(req: pb.UnpublishStreamRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     const actor = this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     this.conferences.streamUnpublished(p.appId, req.conferenceId, actor, streamId, p.role === "USER");
@@ -340,7 +341,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   /** Unknown viewers are tolerated: clients sometimes send their own endpoint id as viewerId. */
   async stopViewStream(req: pb.StopViewStreamRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     this.conferences.find(p.appId, req.conferenceId);
@@ -361,7 +362,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     streamId: string,
     list: pb.IceCandidate[],
   ) {
-    const p = await this.scoped(ctx, conferenceId);
+    const p = this.scoped(ctx, conferenceId);
     this.actor(p, endpointId);
     required("streamId.id", streamId);
     if (list.length > 100) throw invalidArgument("iceCandidates: at most 100 per call");
@@ -383,23 +384,23 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   async getConference(req: pb.GetConferenceRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.id);
+    const p = this.scoped(ctx, req.id);
     return { conference: toConference(this.conferences.aggregate(p.appId, req.id)) };
   }
 
   async getSimpleView(req: pb.GetSimpleViewRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.id);
+    const p = this.scoped(ctx, req.id);
     return { view: toSimpleView(this.conferences.aggregate(p.appId, req.id)) };
   }
 
   async listEvents(req: pb.ListEventsRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.id);
+    const p = this.scoped(ctx, req.id);
     const events = await this.conferences.waitForEvents(p.appId, req.id, Number(req.v), ctx.signal, p.tenantId);
     return { events: events as JsonObject[] };
   }
 
   async *watchConferenceEvents(req: pb.WatchConferenceEventsRequest, ctx: HandlerContext) {
-    const p = await this.scoped(ctx, req.conferenceId);
+    const p = this.scoped(ctx, req.conferenceId);
     // The stream lasts no longer than its token, nor past a revocation.
     let ended: string | undefined;
     const stop = new AbortController();

@@ -8,20 +8,19 @@ import {
   RoomSchema,
   type RoomService,
 } from "../../gen/rtcplane/rooms/v1/rooms_pb.js";
-import type { AppAuth } from "../auth/app-auth.js";
+import { appCaller } from "../auth/caller.js";
 import type { RoomTokens } from "../rooms/room-tokens.js";
 import type { RoomRecord, Rooms } from "../rooms/rooms.js";
 
 export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
   constructor(
-    private readonly appAuth: AppAuth,
     private readonly rooms: Rooms,
     private readonly tokens: RoomTokens,
   ) {}
 
-  /** The app of the `x-vcs-token` header (REST) or metadata (gRPC/Connect). */
+  /** The app whose secret key (`x-vcs-token`) the interceptor authenticated. */
   private app(ctx: HandlerContext) {
-    return this.appAuth.bySecretKey(ctx.requestHeader.get("x-vcs-token"));
+    return appCaller(ctx);
   }
 
   private async toRoom(r: RoomRecord, credentialGen: number): Promise<Room> {

@@ -1,10 +1,10 @@
 /** rtcplane.conference.v1.UserEndpointService: endpoint registration, keep-alive, ICE servers. */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import { bearerCaller } from "../auth/caller.js";
 import { type EndpointRow, type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
 import { invalidArgument, permissionDenied } from "../errors.js";
 import type { Principal } from "../oauth/access-tokens.js";
-import type { Callers } from "./caller.js";
 
 export interface IceServerConfig {
   readonly urls: readonly string[];
@@ -24,7 +24,6 @@ function toEndpoint(e: EndpointRow) {
 
 export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpointService> {
   constructor(
-    private readonly callers: Callers,
     private readonly endpoints: Endpoints,
     private readonly iceServers: readonly IceServerConfig[],
   ) {}
@@ -49,7 +48,7 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
   }
 
   async registerEndpoint(req: pb.RegisterEndpointRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     return {
       id: this.endpoints.register(
         p.appId,
@@ -62,19 +61,19 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
   }
 
   async createEndpoint(req: pb.CreateEndpointRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     return { id: this.endpoints.register(p.appId, this.user(p, req.userId), "", req.keepAliveSeconds, this.cap(p)) };
   }
 
   async keepAlive(req: pb.KeepAliveRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     if (req.userEndpointId === "") throw invalidArgument("userEndpointId: is required");
     this.endpoints.keepAlive(p.appId, this.scope(p), req.userEndpointId);
     return {};
   }
 
   async unregisterEndpoint(req: pb.UnregisterEndpointRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     if (req.userEndpointId === "") throw invalidArgument("userEndpointId: is required");
     if (req.reason.length > 1024) throw invalidArgument("reason: must be at most 1024 characters");
     this.endpoints.unregister(p.appId, this.scope(p), req.userEndpointId, req.reason);
@@ -82,17 +81,17 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
   }
 
   async listEndpoints(_req: pb.ListEndpointsRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     return { endpoints: this.endpoints.list(p.appId, this.scope(p)).map(toEndpoint) };
   }
 
   async getEndpoint(req: pb.GetEndpointRequest, ctx: HandlerContext) {
-    const p = await this.callers.principal(ctx);
+    const p = bearerCaller(ctx);
     return { endpoint: toEndpoint(this.endpoints.own(p.appId, this.scope(p), req.id)) };
   }
 
   async getIceServers(_req: pb.GetIceServersRequest, ctx: HandlerContext) {
-    await this.callers.principal(ctx);
+    bearerCaller(ctx);
     return {
       iceServers: this.iceServers.map((s) => ({
         urls: [...s.urls],

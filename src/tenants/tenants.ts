@@ -5,7 +5,7 @@
 
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
-import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../errors.js";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../errors.js";
 import type { Db } from "../storage/database.js";
 import { hasControlCharacters } from "../validation.js";
 import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";
@@ -75,14 +75,11 @@ export class Tenants {
   }
 
   /**
-   * The tenant a token may act for: UNAUTHENTICATED when the token is missing or
-   * unknown, PERMISSION_DENIED when it is another tenant's or the tenant is suspended or
-   * deleted. Dialects decide how much of this a client is told.
+   * The authenticated tenant, if it may act on `tenantId`: PERMISSION_DENIED when that is
+   * another tenant or this one is suspended or deleted. Dialects decide how much of this a
+   * client is told.
    */
-  authorize(token: string | undefined, tenantId: string): TenantRow {
-    if (token === undefined || token === "") throw unauthenticated("missing tenant auth token");
-    const tenant = this.findByAuthToken(token);
-    if (tenant === undefined) throw unauthenticated("unknown tenant auth token");
+  permit(tenant: TenantRow, tenantId: string): TenantRow {
     if (tenant.tenantId !== tenantId) throw permissionDenied("the auth token is not for this tenant");
     if (tenant.status !== "active") throw permissionDenied(`tenant is ${tenant.status}`);
     return tenant;

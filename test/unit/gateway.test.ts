@@ -44,6 +44,7 @@ before(async () => {
     implementations: new Map([[service, impl]]),
     dialects: new Map([["v1", v1Dialect]]),
     defaultDialect: "v1",
+    interceptors: [],
     maxBodyBytes: 1024,
     logger: createLogger("silent"),
   });

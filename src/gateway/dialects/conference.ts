@@ -31,6 +31,7 @@ export function conferenceStatus(code: Code): number {
 
 export const conferenceDialect: Dialect = {
   name: "conference",
+  credentials: { bearer: { header: "authorization", scheme: "Bearer" } },
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: true },
   int64AsNumber: true,

@@ -5,6 +5,7 @@
  */
 import type { DescMethod, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import type { CredentialName } from "../../auth/authenticator.js";
 
 /** A complete HTTP response, ready to write. */
 export interface RenderedResponse {
@@ -24,8 +25,19 @@ export type GatewayRefusal =
   | "unsupported-media-type"
   | "malformed-json";
 
+/** Where a credential travels: a header (gRPC metadata of the same name), maybe after a scheme. */
+export interface CredentialCarrier {
+  readonly header: string;
+  readonly scheme?: "Bearer";
+}
+
 export interface Dialect {
   readonly name: string;
+  /**
+   * Where each credential this API accepts travels. The same names serve as gRPC metadata,
+   * so REST and RPC callers of a service present credentials alike.
+   */
+  readonly credentials: Partial<Record<CredentialName, CredentialCarrier>>;
   readonly jsonWrite: Partial<JsonWriteOptions>;
   readonly jsonRead: Partial<JsonReadOptions>;
   /** Print 64-bit integers as JSON numbers (legacy APIs did) instead of strings. */

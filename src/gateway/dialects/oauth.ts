@@ -11,6 +11,8 @@ const OAUTH_ERRORS = new Set(["invalid_request", "invalid_client", "invalid_gran
 
 export const oauthDialect: Dialect = {
   name: "oauth",
+  // The token endpoint authenticates its client inside the grant (form fields or Basic).
+  credentials: {},
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: true },
   int64AsNumber: true,

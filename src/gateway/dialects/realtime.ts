@@ -86,6 +86,7 @@ export function realtimeEnvelope(error: ConnectError): Envelope {
 
 export const realtimeDialect: Dialect = {
   name: "realtime",
+  credentials: { app: { header: "x-vcs-token" } },
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: true },
   int64AsNumber: true,

@@ -10,6 +10,7 @@ import { type Dialect, httpStatusFromCode, httpStatusFromRefusal } from "./diale
 
 export const skywayDialect: Dialect = {
   name: "skyway",
+  credentials: { tenant: { header: "x-auth-token" } },
   jsonWrite: { useProtoFieldName: true, alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: true },
   int64AsNumber: true,

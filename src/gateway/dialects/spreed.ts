@@ -24,6 +24,8 @@ const NOT_FOUND: RenderedResponse = {
 
 export const spreedDialect: Dialect = {
   name: "spreed",
+  // Only the operator's stats details need one.
+  credentials: { admin: { header: "authorization", scheme: "Bearer" } },
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: true },
   int64AsNumber: true,

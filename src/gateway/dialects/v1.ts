@@ -8,6 +8,7 @@ import { httpStatusFromCode, httpStatusFromRefusal } from "./dialect.js";
 
 export const v1Dialect: Dialect = {
   name: "v1",
+  credentials: { admin: { header: "authorization", scheme: "Bearer" } },
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: false },
   int64AsNumber: false,

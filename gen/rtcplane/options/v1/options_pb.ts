@@ -14,7 +14,36 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rtcplane/options/v1/options.proto.
  */
 export const file_rtcplane_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("CiFydGNwbGFuZS9vcHRpb25zL3YxL29wdGlvbnMucHJvdG8SE3J0Y3BsYW5lLm9wdGlvbnMudjEiJQoLUmVzdE9wdGlvbnMSFgoOc3VjY2Vzc19zdGF0dXMYASABKAUqmwEKB0RpYWxlY3QSFwoTRElBTEVDVF9VTlNQRUNJRklFRBAAEg4KCkRJQUxFQ1RfVjEQARISCg5ESUFMRUNUX1NLWVdBWRACEhIKDkRJQUxFQ1RfU1BSRUVEEAMSFAoQRElBTEVDVF9SRUFMVElNRRAEEhYKEkRJQUxFQ1RfQ09ORkVSRU5DRRAFEhEKDURJQUxFQ1RfT0FVVEgQBjpZCgdkaWFsZWN0Eh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLmOAyABKA4yHC5ydGNwbGFuZS5vcHRpb25zLnYxLkRpYWxlY3RSB2RpYWxlY3Q6VgoEcmVzdBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAsyIC5ydGNwbGFuZS5vcHRpb25zLnYxLlJlc3RPcHRpb25zUgRyZXN0OkIKC2pzb25faW5saW5lEh8uZ29vZ2xlLnByb3RvYnVmLk1lc3NhZ2VPcHRpb25zGLuOAyABKAhSCmpzb25JbmxpbmViBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("CiFydGNwbGFuZS9vcHRpb25zL3YxL29wdGlvbnMucHJvdG8SE3J0Y3BsYW5lLm9wdGlvbnMudjEiVAoLQXV0aE9wdGlvbnMSMwoKY3JlZGVudGlhbBgBIAEoDjIfLnJ0Y3BsYW5lLm9wdGlvbnMudjEuQ3JlZGVudGlhbBIQCghvcHRpb25hbBgCIAEoCCIlCgtSZXN0T3B0aW9ucxIWCg5zdWNjZXNzX3N0YXR1cxgBIAEoBSqbAQoHRGlhbGVjdBIXChNESUFMRUNUX1VOU1BFQ0lGSUVEEAASDgoKRElBTEVDVF9WMRABEhIKDkRJQUxFQ1RfU0tZV0FZEAISEgoORElBTEVDVF9TUFJFRUQQAxIUChBESUFMRUNUX1JFQUxUSU1FEAQSFgoSRElBTEVDVF9DT05GRVJFTkNFEAUSEQoNRElBTEVDVF9PQVVUSBAGKpwBCgpDcmVkZW50aWFsEhoKFkNSRURFTlRJQUxfVU5TUEVDSUZJRUQQABITCg9DUkVERU5USUFMX05PTkUQARIUChBDUkVERU5USUFMX0FETUlOEAISFQoRQ1JFREVOVElBTF9URU5BTlQQAxIZChVDUkVERU5USUFMX0FQUF9TRUNSRVQQBBIVChFDUkVERU5USUFMX0JFQVJFUhAFOlkKB2RpYWxlY3QSHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMYuY4DIAEoDjIcLnJ0Y3BsYW5lLm9wdGlvbnMudjEuRGlhbGVjdFIHZGlhbGVjdDpXCgRhdXRoEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLyOAyABKAsyIC5ydGNwbGFuZS5vcHRpb25zLnYxLkF1dGhPcHRpb25zUgRhdXRoOlYKBHJlc3QSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6jgMgASgLMiAucnRjcGxhbmUub3B0aW9ucy52MS5SZXN0T3B0aW9uc1IEcmVzdDpjCgttZXRob2RfYXV0aBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGL2OAyABKAsyIC5ydGNwbGFuZS5vcHRpb25zLnYxLkF1dGhPcHRpb25zUgptZXRob2RBdXRoOkIKC2pzb25faW5saW5lEh8uZ29vZ2xlLnByb3RvYnVmLk1lc3NhZ2VPcHRpb25zGLuOAyABKAhSCmpzb25JbmxpbmViBnByb3RvMw", [file_google_protobuf_descriptor]);
+
+/**
+ * AuthOptions say who may call a service or one of its methods.
+ *
+ * @generated from message rtcplane.options.v1.AuthOptions
+ */
+export type AuthOptions = Message<"rtcplane.options.v1.AuthOptions"> & {
+  /**
+   * What the caller must present.
+   *
+   * @generated from field: rtcplane.options.v1.Credential credential = 1;
+   */
+  credential: Credential;
+
+  /**
+   * When true, a caller presenting nothing is let through as anonymous (the method
+   * decides what an anonymous caller gets); a credential that is presented must be valid.
+   *
+   * @generated from field: bool optional = 2;
+   */
+  optional: boolean;
+};
+
+/**
+ * Describes the message rtcplane.options.v1.AuthOptions.
+ * Use `create(AuthOptionsSchema)` to create a new message.
+ */
+export const AuthOptionsSchema: GenMessage<AuthOptions> = /*@__PURE__*/
+  messageDesc(file_rtcplane_options_v1_options, 0);
 
 /**
  * RestOptions are per-method REST details that google.api.http cannot express.
@@ -35,7 +64,7 @@ export type RestOptions = Message<"rtcplane.options.v1.RestOptions"> & {
  * Use `create(RestOptionsSchema)` to create a new message.
  */
 export const RestOptionsSchema: GenMessage<RestOptions> = /*@__PURE__*/
-  messageDesc(file_rtcplane_options_v1_options, 0);
+  messageDesc(file_rtcplane_options_v1_options, 1);
 
 /**
  * Dialect names the legacy REST convention a service's HTTP mappings follow: how
@@ -101,6 +130,63 @@ export const DialectSchema: GenEnum<Dialect> = /*@__PURE__*/
   enumDesc(file_rtcplane_options_v1_options, 0);
 
 /**
+ * Credential names what a caller presents. The one authentication interceptor resolves
+ * it into the request's caller before any method runs, on every protocol (REST, gRPC,
+ * gRPC-web, Connect); the service's dialect names the header that carries it.
+ *
+ * @generated from enum rtcplane.options.v1.Credential
+ */
+export enum Credential {
+  /**
+   * Not set on a method: the service's credential applies.
+   *
+   * @generated from enum value: CREDENTIAL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Nothing: anyone may call (health, the token endpoint, Spreed's public REST).
+   *
+   * @generated from enum value: CREDENTIAL_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * The operator's ADMIN_TOKEN.
+   *
+   * @generated from enum value: CREDENTIAL_ADMIN = 2;
+   */
+  ADMIN = 2,
+
+  /**
+   * A tenant's auth token (the app management API).
+   *
+   * @generated from enum value: CREDENTIAL_TENANT = 3;
+   */
+  TENANT = 3,
+
+  /**
+   * An app's secret key (the rooms API).
+   *
+   * @generated from enum value: CREDENTIAL_APP_SECRET = 4;
+   */
+  APP_SECRET = 4,
+
+  /**
+   * An access token from the token endpoint, or a room token (the conference API).
+   *
+   * @generated from enum value: CREDENTIAL_BEARER = 5;
+   */
+  BEARER = 5,
+}
+
+/**
+ * Describes the enum rtcplane.options.v1.Credential.
+ */
+export const CredentialSchema: GenEnum<Credential> = /*@__PURE__*/
+  enumDesc(file_rtcplane_options_v1_options, 1);
+
+/**
  * The legacy dialect of every HTTP mapping in this service.
  *
  * @generated from extension: rtcplane.options.v1.Dialect dialect = 51001;
@@ -109,12 +195,28 @@ export const dialect: GenExtension<ServiceOptions, Dialect> = /*@__PURE__*/
   extDesc(file_rtcplane_options_v1_options, 0);
 
 /**
+ * Who may call the service's methods (a method may say otherwise).
+ *
+ * @generated from extension: rtcplane.options.v1.AuthOptions auth = 51004;
+ */
+export const auth: GenExtension<ServiceOptions, AuthOptions> = /*@__PURE__*/
+  extDesc(file_rtcplane_options_v1_options, 1);
+
+/**
  * Extra REST details for one method.
  *
  * @generated from extension: rtcplane.options.v1.RestOptions rest = 51002;
  */
 export const rest: GenExtension<MethodOptions, RestOptions> = /*@__PURE__*/
-  extDesc(file_rtcplane_options_v1_options, 1);
+  extDesc(file_rtcplane_options_v1_options, 2);
+
+/**
+ * Who may call this method, when it differs from its service.
+ *
+ * @generated from extension: rtcplane.options.v1.AuthOptions method_auth = 51005;
+ */
+export const method_auth: GenExtension<MethodOptions, AuthOptions> = /*@__PURE__*/
+  extDesc(file_rtcplane_options_v1_options, 3);
 
 /**
  * In REST JSON, a message with this option set is written and read as the JSON of its
@@ -124,5 +226,5 @@ export const rest: GenExtension<MethodOptions, RestOptions> = /*@__PURE__*/
  * @generated from extension: bool json_inline = 51003;
  */
 export const json_inline: GenExtension<MessageOptions, boolean> = /*@__PURE__*/
-  extDesc(file_rtcplane_options_v1_options, 2);
+  extDesc(file_rtcplane_options_v1_options, 4);
 
