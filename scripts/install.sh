@@ -7,12 +7,14 @@
 # the lock cannot list them and `npm ci` refuses such a lock. `npm install` installs the
 # same locked versions; we then check that it left package-lock.json untouched.
 # Skips the install when node_modules was installed from this very package-lock.json.
+# Then builds the server into dist/ (esbuild, under a second): `npm start` runs that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=node_modules/.rtcplane-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "npm dependencies: up to date"
+  npm run --silent build
   exit 0
 fi
 npm install --no-audit --no-fund
@@ -21,3 +23,4 @@ if [ "$(sha256sum package-lock.json | cut -d' ' -f1)" != "$want" ]; then
   [ "${CI:-}" = "true" ] && exit 1
 fi
 sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"
+npm run --silent build

@@ -17,6 +17,8 @@ if ! diff -r "$before/gen" gen; then
   exit 1
 fi
 rm -rf "$before"
+echo "== build (dist/server.js, what npm start runs)"
+npm run --silent build
 echo "== typecheck (tsc --strict)"
 tsc --noEmit
 echo "== biome (format + lint)"

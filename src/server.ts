@@ -308,6 +308,15 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         }
       }, config.rooms.sweepIntervalMs);
       sweeper.unref();
+      // Room reads remember their use; it is written once a minute (and at shutdown).
+      const usesFlusher = setInterval(() => {
+        try {
+          rooms.flushUses();
+        } catch (err) {
+          logger.error({ err }, "writing room uses failed");
+        }
+      }, ROOM_USE_FLUSH_MS);
+      usesFlusher.unref();
       // Endpoints that miss their keep-alive turn SICK, then leave their conferences.
       const endpointSweeper = setInterval(() => {
         try {
@@ -324,6 +333,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         close() {
           closing ??= (async () => {
             clearInterval(sweeper);
+            clearInterval(usesFlusher);
             clearInterval(endpointSweeper);
             await mqtt?.close();
             await spreedHub.close();
@@ -332,6 +342,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
             shutdown.abort();
             await server.close(config.shutdownGraceMs);
             requestLog.close();
+            rooms.flushUses();
             db.close();
             logger.info("stopped");
           })();
@@ -346,6 +357,9 @@ async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media
   const media = await startMedia(config, logger);
   return media === undefined ? {} : { media };
 }
+
+/** How often room uses remembered by reads are written. */
+const ROOM_USE_FLUSH_MS = 60_000;
 
 /** The path of a request target, without its query. */
 function pathOf(target: string | undefined): string {

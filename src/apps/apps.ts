@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newSecretToken } from "../auth/tokens.js";
+import { Lru } from "../cache/lru.js";
 import { invalidArgument, notFound } from "../errors.js";
 import type { Db } from "../storage/database.js";
 import { hasControlCharacters } from "../validation.js";
@@ -22,6 +23,8 @@ const MAX_DOMAINS = 100;
 const MAX_SERVICE_ACCOUNT_KEY = 16 * 1024;
 const SECRET_PURPOSE = "apps.secretkey";
 const RECORDING_KEY_PURPOSE = "apps.recording-key";
+/** Apps remembered between requests; every change forgets its app. */
+const CACHED_APPS = 10_000;
 
 /** Input of create and update; undefined means "not given". */
 export interface AppChange {
@@ -119,6 +122,15 @@ export function usageMonth(timeMs: number): string {
 
 export class Apps {
   private readonly repo: AppRepository;
+  /**
+   * Every authenticated request looks its app up (by secret key, apikey or id), so apps are
+   * cached. Writes here forget the app before they return, so a renewed secret or a
+   * suspension holds from the very next request; other processes' writes arrive through
+   * forget(). The indexes only point at an app id: the app's current record decides.
+   */
+  private readonly byId = new Lru<string, AppRecord>(CACHED_APPS);
+  private readonly idBySecret = new Lru<string, string>(CACHED_APPS);
+  private readonly idByApikey = new Lru<string, string>(CACHED_APPS);
   /** Told after an app's credentials may have changed (renewed secret, status, deletion). */
   onCredentialsChanged: ((appId: string) => void) | undefined;
 
@@ -206,6 +218,7 @@ export class Apps {
       if (updated === undefined) throw notFound(`app ${JSON.stringify(appId)} not found`);
       return { view: this.view(updated), statusChanged: updated.status !== current.status };
     })();
+    this.forget(appId);
     if (updated.statusChanged) this.onCredentialsChanged?.(appId);
     return updated.view;
   }
@@ -215,6 +228,7 @@ export class Apps {
       this.owned(tenantId, appId);
       this.repo.delete(appId);
     })();
+    this.forget(appId);
     this.onCredentialsChanged?.(appId);
   }
 
@@ -234,21 +248,49 @@ export class Apps {
       this.repo.setSecret(appId, hash, enc, this.now());
       return secret;
     })();
+    this.forget(appId);
     this.onCredentialsChanged?.(appId);
     return secret;
   }
 
   /** The app whose secret key this is (the rooms API's x-vcs-token, OAuth client secret). */
   findBySecretKey(secret: string): AppRecord | undefined {
-    return this.repo.getBySecretHash(hashToken(secret));
+    const hash = hashToken(secret);
+    const key = hash.toString("base64");
+    const id = this.idBySecret.get(key);
+    if (id !== undefined) {
+      const app = this.findById(id);
+      if (app?.secretHash.equals(hash)) return app;
+      this.idBySecret.delete(key);
+    }
+    return this.remember(this.repo.getBySecretHash(hash), (app) => this.idBySecret.set(key, app.appId));
   }
 
   findById(appId: string): AppRecord | undefined {
-    return this.repo.get(appId);
+    return this.byId.get(appId) ?? this.remember(this.repo.get(appId));
   }
 
   findByApikey(apikey: string): AppRecord | undefined {
-    return this.repo.getByApikey(apikey);
+    const id = this.idByApikey.get(apikey);
+    if (id !== undefined) {
+      const app = this.findById(id);
+      if (app?.apikey === apikey) return app;
+      this.idByApikey.delete(apikey);
+    }
+    return this.remember(this.repo.getByApikey(apikey), (app) => this.idByApikey.set(apikey, app.appId));
+  }
+
+  private remember(app: AppRecord | undefined, index?: (app: AppRecord) => void): AppRecord | undefined {
+    if (app !== undefined) {
+      this.byId.set(app.appId, app);
+      index?.(app);
+    }
+    return app;
+  }
+
+  /** Forgets what is cached of an app (it changed, here or on another node). */
+  forget(appId: string): void {
+    this.byId.delete(appId);
   }
 
   /** Adds usage to the app's month (called by signaling, TURN and SFU as they meter). */

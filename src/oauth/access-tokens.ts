@@ -8,13 +8,17 @@
  */
 import { randomUUID } from "node:crypto";
 import { errors, jwtVerify, SignJWT } from "jose";
+import { hmacKey } from "../auth/hmac-key.js";
 import type { ServerKey } from "../auth/server-key.js";
+import { Lru } from "../cache/lru.js";
 import { unauthenticated } from "../errors.js";
 import { RoomTokenError, type RoomTokens } from "../rooms/room-tokens.js";
 
 const ISSUER = "rtcplane";
 const ACCESS_AUDIENCE = "rtcplane:api";
 const REFRESH_AUDIENCE = "rtcplane:refresh";
+/** Bearer tokens whose signature was checked, by their whole text (a forged one never matches). */
+const VERIFIED_TOKENS = 20_000;
 
 export type Role = "SERVICE" | "USER";
 
@@ -45,8 +49,13 @@ export interface IssuedTokens {
 }
 
 export class AccessTokens {
-  private readonly accessKey: Uint8Array;
-  private readonly refreshKey: Uint8Array;
+  private readonly accessKey: Promise<CryptoKey>;
+  private readonly refreshKey: Promise<CryptoKey>;
+  /**
+   * Clients send the same bearer token for an hour: its signature is checked once and its
+   * principal remembered (expiry is still checked on every use; revocation is Principals').
+   */
+  private readonly verified = new Lru<string, Principal>(VERIFIED_TOKENS);
 
   constructor(
     serverKey: ServerKey,
@@ -55,11 +64,17 @@ export class AccessTokens {
     readonly refreshTtlSeconds: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.accessKey = new Uint8Array(serverKey.derive("oauth.access"));
-    this.refreshKey = new Uint8Array(serverKey.derive("oauth.refresh"));
+    this.accessKey = hmacKey(serverKey.derive("oauth.access"));
+    this.refreshKey = hmacKey(serverKey.derive("oauth.refresh"));
   }
 
-  private sign(p: Principal, audience: string, key: Uint8Array, expiresAt: number, jti: string): Promise<string> {
+  private async sign(
+    p: Principal,
+    audience: string,
+    key: Promise<CryptoKey>,
+    expiresAt: number,
+    jti: string,
+  ): Promise<string> {
     const iat = Math.floor(this.now() / 1000);
     return new SignJWT({
       app: p.appId,
@@ -75,7 +90,7 @@ export class AccessTokens {
       .setIssuedAt(iat)
       .setExpirationTime(Math.max(iat + 1, expiresAt))
       .setJti(jti)
-      .sign(key);
+      .sign(await key);
   }
 
   /** A fresh refresh token id; the family records which one is current. */
@@ -103,8 +118,12 @@ export class AccessTokens {
     return { accessToken, refreshToken };
   }
 
-  private async verify(token: string, audience: string, key: Uint8Array): Promise<{ p: Principal; jti: string }> {
-    const { payload } = await jwtVerify(token, key, {
+  private async verify(
+    token: string,
+    audience: string,
+    key: Promise<CryptoKey>,
+  ): Promise<{ p: Principal; jti: string }> {
+    const { payload } = await jwtVerify(token, await key, {
       issuer: ISSUER,
       audience,
       algorithms: ["HS256"],
@@ -142,6 +161,22 @@ export class AccessTokens {
    * may still act (app, generation, family, room) is Principals' to say.
    */
   async principalOf(token: string): Promise<Principal> {
+    const known = this.verified.get(token);
+    if (known !== undefined) {
+      if ((known.expiresAtMs ?? Number.POSITIVE_INFINITY) > this.now()) return known;
+      this.verified.delete(token);
+      throw unauthenticated(
+        known.conferenceId !== undefined && known.familyId === undefined
+          ? "the room token has expired"
+          : "the access token has expired",
+      );
+    }
+    const p = await this.verifyBearer(token);
+    this.verified.set(token, p);
+    return p;
+  }
+
+  private async verifyBearer(token: string): Promise<Principal> {
     try {
       return (await this.verify(token, ACCESS_AUDIENCE, this.accessKey)).p;
     } catch (e) {

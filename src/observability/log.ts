@@ -41,11 +41,27 @@ export const kRequestInfo = createContextKey<RequestInfo | undefined>(undefined,
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A request's id and its logger (made when first used: most requests log nothing). */
+class RequestLogInfo implements RequestInfo {
+  private child: Logger | undefined;
+  outcome?: RpcOutcome;
+
+  constructor(
+    readonly id: string,
+    private readonly root: Logger,
+  ) {}
+
+  get log(): Logger {
+    this.child ??= this.root.child({ reqId: this.id });
+    return this.child;
+  }
+}
+
 /** Assigns the request its id and logger; call once, when the request arrives. */
 export function beginRequest(req: NodeRequest, root: Logger): RequestInfo {
   const given = req.headers["x-request-id"];
   const id = typeof given === "string" && SANE_ID.test(given) ? given : randomUUID();
-  const info: RequestInfo = { id, log: root.child({ reqId: id }) };
+  const info = new RequestLogInfo(id, root);
   requests.set(req, info);
   return info;
 }

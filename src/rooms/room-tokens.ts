@@ -5,7 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { errors, jwtVerify, SignJWT } from "jose";
+import { hmacKey } from "../auth/hmac-key.js";
 import type { ServerKey } from "../auth/server-key.js";
+import { Lru } from "../cache/lru.js";
 
 const ISSUER = "rtcplane";
 const AUDIENCE = "rtcplane:room";
@@ -32,14 +34,32 @@ export class RoomTokenError extends Error {
   }
 }
 
+/** Room tokens kept for re-use by room reads (one per room and generation). */
+const CACHED_TOKENS = 10_000;
+
 export class RoomTokens {
-  private readonly key: Uint8Array;
+  private readonly key: Promise<CryptoKey>;
+  private readonly recent = new Lru<string, { token: string; renewAtMs: number }>(CACHED_TOKENS);
 
   constructor(
     serverKey: ServerKey,
     private readonly now: () => number = Date.now,
   ) {
-    this.key = new Uint8Array(serverKey.derive("rooms.token"));
+    this.key = hmacKey(serverKey.derive("rooms.token"));
+  }
+
+  /**
+   * A valid token for the room: the one handed out last while it has more than half its
+   * lifetime left, else a new one. Every room response carries a token; signing one per
+   * read would cost more than the read.
+   */
+  async current(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): Promise<string> {
+    const key = `${appId}/${roomId}/${credentialGen}/${ttlSeconds}`;
+    const cached = this.recent.get(key);
+    if (cached !== undefined && cached.renewAtMs > this.now()) return cached.token;
+    const token = await this.issue(roomId, appId, ttlSeconds, credentialGen);
+    this.recent.set(key, { token, renewAtMs: this.now() + (ttlSeconds * 1000) / 2 });
+    return token;
   }
 
   async issue(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): Promise<string> {
@@ -52,13 +72,13 @@ export class RoomTokens {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSeconds)
       .setJti(randomUUID())
-      .sign(this.key);
+      .sign(await this.key);
   }
 
   /** Checks signature, issuer, audience and expiry; throws RoomTokenError otherwise. */
   async verify(token: string): Promise<RoomTokenClaims> {
     try {
-      const { payload } = await jwtVerify(token, this.key, {
+      const { payload } = await jwtVerify(token, await this.key, {
         issuer: ISSUER,
         audience: AUDIENCE,
         algorithms: ["HS256"],

@@ -68,8 +68,11 @@ export class Rooms {
    */
   onDeleted: ((room: { appId: string; roomId: string }, why: "deleted" | "expired") => void) | undefined;
 
+  /** Room id → the latest use not yet written (see use()). */
+  private readonly pendingUses = new Map<string, number>();
+
   constructor(
-    db: Db,
+    private readonly db: Db,
     private readonly serverKey: ServerKey,
     private readonly settings: RoomSettings,
     private readonly now: () => number = Date.now,
@@ -123,11 +126,26 @@ export class Rooms {
     return room;
   }
 
-  /** Like get, and counts as use: the room's expiry starts again. */
+  /**
+   * Like get, and counts as use: the room's expiry starts again. Reads must not write, so
+   * uses are remembered and written together by flushUses() (every minute, before each
+   * expiry sweep and at shutdown), at most one write per room per flush.
+   */
   use(appId: string, roomId: string): RoomRecord {
     const room = this.get(appId, roomId);
-    this.repo.touch(roomId, this.now());
+    this.pendingUses.set(roomId, this.now());
     return room;
+  }
+
+  /** Writes the uses remembered since the last flush, in one transaction. */
+  flushUses(): number {
+    if (this.pendingUses.size === 0) return 0;
+    const uses = [...this.pendingUses];
+    this.pendingUses.clear();
+    this.db.transaction(() => {
+      for (const [roomId, at] of uses) this.repo.touch(roomId, at);
+    })();
+    return uses.length;
   }
 
   list(appId: string, numberOfRecords: number | undefined, token: string | undefined) {
@@ -162,6 +180,7 @@ export class Rooms {
 
   /** Deletes rooms unused for longer than their roomTTLSeconds; returns what it removed. */
   sweepExpired(): { roomId: string; appId: string }[] {
+    this.flushUses();
     const expired = this.repo.deleteExpired(this.now());
     for (const room of expired) this.onDeleted?.(room, "expired");
     return expired;

@@ -36,7 +36,7 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
       roomTokenTtlSeconds: r.roomTokenTtlSeconds,
       roomTtlSeconds: r.roomTtlSeconds,
       endpointTtlSeconds: r.endpointTtlSeconds,
-      token: await this.tokens.issue(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen),
+      token: await this.tokens.current(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen),
     });
   }
 

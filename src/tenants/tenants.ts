@@ -5,6 +5,7 @@
 
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
+import { Lru } from "../cache/lru.js";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../errors.js";
 import type { Db } from "../storage/database.js";
 import { hasControlCharacters } from "../validation.js";
@@ -17,6 +18,8 @@ const MAX_NAME = 128;
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 50;
 const PAGE_PURPOSE = "tenants.page";
+/** Tenants (and token hashes) remembered between requests; every change forgets its tenant. */
+const CACHED_TENANTS = 10_000;
 
 /** Checks a display name: 1..128 characters, no control characters. */
 export function validateTenantName(name: string): string {
@@ -46,6 +49,13 @@ export interface TenantPage {
 
 export class Tenants {
   private readonly repo: TenantRepository;
+  /**
+   * Credential lookups run on every request, so tenants are cached. Writes here forget the
+   * tenant before they return (the next request sees the change); other processes' writes
+   * arrive through forget().
+   */
+  private readonly byId = new Lru<string, TenantRow>(CACHED_TENANTS);
+  private readonly idByToken = new Lru<string, string>(CACHED_TENANTS);
   /** Told after a tenant's status changed: its apps' credentials may have stopped working. */
   onStatusChanged: ((tenantId: string) => void) | undefined;
 
@@ -64,14 +74,41 @@ export class Tenants {
   }
 
   get(tenantId: string): TenantRow {
-    const tenant = isTenantId(tenantId) ? this.repo.get(tenantId) : undefined;
+    const tenant = this.find(tenantId);
     if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+    return tenant;
+  }
+
+  private find(tenantId: string): TenantRow | undefined {
+    const cached = this.byId.get(tenantId);
+    if (cached !== undefined) return cached;
+    const tenant = isTenantId(tenantId) ? this.repo.get(tenantId) : undefined;
+    if (tenant !== undefined) this.byId.set(tenantId, tenant);
     return tenant;
   }
 
   /** The tenant whose auth token this is, whatever its status (callers decide). */
   findByAuthToken(token: string): TenantRow | undefined {
-    return this.repo.getByTokenHash(hashToken(token));
+    const hash = hashToken(token);
+    const key = hash.toString("base64");
+    const id = this.idByToken.get(key);
+    // The index only points: the tenant's current token hash decides (a rotated token fails).
+    if (id !== undefined) {
+      const tenant = this.find(id);
+      if (tenant?.tokenHash.equals(hash)) return tenant;
+      this.idByToken.delete(key);
+    }
+    const tenant = this.repo.getByTokenHash(hash);
+    if (tenant !== undefined) {
+      this.byId.set(tenant.tenantId, tenant);
+      this.idByToken.set(key, tenant.tenantId);
+    }
+    return tenant;
+  }
+
+  /** Forgets what is cached of a tenant (it changed, here or on another node). */
+  forget(tenantId: string): void {
+    this.byId.delete(tenantId);
   }
 
   /**
@@ -119,12 +156,13 @@ export class Tenants {
       if (row === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
       return { updated: row, before: current.status };
     })();
+    this.forget(tenantId);
     if (updated.status !== before) this.onStatusChanged?.(tenantId);
     return updated;
   }
 
   rotateToken(tenantId: string): { tenant: TenantRow; authToken: string } {
-    return this.db.transaction(() => {
+    const rotated = this.db.transaction(() => {
       const current = this.get(tenantId);
       if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
       const authToken = newSecretToken();
@@ -132,5 +170,7 @@ export class Tenants {
       if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
       return { tenant, authToken };
     })();
+    this.forget(tenantId);
+    return rotated;
   }
 }

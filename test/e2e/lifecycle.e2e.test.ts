@@ -87,6 +87,20 @@ describe("durability", () => {
 });
 
 describe("process lifecycle", () => {
+  it("runs as `npm start` does: the compiled build, no TypeScript loader", async () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } };
+    assert.equal(pkg.scripts.start, "node dist/server.js");
+    const server = await spawnServer(tempDir(), {}, "dist");
+    try {
+      assert.ok(!server.process.spawnargs.some((a) => a.includes("tsx")));
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+      assert.match(await tenantName(server.url, await createTenant(server.url, "built")), /built/);
+    } finally {
+      server.process.kill("SIGTERM");
+      assert.equal(await server.exited, 0);
+    }
+  });
+
   it("drains on SIGTERM: health turns NOT_SERVING, watchers end, exit code 0", async () => {
     const server = await spawnServer(tempDir());
     const watch = bufCurl([

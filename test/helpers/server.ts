@@ -72,8 +72,18 @@ export interface ChildServer {
   readonly exited: Promise<number | null>;
 }
 
-export async function spawnServer(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/server.ts")], {
+/**
+ * Starts the server in a child process: through tsx from the sources (tests' default), or
+ * as `npm start` runs it, from the build (`entry: "dist"`).
+ */
+export async function spawnServer(
+  dataDir: string,
+  env: Record<string, string> = {},
+  entry: "src" | "dist" = "src",
+): Promise<ChildServer> {
+  const args =
+    entry === "dist" ? [path.join(ROOT, "dist/server.js")] : ["--import", "tsx", path.join(ROOT, "src/server.ts")];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", ADMIN_TOKEN, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
