@@ -6,21 +6,24 @@
 # platforms' optional binaries (@biomejs/cli-darwin-*, @bufbuild/buf-win32-*, ...), so
 # the lock cannot list them and `npm ci` refuses such a lock. `npm install` installs the
 # same locked versions; we then check that it left package-lock.json untouched.
-# Skips the install when node_modules was installed from this very package-lock.json.
-# Then builds the server into dist/ (esbuild, under a second): `npm start` runs that.
+# Skips the install when node_modules was installed from this very package-lock.json and
+# patches/. Applies patches/ (patch-package: small local fixes to dependencies, each
+# explained in its file), then builds the server into dist/ (esbuild, under a second):
+# `npm start` runs that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=node_modules/.rtcplane-lock.sha256
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
+want=$(cat package-lock.json patches/*.patch | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "npm dependencies: up to date"
   npm run --silent build
   exit 0
 fi
 npm install --no-audit --no-fund
-if [ "$(sha256sum package-lock.json | cut -d' ' -f1)" != "$want" ]; then
+if [ "$(cat package-lock.json patches/*.patch | sha256sum | cut -d' ' -f1)" != "$want" ]; then
   echo "package-lock.json changed during install: package.json and the lock are out of sync" >&2
   [ "${CI:-}" = "true" ] && exit 1
 fi
-sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"
+npx --no-install patch-package --error-on-fail
+echo "$want" > "$stamp"
 npm run --silent build

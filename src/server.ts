@@ -225,7 +225,6 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const requestLog = new RequestLog(logger, config.requestLogPerSecond);
   const listener: RequestListener = (req, res) => {
     const info = beginRequest(req, logger);
-    const log = info.log;
     res.setHeader("x-request-id", info.id);
     // Nothing we serve is meant to be sniffed into another type (buddy pictures included).
     res.setHeader("x-content-type-options", "nosniff");
@@ -240,7 +239,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     // RPC paths (/package.Service/Method) go to connect-node; everything else is REST.
     if (!rpcPaths.has(pathOf(req.url))) {
       gateway.handle(req, res).catch((err: unknown) => {
-        log.error({ err }, "gateway failed");
+        info.log.error({ err }, "gateway failed");
         if (!res.headersSent) {
           res.writeHead(500);
           res.end();
@@ -252,7 +251,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
       rpc(req, res as never);
     } catch (err) {
       // connect-node parses the URL from Host synchronously; a malformed one must not kill us.
-      log.info({ err }, "unreadable request");
+      info.log.info({ err }, "unreadable request");
       if (!res.headersSent) {
         res.writeHead(400, { "content-type": "application/json" });
         res.end(JSON.stringify({ code: 3, message: "the request line or Host header cannot be parsed", details: [] }));

@@ -22,6 +22,7 @@ const handler = connectNodeAdapter({
     });
   },
 });
+process.on("SIGINT", () => process.exit(0));
 const h1 = http.createServer(handler);
 h1.keepAliveTimeout = 60_000;
 const h2 = http2.createServer(handler);

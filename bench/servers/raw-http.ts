@@ -15,4 +15,5 @@ const server = http.createServer((req, res) => {
   res.end(body);
 });
 server.keepAliveTimeout = 60_000;
+process.on("SIGINT", () => process.exit(0));
 server.listen(0, "127.0.0.1", () => announce({ http: (server.address() as AddressInfo).port }));

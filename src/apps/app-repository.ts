@@ -22,8 +22,6 @@ export interface AppRecord {
   updateTimeMs: number;
   /** Raised each time the secret key is renewed; tokens name the one they were issued under. */
   credentialGen: number;
-  /** SHA-256 of the current secret key (what lookups by secret compare). */
-  secretHash: Buffer;
 }
 
 export interface MonthlyUsage {
@@ -47,11 +45,10 @@ interface RawApp {
   create_time_ms: number;
   update_time_ms: number;
   credential_gen: number;
-  secret_hash: Buffer;
 }
 
 const COLUMNS =
-  "seq, app_id, tenant_id, apikey, secret_enc, description, domains, permissions, status, recording_bucket, recording_key_enc, create_time_ms, update_time_ms, credential_gen, secret_hash";
+  "seq, app_id, tenant_id, apikey, secret_enc, description, domains, permissions, status, recording_bucket, recording_key_enc, create_time_ms, update_time_ms, credential_gen";
 
 function fromRaw(r: RawApp): AppRecord {
   return {
@@ -69,7 +66,6 @@ function fromRaw(r: RawApp): AppRecord {
     createTimeMs: r.create_time_ms,
     updateTimeMs: r.update_time_ms,
     credentialGen: r.credential_gen,
-    secretHash: r.secret_hash,
   };
 }
 

@@ -253,17 +253,19 @@ export class Apps {
     return secret;
   }
 
-  /** The app whose secret key this is (the rooms API's x-vcs-token, OAuth client secret). */
+  /**
+   * The app whose secret key this is (the rooms API's x-vcs-token, OAuth client secret).
+   * Known secrets are looked up by their text, without hashing; any change to any app
+   * forgets them all, so a renewed secret never resolves.
+   */
   findBySecretKey(secret: string): AppRecord | undefined {
-    const hash = hashToken(secret);
-    const key = hash.toString("base64");
-    const id = this.idBySecret.get(key);
+    const id = this.idBySecret.get(secret);
     if (id !== undefined) {
       const app = this.findById(id);
-      if (app?.secretHash.equals(hash)) return app;
-      this.idBySecret.delete(key);
+      if (app !== undefined) return app;
+      this.idBySecret.delete(secret);
     }
-    return this.remember(this.repo.getBySecretHash(hash), (app) => this.idBySecret.set(key, app.appId));
+    return this.remember(this.repo.getBySecretHash(hashToken(secret)), (app) => this.idBySecret.set(secret, app.appId));
   }
 
   findById(appId: string): AppRecord | undefined {
@@ -291,6 +293,7 @@ export class Apps {
   /** Forgets what is cached of an app (it changed, here or on another node). */
   forget(appId: string): void {
     this.byId.delete(appId);
+    this.idBySecret.clear();
   }
 
   /** Adds usage to the app's month (called by signaling, TURN and SFU as they meter). */

@@ -20,8 +20,11 @@ export class Authenticator {
     private readonly principals: Principals,
   ) {}
 
-  /** The caller a credential speaks for; UNAUTHENTICATED (with the API's reason) when none. */
-  async resolve(credential: CredentialName, presented: string | undefined): Promise<Caller> {
+  /**
+   * The caller a credential speaks for; UNAUTHENTICATED (with the API's reason) when none.
+   * Answers at once unless a bearer token must have its signature checked.
+   */
+  resolve(credential: CredentialName, presented: string | undefined): Caller | Promise<Caller> {
     switch (credential) {
       case "admin":
         if (presented === undefined) throw unauthenticated("missing Authorization: Bearer <admin token>");
@@ -35,9 +38,13 @@ export class Authenticator {
       }
       case "app":
         return { kind: "app", app: this.apps.bySecretKey(presented) };
-      case "bearer":
+      case "bearer": {
         if (presented === undefined) throw unauthenticated("missing Authorization: Bearer <token>");
-        return { kind: "bearer", principal: await this.principals.fromToken(presented) };
+        const principal = this.principals.fromToken(presented);
+        return principal instanceof Promise
+          ? principal.then((p): Caller => ({ kind: "bearer", principal: p }))
+          : { kind: "bearer", principal };
+      }
     }
   }
 }

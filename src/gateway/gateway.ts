@@ -169,14 +169,18 @@ export class RestGateway {
         await this.streamResponse(res, route, dialect, out.message as AsyncIterable<unknown>, ctx);
         return;
       }
-      const call = compose(this.options.interceptors, async (r: UnaryRequest) => ({
+      const answer = (result: unknown) => ({
         stream: false as const,
-        service: r.service,
-        method: r.method,
+        service: route.service,
+        method: route.method as UnaryRequest["method"],
         header: ctx.responseHeader,
         trailer: ctx.responseTrailer,
-        message: create(route.method.output, (await fn.call(impl, message, ctx)) as never) as Message,
-      }));
+        message: create(route.method.output, result as never) as Message,
+      });
+      const call = compose(this.options.interceptors, (_r: UnaryRequest) => {
+        const result = fn.call(impl, message, ctx);
+        return result instanceof Promise ? result.then(answer) : Promise.resolve(answer(result));
+      });
       const out = await call(this.request(ctx, message, false));
       write(res, this.renderSuccess(route, dialect, out.message as Message, ctx));
     } catch (e) {
@@ -212,7 +216,16 @@ export class RestGateway {
    */
   private async readBody(req: NodeRequest, route: RouteSpec, dialect: Dialect): Promise<unknown> {
     const limit = this.options.maxBodyBytes;
-    const declared = Number(req.headers["content-length"] ?? Number.NaN);
+    const length = req.headers["content-length"];
+    // No length and no chunked encoding: HTTP/1.1 says there is no body (HTTP/2 GETs end with their headers).
+    if (
+      (length === undefined && req.headers["transfer-encoding"] === undefined && !("stream" in req)) ||
+      length === "0" ||
+      ("stream" in req && (req.stream as { endAfterHeaders?: boolean }).endAfterHeaders === true)
+    ) {
+      return undefined;
+    }
+    const declared = Number(length ?? Number.NaN);
     if (declared > limit) throw tooLarge(limit);
     const chunks: Buffer[] = [];
     let size = 0;
@@ -348,10 +361,13 @@ function write(res: NodeResponse, rendered: RenderedResponse, closeConnection = 
     return;
   }
   const headers: Record<string, string | number> = { ...rendered.headers };
-  const body = typeof rendered.body === "string" ? Buffer.from(rendered.body, "utf8") : rendered.body;
-  if (rendered.status !== 204 && rendered.status !== 304) headers["content-length"] = body.length;
+  const body = rendered.body;
+  if (rendered.status !== 204 && rendered.status !== 304) {
+    headers["content-length"] = typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.length;
+  }
   // HTTP/1.1 only: after refusing an oversized body, do not keep reading it.
   if (closeConnection && "shouldKeepAlive" in res) headers.connection = "close";
   res.writeHead(rendered.status, headers);
+  // A string body goes out with the headers in one write (one TCP segment), a Buffer in two.
   res.end(rendered.status === 204 ? undefined : body);
 }

@@ -68,12 +68,24 @@ export function authInterceptor(
     }
     return spec;
   };
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const spec = specOf(req.method);
     if (spec.credential === undefined || spec.carrier === undefined) return next(req);
     const credential = presented(req.header, spec.carrier);
     if (credential === undefined && spec.optional) return next(req);
-    req.contextValues.set(kCaller, await authenticator.resolve(spec.credential, credential));
+    let caller: ReturnType<Authenticator["resolve"]>;
+    try {
+      caller = authenticator.resolve(spec.credential, credential);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (caller instanceof Promise) {
+      return caller.then((c) => {
+        req.contextValues.set(kCaller, c);
+        return next(req);
+      });
+    }
+    req.contextValues.set(kCaller, caller);
     return next(req);
   };
 }

@@ -160,9 +160,10 @@ export class AccessTokens {
    * conference, the token id as user id). UNAUTHENTICATED otherwise. Whether the principal
    * may still act (app, generation, family, room) is Principals' to say.
    */
-  async principalOf(token: string): Promise<Principal> {
+  principalOf(token: string): Principal | Promise<Principal> {
     const known = this.verified.get(token);
     if (known !== undefined) {
+      // A known token answers at once (no promise): most requests carry one.
       if ((known.expiresAtMs ?? Number.POSITIVE_INFINITY) > this.now()) return known;
       this.verified.delete(token);
       throw unauthenticated(
@@ -171,9 +172,10 @@ export class AccessTokens {
           : "the access token has expired",
       );
     }
-    const p = await this.verifyBearer(token);
-    this.verified.set(token, p);
-    return p;
+    return this.verifyBearer(token).then((p) => {
+      this.verified.set(token, p);
+      return p;
+    });
   }
 
   private async verifyBearer(token: string): Promise<Principal> {

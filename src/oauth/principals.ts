@@ -32,8 +32,9 @@ export class Principals {
   ) {}
 
   /** The principal of a bare bearer token (MQTT passwords), if it may still act. */
-  async fromToken(token: string): Promise<CheckedPrincipal> {
-    return this.check(await this.tokens.principalOf(token));
+  fromToken(token: string): CheckedPrincipal | Promise<CheckedPrincipal> {
+    const p = this.tokens.principalOf(token);
+    return p instanceof Promise ? p.then((known) => this.check(known)) : this.check(p);
   }
 
   /** Throws UNAUTHENTICATED unless the principal may still act. */

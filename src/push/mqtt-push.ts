@@ -147,32 +147,34 @@ export class MqttPush {
         done(refusal("bad user name or password", 4), false);
         return;
       }
-      this.principals.fromToken(token).then(
-        (p) => {
-          if (connection.closed) {
-            done(refusal("the connection closed during login", 3), false);
-            return;
-          }
-          const count = this.perTenant.get(p.tenantId) ?? 0;
-          if (count >= this.settings.maxConnectionsPerTenant || this.total >= this.settings.maxConnections) {
-            this.log.warn({ tenantId: p.tenantId, count, total: this.total }, "mqtt connection refused: at a cap");
-            done(refusal("too many connections", 3), false);
-            return;
-          }
-          this.perTenant.set(p.tenantId, count + 1);
-          this.total++;
-          connection.principal = p;
-          // Scoped by principal: the same id from another user is another session.
-          client.id = `${p.appId}/${p.userId}/${client.id}`;
-          // The connection lives no longer than its token, nor past a revocation.
-          connection.unwatch = this.principals.watch(p, (reason) => {
-            this.log.info({ client: client.id, reason }, "mqtt connection closed: its credentials ended");
-            connection.ws.terminate();
-          });
-          done(null, true);
-        },
-        () => tryNext(i + 1),
-      );
+      Promise.resolve()
+        .then(() => this.principals.fromToken(token))
+        .then(
+          (p) => {
+            if (connection.closed) {
+              done(refusal("the connection closed during login", 3), false);
+              return;
+            }
+            const count = this.perTenant.get(p.tenantId) ?? 0;
+            if (count >= this.settings.maxConnectionsPerTenant || this.total >= this.settings.maxConnections) {
+              this.log.warn({ tenantId: p.tenantId, count, total: this.total }, "mqtt connection refused: at a cap");
+              done(refusal("too many connections", 3), false);
+              return;
+            }
+            this.perTenant.set(p.tenantId, count + 1);
+            this.total++;
+            connection.principal = p;
+            // Scoped by principal: the same id from another user is another session.
+            client.id = `${p.appId}/${p.userId}/${client.id}`;
+            // The connection lives no longer than its token, nor past a revocation.
+            connection.unwatch = this.principals.watch(p, (reason) => {
+              this.log.info({ client: client.id, reason }, "mqtt connection closed: its credentials ended");
+              connection.ws.terminate();
+            });
+            done(null, true);
+          },
+          () => tryNext(i + 1),
+        );
     };
     tryNext(0);
   }

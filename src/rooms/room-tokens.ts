@@ -53,13 +53,14 @@ export class RoomTokens {
    * lifetime left, else a new one. Every room response carries a token; signing one per
    * read would cost more than the read.
    */
-  async current(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): Promise<string> {
+  current(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): string | Promise<string> {
     const key = `${appId}/${roomId}/${credentialGen}/${ttlSeconds}`;
     const cached = this.recent.get(key);
     if (cached !== undefined && cached.renewAtMs > this.now()) return cached.token;
-    const token = await this.issue(roomId, appId, ttlSeconds, credentialGen);
-    this.recent.set(key, { token, renewAtMs: this.now() + (ttlSeconds * 1000) / 2 });
-    return token;
+    return this.issue(roomId, appId, ttlSeconds, credentialGen).then((token) => {
+      this.recent.set(key, { token, renewAtMs: this.now() + (ttlSeconds * 1000) / 2 });
+      return token;
+    });
   }
 
   async issue(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): Promise<string> {

@@ -23,7 +23,7 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
     return appCaller(ctx);
   }
 
-  private async toRoom(r: RoomRecord, credentialGen: number): Promise<Room> {
+  private static toRoom(r: RoomRecord, token: string): Room {
     return create(RoomSchema, {
       id: r.roomId,
       ...(r.name === null ? {} : { name: r.name }),
@@ -36,8 +36,16 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
       roomTokenTtlSeconds: r.roomTokenTtlSeconds,
       roomTtlSeconds: r.roomTtlSeconds,
       endpointTtlSeconds: r.endpointTtlSeconds,
-      token: await this.tokens.current(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen),
+      token,
     });
+  }
+
+  /** The room with its current token; at once when the token is at hand (a read needs no promise). */
+  private withToken(r: RoomRecord, credentialGen: number): Room | Promise<Room> {
+    const token = this.tokens.current(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen);
+    return typeof token === "string"
+      ? RoomServiceImpl.toRoom(r, token)
+      : token.then((t) => RoomServiceImpl.toRoom(r, t));
   }
 
   async createRoom(req: CreateRoomRequest, ctx: HandlerContext) {
@@ -48,25 +56,26 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
       conferenceType: req.conferenceType,
       autoUpgradeParticipantCount: req.autoUpgradeParticipantCount,
     });
-    return { room: await this.toRoom(room, app.credentialGen) };
+    return { room: await this.withToken(room, app.credentialGen) };
   }
 
-  async getRoom(req: { id: string }, ctx: HandlerContext) {
+  getRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: await this.toRoom(this.rooms.use(app.appId, req.id), app.credentialGen) };
+    const room = this.withToken(this.rooms.use(app.appId, req.id), app.credentialGen);
+    return room instanceof Promise ? room.then((r) => ({ room: r })) : { room };
   }
 
   async listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
     const app = this.app(ctx);
     const page = this.rooms.list(app.appId, req.numberOfRecords, req.token);
     return {
-      data: await Promise.all(page.rooms.map((r) => this.toRoom(r, app.credentialGen))),
+      data: await Promise.all(page.rooms.map((r) => this.withToken(r, app.credentialGen))),
       ...(page.nextToken === undefined ? {} : { token: page.nextToken }),
     };
   }
 
   async deleteRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: await this.toRoom(this.rooms.delete(app.appId, req.id), app.credentialGen) };
+    return { room: await this.withToken(this.rooms.delete(app.appId, req.id), app.credentialGen) };
   }
 }

@@ -13,8 +13,6 @@ export interface TenantRow {
   status: TenantStatus;
   createTimeMs: number;
   updateTimeMs: number;
-  /** SHA-256 of the current auth token (not a secret: it cannot be turned back into one). */
-  tokenHash: Buffer;
 }
 
 interface RawRow {
@@ -24,10 +22,9 @@ interface RawRow {
   status: TenantStatus;
   create_time_ms: number;
   update_time_ms: number;
-  token_hash: Buffer;
 }
 
-const COLUMNS = "seq, tenant_id, name, status, create_time_ms, update_time_ms, token_hash";
+const COLUMNS = "seq, tenant_id, name, status, create_time_ms, update_time_ms";
 
 function fromRaw(r: RawRow): TenantRow {
   return {
@@ -37,7 +34,6 @@ function fromRaw(r: RawRow): TenantRow {
     status: r.status,
     createTimeMs: r.create_time_ms,
     updateTimeMs: r.update_time_ms,
-    tokenHash: r.token_hash,
   };
 }
 

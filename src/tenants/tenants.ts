@@ -87,21 +87,22 @@ export class Tenants {
     return tenant;
   }
 
-  /** The tenant whose auth token this is, whatever its status (callers decide). */
+  /**
+   * The tenant whose auth token this is, whatever its status (callers decide). Known tokens
+   * are looked up by their text, without hashing; any change to any tenant forgets them all,
+   * so a rotated token never resolves.
+   */
   findByAuthToken(token: string): TenantRow | undefined {
-    const hash = hashToken(token);
-    const key = hash.toString("base64");
-    const id = this.idByToken.get(key);
-    // The index only points: the tenant's current token hash decides (a rotated token fails).
+    const id = this.idByToken.get(token);
     if (id !== undefined) {
       const tenant = this.find(id);
-      if (tenant?.tokenHash.equals(hash)) return tenant;
-      this.idByToken.delete(key);
+      if (tenant !== undefined) return tenant;
+      this.idByToken.delete(token);
     }
-    const tenant = this.repo.getByTokenHash(hash);
+    const tenant = this.repo.getByTokenHash(hashToken(token));
     if (tenant !== undefined) {
       this.byId.set(tenant.tenantId, tenant);
-      this.idByToken.set(key, tenant.tenantId);
+      this.idByToken.set(token, tenant.tenantId);
     }
     return tenant;
   }
@@ -109,6 +110,7 @@ export class Tenants {
   /** Forgets what is cached of a tenant (it changed, here or on another node). */
   forget(tenantId: string): void {
     this.byId.delete(tenantId);
+    this.idByToken.clear();
   }
 
   /**
