@@ -20,7 +20,7 @@ import { contextValuesFor, type Logger } from "../observability/log.js";
 import { bindRequest } from "./binder.js";
 import type { Dialect, GatewayRefusal, RenderedResponse } from "./dialects/dialect.js";
 import { containsInline, shapeMessage } from "./json-shape.js";
-import { RestContext } from "./rest-context.js";
+import { RestContext, WaitingCalls } from "./rest-context.js";
 import { type RouteSpec, RouteTable } from "./route-table.js";
 
 type UnaryFn = Parameters<Interceptor>[0];
@@ -79,9 +79,17 @@ function isFormContentType(value: string | undefined): boolean {
 export class RestGateway {
   readonly table: RouteTable;
   private readonly options: GatewayOptions;
+  /**
+   * A result object a service hands out more than once (one event batch answering a
+   * thousand long-polls) becomes one message and is rendered once for its route.
+   */
+  private readonly messages = new WeakMap<object, Message>();
+  private readonly renders = new WeakMap<Message, { route: RouteSpec; rendered: RenderedResponse }>();
+  private readonly waiting: WaitingCalls;
 
   constructor(options: GatewayOptions) {
     this.options = options;
+    this.waiting = new WaitingCalls(options.shutdownSignal);
     this.table = new RouteTable(options.routes, options.defaultDialect);
     for (const route of this.table.all) {
       if (!options.dialects.has(route.dialect)) {
@@ -150,7 +158,7 @@ export class RestGateway {
         headersOf(req),
         contextValuesFor(req, this.options.logger),
         res,
-        this.options.shutdownSignal,
+        this.waiting,
       );
       const impl = this.options.implementations.get(route.service) as AnyServiceImpl;
       const fn = impl[route.method.localName] as (m: unknown, c: HandlerContext) => unknown;
@@ -173,16 +181,21 @@ export class RestGateway {
         stream: false as const,
         service: route.service,
         method: route.method as UnaryRequest["method"],
-        header: ctx.responseHeader,
-        trailer: ctx.responseTrailer,
-        message: create(route.method.output, result as never) as Message,
+        // Made only if someone looks: a call that sets no headers can share its rendering.
+        get header() {
+          return ctx.responseHeader;
+        },
+        get trailer() {
+          return ctx.responseTrailer;
+        },
+        message: this.messageOf(route, result),
       });
       const call = compose(this.options.interceptors, (_r: UnaryRequest) => {
         const result = fn.call(impl, message, ctx);
         return result instanceof Promise ? result.then(answer) : Promise.resolve(answer(result));
       });
       const out = await call(this.request(ctx, message, false));
-      write(res, this.renderSuccess(route, dialect, out.message as Message, ctx));
+      write(res, this.rendered(route, dialect, out.message as Message, ctx));
     } catch (e) {
       if (e instanceof Refusal) {
         drain(req);
@@ -191,6 +204,26 @@ export class RestGateway {
       // The error interceptor has logged it and recorded it for the request's log line.
       write(res, dialect.renderError(toConnectError(e), undefined, route.method));
     }
+  }
+
+  private messageOf(route: RouteSpec, result: unknown): Message {
+    if (result === null || typeof result !== "object") return create(route.method.output, result as never) as Message;
+    let message = this.messages.get(result);
+    if (message === undefined) {
+      message = create(route.method.output, result as never) as Message;
+      this.messages.set(result, message);
+    }
+    return message;
+  }
+
+  /** The success response, rendered once per message and route unless the call set headers. */
+  private rendered(route: RouteSpec, dialect: Dialect, output: Message, ctx: RestContext): RenderedResponse {
+    if (ctx.headersSet() !== undefined) return this.renderSuccess(route, dialect, output, ctx);
+    const known = this.renders.get(output);
+    if (known?.route === route) return known.rendered;
+    const rendered = this.renderSuccess(route, dialect, output, ctx);
+    this.renders.set(output, { route, rendered });
+    return rendered;
   }
 
   /** The interceptors' view of a REST call: the same request they see for gRPC and Connect. */

@@ -9,6 +9,40 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ContextValues, HandlerContext } from "@connectrpc/connect";
 import type { NodeResponse } from "../http/types.js";
 
+const CLIENT_GONE = Object.freeze(new Error("the client went away"));
+const SHUTTING_DOWN = Object.freeze(new Error("the server is shutting down"));
+
+/**
+ * The abort controllers of REST calls still waiting, all aborted by one listener on the
+ * shutdown signal: a listener per call on that one signal would pile up (and cost a scan
+ * to remove) with ten thousand long-polls.
+ */
+export class WaitingCalls {
+  private readonly live = new Set<AbortController>();
+  private shuttingDown = false;
+
+  constructor(shutdownSignal: AbortSignal | undefined) {
+    shutdownSignal?.addEventListener(
+      "abort",
+      () => {
+        this.shuttingDown = true;
+        for (const c of this.live) c.abort(SHUTTING_DOWN);
+        this.live.clear();
+      },
+      { once: true },
+    );
+  }
+
+  add(controller: AbortController): void {
+    if (this.shuttingDown) controller.abort(SHUTTING_DOWN);
+    else this.live.add(controller);
+  }
+
+  delete(controller: AbortController): void {
+    this.live.delete(controller);
+  }
+}
+
 export class RestContext implements HandlerContext {
   readonly protocolName = "rest";
   private controller: AbortController | undefined;
@@ -23,18 +57,24 @@ export class RestContext implements HandlerContext {
     readonly requestHeader: Headers,
     readonly values: ContextValues,
     private readonly res: NodeResponse,
-    private readonly shutdownSignal: AbortSignal | undefined,
+    private readonly waiting: WaitingCalls,
   ) {}
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       const controller = new AbortController();
       this.controller = controller;
-      this.res.on("close", () => controller.abort());
-      if (this.shutdownSignal !== undefined) {
-        if (this.shutdownSignal.aborted) controller.abort();
-        else this.shutdownSignal.addEventListener("abort", () => controller.abort(), { once: true });
-      }
+      // Aborted when the client goes away before its answer; a finished call is not aborted
+      // (an abort without a reason builds a DOMException with a stack trace).
+      let answered = false;
+      this.res.on("finish", () => {
+        answered = true;
+      });
+      this.res.on("close", () => {
+        this.waiting.delete(controller);
+        if (!answered) controller.abort(CLIENT_GONE);
+      });
+      this.waiting.add(controller);
     }
     return this.controller.signal;
   }

@@ -100,6 +100,8 @@ function mediaUnavailable(): DomainError {
 }
 
 export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceService> {
+  private readonly eventAnswers = new WeakMap<object, { events: JsonObject[] }>();
+
   constructor(
     private readonly callers: Callers,
     private readonly conferences: Conferences,
@@ -396,7 +398,13 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   async listEvents(req: pb.ListEventsRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.id);
     const events = await this.conferences.waitForEvents(p.appId, req.id, Number(req.v), ctx.signal, p.tenantId);
-    return { events: events as JsonObject[] };
+    // Waiters woken by one commit share one event list: they get one answer object (rendered once).
+    let answer = this.eventAnswers.get(events);
+    if (answer === undefined) {
+      answer = { events: events as JsonObject[] };
+      this.eventAnswers.set(events, answer);
+    }
+    return answer;
   }
 
   async *watchConferenceEvents(req: pb.WatchConferenceEventsRequest, ctx: HandlerContext) {
