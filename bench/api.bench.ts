@@ -307,50 +307,35 @@ async function controlPlane(): Promise<void> {
 }
 
 async function longPoll(): Promise<void> {
-  // Long-poll: 1000 waiters on one conference (in two processes of their own), one commit wakes them all.
-  {
-    const id = (await json("POST", `${base}/rtc-api/conferences/create`, bearer, {})).id as string;
-    await json("POST", `${base}/rtc-api/conferences/join`, bearer, {
-      conferenceId: id,
-      userEndpointId: "lp",
-      userId: "lp",
-    });
-    const v = (await json("GET", `${base}/rtc-api/conferences/${id}/simpleView`, bearer)).version as number;
-    const url = `${base}/rtc-api/conferences/${id}/events?v=${v}`;
-    const waiterProcs = [0, 1].map(() =>
-      spawn(process.execPath, ["--import", "tsx", "bench/lib/waiters.ts", url, "500", bearer.authorization], {
-        cwd: ROOT,
-        stdio: ["ignore", "pipe", "inherit"],
-      }),
-    );
-    const outputs = waiterProcs.map(
-      (p) =>
-        new Promise<string>((resolve) => {
-          let out = "";
-          p.stdout.on("data", (c: Buffer) => {
-            out += c.toString();
-          });
-          p.once("exit", () => resolve(out));
-        }),
-    );
-    await new Promise((r) => setTimeout(r, 4000));
-    const committedAt = performance.timeOrigin + performance.now();
-    await json("POST", `${base}/rtc-api/conferences/updateMetadata`, bearer, {
+  // Long-poll: 1000 waiters (in two processes of their own) woken at once, rtcplane by one
+  // commit on one conference, the bare node:http ceiling by one POST.
+  const id = (await json("POST", `${base}/rtc-api/conferences/create`, bearer, {})).id as string;
+  await json("POST", `${base}/rtc-api/conferences/join`, bearer, {
+    conferenceId: id,
+    userEndpointId: "lp",
+    userId: "lp",
+  });
+  const v = (await json("GET", `${base}/rtc-api/conferences/${id}/simpleView`, bearer)).version as number;
+  const rawLongPoll = await child(["--import", "tsx", "bench/servers/raw-longpoll.ts"]);
+  const ours = await wakeAll(`${base}/rtc-api/conferences/${id}/events?v=${v}`, () =>
+    json("POST", `${base}/rtc-api/conferences/updateMetadata`, bearer, {
       conferenceId: id,
       userEndpointId: "lp",
       key: "k",
       operation: "SET",
       value: "v",
-    });
-    const woken = (await Promise.all(outputs))
-      .flatMap((o) => JSON.parse(o.split("\n").find((l) => l.startsWith("[")) ?? "[]") as number[])
-      .map((t) => t - committedAt)
-      .sort((a, b) => a - b);
-    const q = (p: number) => woken[Math.min(woken.length - 1, Math.floor(p * woken.length))]?.toFixed(1);
-    console.log("\n## Long-poll\n");
-    console.log(
-      `${woken.length} waiters on one conference woken by one commit: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms (from the commit request being sent)`,
-    );
+    }),
+  );
+  const raw = await wakeAll(`${h1Url(rawLongPoll)}/events`, () => json("POST", `${h1Url(rawLongPoll)}/wake`, {}));
+  console.log("\n## Long-poll (1000 waiters woken at once; ms from the waking request being sent)\n");
+  console.log("| server | answered | p50 | p99 | max |");
+  console.log("|---|---|---|---|---|");
+  for (const [name, w] of [
+    ["raw node:http, one loop", raw],
+    ["rtcplane, one commit", ours],
+  ] as const) {
+    const q = (p: number) => w[Math.min(w.length - 1, Math.floor(p * w.length))]?.toFixed(1);
+    console.log(`| ${name} | ${w.length} | ${q(0.5)} | ${q(0.99)} | ${q(1)} |`);
   }
 
   // 10,000 idle waiters across 100 conferences, multiplexed over 100 HTTP/2 connections.
@@ -377,4 +362,31 @@ async function longPoll(): Promise<void> {
       `10,000 idle waiters across 100 conferences: server RSS ${during.toFixed(0)} MiB (${before.toFixed(0)} MiB before, +${(during - before).toFixed(0)} MiB)`,
     );
   }
+}
+
+/** Opens 1000 waiters on `url` in two processes, runs `wake`, answers when each was answered (ms, sorted). */
+async function wakeAll(url: string, wake: () => Promise<unknown>): Promise<number[]> {
+  const waiterProcs = [0, 1].map(() =>
+    spawn(process.execPath, ["--import", "tsx", "bench/lib/waiters.ts", url, "500", bearer.authorization], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    }),
+  );
+  const outputs = waiterProcs.map(
+    (p) =>
+      new Promise<string>((resolve) => {
+        let out = "";
+        p.stdout.on("data", (c: Buffer) => {
+          out += c.toString();
+        });
+        p.once("exit", () => resolve(out));
+      }),
+  );
+  await new Promise((r) => setTimeout(r, 4000));
+  const wokenAt = performance.timeOrigin + performance.now();
+  await wake();
+  return (await Promise.all(outputs))
+    .flatMap((o) => JSON.parse(o.split("\n").find((l) => l.startsWith("[")) ?? "[]") as number[])
+    .map((t) => t - wokenAt)
+    .sort((a, b) => a - b);
 }
