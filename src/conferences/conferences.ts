@@ -175,27 +175,27 @@ export class Conferences {
   /**
    * Runs one state change: `apply` mutates inside the transaction and returns the event's
    * type and fields (or undefined for "nothing changed"). Recipients are the participants
-   * before and after, so a leaving endpoint hears of its own leave.
+   * after the change, plus whoever `apply` names in `alsoTo` (a leaving endpoint hears of
+   * its own leave).
    */
   private change(
     conferenceId: string,
     appId: string,
     actor: Actor | undefined,
-    apply: (c: ConferenceRow) => { type: string; fields: Json } | undefined,
+    apply: (c: ConferenceRow) => { type: string; fields: Json; alsoTo?: Recipient } | undefined,
     allowEnded = false,
   ): Json | undefined {
     const result = this.db.transaction(() => {
       const c = this.find(appId, conferenceId);
       if (c.ended && !allowEnded) throw conferenceEnded(conferenceId);
-      const before = this.recipients(c);
       const change = apply(c);
       if (change === undefined) return undefined;
       const event = this.event(c, change.type, actor, change.fields, c.version);
       this.repo.appendEvent(c.seq, c.version, event, this.now());
       this.repo.bumpVersion(c.seq, this.now());
-      const after = this.recipients(c);
-      const all = new Map([...before, ...after].map((r) => [`${r.userId}/${r.endpointId}`, r]));
-      return { event, recipients: [...all.values()] };
+      const recipients = this.recipients(c);
+      if (change.alsoTo !== undefined) recipients.push(change.alsoTo);
+      return { event, recipients };
     })();
     if (result === undefined) return undefined;
     this.bus.publish({ appId, conferenceId }, result.event, result.recipients, true);
@@ -286,6 +286,7 @@ export class Conferences {
       return { type: "ConferenceJoinedEvent", fields: { metadata } };
     });
     // A MESH room becomes SFU when autoUpgradeParticipantCount participants (different users) have joined.
+    if (c0.mode !== "P2P" || c0.autoUpgradeCount === null) return;
     this.change(conferenceId, appId, actor, (c) => {
       if (c.mode !== "P2P" || c.autoUpgradeCount === null) return undefined;
       if (this.repo.countUsers(c.seq) < c.autoUpgradeCount) return undefined;
@@ -319,7 +320,11 @@ export class Conferences {
       (c) => {
         const p = this.ownParticipant(c, actor, enforceUser);
         this.repo.removeParticipant(c.seq, p.endpointId);
-        return { type: "ConferenceLeftEvent", fields: { reason } };
+        return {
+          type: "ConferenceLeftEvent",
+          fields: { reason },
+          alsoTo: { userId: p.userId, endpointId: p.endpointId },
+        };
       },
       true,
     );

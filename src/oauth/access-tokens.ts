@@ -7,8 +7,9 @@
  * and refresh-token reuse can revoke tokens that are still within their lifetime.
  */
 import { randomUUID } from "node:crypto";
-import { errors, jwtVerify, SignJWT } from "jose";
+import { errors, jwtVerify } from "jose";
 import { hmacKey } from "../auth/hmac-key.js";
+import { Hs256Signer } from "../auth/hs256.js";
 import type { ServerKey } from "../auth/server-key.js";
 import { Lru } from "../cache/lru.js";
 import { unauthenticated } from "../errors.js";
@@ -51,6 +52,8 @@ export interface IssuedTokens {
 export class AccessTokens {
   private readonly accessKey: Promise<CryptoKey>;
   private readonly refreshKey: Promise<CryptoKey>;
+  private readonly accessSigner: Hs256Signer;
+  private readonly refreshSigner: Hs256Signer;
   /**
    * Clients send the same bearer token for an hour: its signature is checked once and its
    * principal remembered (expiry is still checked on every use; revocation is Principals').
@@ -64,33 +67,29 @@ export class AccessTokens {
     readonly refreshTtlSeconds: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.accessKey = hmacKey(serverKey.derive("oauth.access"));
-    this.refreshKey = hmacKey(serverKey.derive("oauth.refresh"));
+    const access = serverKey.derive("oauth.access");
+    const refresh = serverKey.derive("oauth.refresh");
+    this.accessKey = hmacKey(access);
+    this.refreshKey = hmacKey(refresh);
+    this.accessSigner = new Hs256Signer(access);
+    this.refreshSigner = new Hs256Signer(refresh);
   }
 
-  private async sign(
-    p: Principal,
-    audience: string,
-    key: Promise<CryptoKey>,
-    expiresAt: number,
-    jti: string,
-  ): Promise<string> {
+  private sign(p: Principal, audience: string, signer: Hs256Signer, expiresAt: number, jti: string): string {
     const iat = Math.floor(this.now() / 1000);
-    return new SignJWT({
+    return signer.sign({
       app: p.appId,
       role: p.role,
       gen: p.credentialGen,
       ...(p.conferenceId ? { conf: p.conferenceId } : {}),
       ...(p.familyId ? { fam: p.familyId } : {}),
-    })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuer(ISSUER)
-      .setAudience(audience)
-      .setSubject(p.userId)
-      .setIssuedAt(iat)
-      .setExpirationTime(Math.max(iat + 1, expiresAt))
-      .setJti(jti)
-      .sign(await key);
+      iss: ISSUER,
+      aud: audience,
+      sub: p.userId,
+      iat,
+      exp: Math.max(iat + 1, expiresAt),
+      jti,
+    });
   }
 
   /** A fresh refresh token id; the family records which one is current. */
@@ -102,20 +101,19 @@ export class AccessTokens {
    * An access token and the refresh token `refreshJti`; the refresh token expires after its
    * TTL or at `chainEndsAtMs`, whichever is first (a chain never outlives its family).
    */
-  async issue(p: Principal, refreshJti: string, chainEndsAtMs: number): Promise<IssuedTokens> {
+  issue(p: Principal, refreshJti: string, chainEndsAtMs: number): IssuedTokens {
     const now = Math.floor(this.now() / 1000);
-    const [accessToken, refreshToken] = await Promise.all([
-      this.sign(p, ACCESS_AUDIENCE, this.accessKey, now + this.accessTtlSeconds, randomUUID()),
-      this.sign(
+    return {
+      accessToken: this.sign(p, ACCESS_AUDIENCE, this.accessSigner, now + this.accessTtlSeconds, randomUUID()),
+      refreshToken: this.sign(
         p,
         REFRESH_AUDIENCE,
-        this.refreshKey,
+        this.refreshSigner,
         // The family ends the chain to the millisecond; the token's own expiry only rounds up to it.
         Math.min(now + this.refreshTtlSeconds, Math.ceil(chainEndsAtMs / 1000)),
         refreshJti,
       ),
-    ]);
-    return { accessToken, refreshToken };
+    };
   }
 
   private async verify(

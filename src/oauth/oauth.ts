@@ -96,7 +96,7 @@ export class OAuth {
   }
 
   private async result(p: Principal, refreshJti: string, chainEndsAtMs: number): Promise<TokenResult> {
-    const { accessToken, refreshToken } = await this.tokens.issue(p, refreshJti, chainEndsAtMs);
+    const { accessToken, refreshToken } = this.tokens.issue(p, refreshJti, chainEndsAtMs);
     return {
       accessToken,
       refreshToken,

@@ -6,6 +6,7 @@
  */
 import type { AppAuth } from "../auth/app-auth.js";
 import type { ChangeScope, CredentialChanges } from "../auth/credential-changes.js";
+import { Lru } from "../cache/lru.js";
 import { Reason, withReason } from "../errors.js";
 import type { AccessTokens, Principal } from "./access-tokens.js";
 import type { RefreshFamilies } from "./refresh-families.js";
@@ -15,6 +16,8 @@ export interface RoomExistence {
   find(appId: string, roomId: string): unknown;
 }
 
+const LIVE_FAMILIES = 20_000;
+
 function revoked(message: string) {
   return withReason("unauthenticated", message, Reason.InvalidToken, {});
 }
@@ -23,13 +26,21 @@ function revoked(message: string) {
 export type CheckedPrincipal = Principal & { readonly tenantId: string };
 
 export class Principals {
+  /**
+   * Refresh families known not to be revoked: a login's every request checks its family,
+   * and revocations are rare, so the answer is kept until any credential changes.
+   */
+  private readonly liveFamilies = new Lru<string, true>(LIVE_FAMILIES);
+
   constructor(
     private readonly tokens: AccessTokens,
     private readonly appAuth: AppAuth,
     private readonly families: RefreshFamilies,
     private readonly rooms: RoomExistence,
     private readonly changes: CredentialChanges,
-  ) {}
+  ) {
+    changes.subscribe(() => this.liveFamilies.clear());
+  }
 
   /** The principal of a bare bearer token (MQTT passwords), if it may still act. */
   fromToken(token: string): CheckedPrincipal | Promise<CheckedPrincipal> {
@@ -43,8 +54,9 @@ export class Principals {
     if (app.credentialGen !== p.credentialGen) {
       throw revoked("the token was issued before the app's secret key was renewed");
     }
-    if (p.familyId !== undefined && this.families.isRevoked(p.familyId)) {
-      throw revoked("the token's login was revoked");
+    if (p.familyId !== undefined && this.liveFamilies.get(p.familyId) === undefined) {
+      if (this.families.isRevoked(p.familyId)) throw revoked("the token's login was revoked");
+      this.liveFamilies.set(p.familyId, true);
     }
     if (p.role === "USER" && p.conferenceId !== undefined && this.rooms.find(p.appId, p.conferenceId) === undefined) {
       throw revoked("the token's room no longer exists");

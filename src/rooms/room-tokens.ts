@@ -4,8 +4,9 @@
  * carries a fresh one valid for the room's roomTokenTTLSeconds.
  */
 import { randomUUID } from "node:crypto";
-import { errors, jwtVerify, SignJWT } from "jose";
+import { errors, jwtVerify } from "jose";
 import { hmacKey } from "../auth/hmac-key.js";
+import { Hs256Signer } from "../auth/hs256.js";
 import type { ServerKey } from "../auth/server-key.js";
 import { Lru } from "../cache/lru.js";
 
@@ -39,13 +40,16 @@ const CACHED_TOKENS = 10_000;
 
 export class RoomTokens {
   private readonly key: Promise<CryptoKey>;
+  private readonly signer: Hs256Signer;
   private readonly recent = new Lru<string, { token: string; renewAtMs: number }>(CACHED_TOKENS);
 
   constructor(
     serverKey: ServerKey,
     private readonly now: () => number = Date.now,
   ) {
-    this.key = hmacKey(serverKey.derive("rooms.token"));
+    const bytes = serverKey.derive("rooms.token");
+    this.key = hmacKey(bytes);
+    this.signer = new Hs256Signer(bytes);
   }
 
   /**
@@ -53,27 +57,28 @@ export class RoomTokens {
    * lifetime left, else a new one. Every room response carries a token; signing one per
    * read would cost more than the read.
    */
-  current(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): string | Promise<string> {
+  current(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): string {
     const key = `${appId}/${roomId}/${credentialGen}/${ttlSeconds}`;
     const cached = this.recent.get(key);
     if (cached !== undefined && cached.renewAtMs > this.now()) return cached.token;
-    return this.issue(roomId, appId, ttlSeconds, credentialGen).then((token) => {
-      this.recent.set(key, { token, renewAtMs: this.now() + (ttlSeconds * 1000) / 2 });
-      return token;
-    });
+    const token = this.issue(roomId, appId, ttlSeconds, credentialGen);
+    this.recent.set(key, { token, renewAtMs: this.now() + (ttlSeconds * 1000) / 2 });
+    return token;
   }
 
-  async issue(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): Promise<string> {
+  issue(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): string {
     const iat = Math.floor(this.now() / 1000);
-    return new SignJWT({ app: appId, role: "USER", gen: credentialGen })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setSubject(roomId)
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + ttlSeconds)
-      .setJti(randomUUID())
-      .sign(await this.key);
+    return this.signer.sign({
+      app: appId,
+      role: "USER",
+      gen: credentialGen,
+      iss: ISSUER,
+      aud: AUDIENCE,
+      sub: roomId,
+      iat,
+      exp: iat + ttlSeconds,
+      jti: randomUUID(),
+    });
   }
 
   /** Checks signature, issuer, audience and expiry; throws RoomTokenError otherwise. */

@@ -40,15 +40,12 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
     });
   }
 
-  /** The room with its current token; at once when the token is at hand (a read needs no promise). */
-  private withToken(r: RoomRecord, credentialGen: number): Room | Promise<Room> {
-    const token = this.tokens.current(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen);
-    return typeof token === "string"
-      ? RoomServiceImpl.toRoom(r, token)
-      : token.then((t) => RoomServiceImpl.toRoom(r, t));
+  /** The room with its current token. */
+  private withToken(r: RoomRecord, credentialGen: number): Room {
+    return RoomServiceImpl.toRoom(r, this.tokens.current(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen));
   }
 
-  async createRoom(req: CreateRoomRequest, ctx: HandlerContext) {
+  createRoom(req: CreateRoomRequest, ctx: HandlerContext) {
     const app = this.app(ctx);
     const room = this.rooms.create(app.appId, {
       name: req.name,
@@ -56,26 +53,25 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
       conferenceType: req.conferenceType,
       autoUpgradeParticipantCount: req.autoUpgradeParticipantCount,
     });
-    return { room: await this.withToken(room, app.credentialGen) };
+    return { room: this.withToken(room, app.credentialGen) };
   }
 
   getRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    const room = this.withToken(this.rooms.use(app.appId, req.id), app.credentialGen);
-    return room instanceof Promise ? room.then((r) => ({ room: r })) : { room };
+    return { room: this.withToken(this.rooms.use(app.appId, req.id), app.credentialGen) };
   }
 
-  async listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
+  listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
     const app = this.app(ctx);
     const page = this.rooms.list(app.appId, req.numberOfRecords, req.token);
     return {
-      data: await Promise.all(page.rooms.map((r) => this.withToken(r, app.credentialGen))),
+      data: page.rooms.map((r) => this.withToken(r, app.credentialGen)),
       ...(page.nextToken === undefined ? {} : { token: page.nextToken }),
     };
   }
 
-  async deleteRoom(req: { id: string }, ctx: HandlerContext) {
+  deleteRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: await this.withToken(this.rooms.delete(app.appId, req.id), app.credentialGen) };
+    return { room: this.withToken(this.rooms.delete(app.appId, req.id), app.credentialGen) };
   }
 }

@@ -13,7 +13,7 @@ describe("RoomTokens", () => {
 
   it("carries the room, the app and role USER, and verifies until it expires", async () => {
     now = Date.UTC(2026, 0, 1);
-    const token = await tokens.issue("RO-1", "app-1", 60, 3);
+    const token = tokens.issue("RO-1", "app-1", 60, 3);
     const claims = decodeJwt(token);
     assert.equal(claims.sub, "RO-1");
     assert.equal(claims.app, "app-1");
@@ -35,7 +35,7 @@ describe("RoomTokens", () => {
 
   it("rejects tampered tokens and tokens of another server", async () => {
     now = Date.UTC(2026, 0, 1);
-    const token = await tokens.issue("RO-1", "app-1", 60, 3);
+    const token = tokens.issue("RO-1", "app-1", 60, 3);
     const [h, p, s] = token.split(".");
     const forged = Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: "RO-2" })).toString("base64url");
     for (const bad of [`${h}.${forged}.${s}`, `${h}.${p}.${s?.slice(0, -2)}xx`, "not.a.jwt", ""]) {
