@@ -29,12 +29,14 @@ export class RequestLog {
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       const status = res.statusCode;
-      if (status < 400 && !this.root.isLevelEnabled("debug")) return;
+      // gRPC answers errors with HTTP 200 and the code in trailers: the RPC's outcome counts too.
+      const refused = status >= 400 || info.outcome !== undefined;
+      if (!refused && !this.root.isLevelEnabled("debug")) return;
       const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
       const line = { method: req.method, path: req.url?.split("?")[0], status, ms, ...info.outcome };
-      if (status < 400) info.log.debug(line, "request");
+      if (!refused) info.log.debug(line, "request");
       else if (!this.budget.take()) this.suppressed++;
-      else if (status >= 500) info.log.warn(line, "request failed");
+      else if (status >= 500 || info.outcome?.code === "Internal") info.log.warn(line, "request failed");
       else info.log.info(line, "request refused");
     });
   }
