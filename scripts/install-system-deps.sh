@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives as real clients: protoc (fixture descriptors and
-# Python messages), Python grpcio, headless Chromium, openssl (TLS test certificates).
+# Python messages), Python grpcio, headless Chromium, openssl (TLS test certificates), curl;
+# and h2load (nghttp2-client), the HTTP/2 load generator of `npm run bench:api`.
 # Installs only what is missing; needs root (CI and these machines run as root).
 set -euo pipefail
 
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
 /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || missing+=(python3-protobuf)
