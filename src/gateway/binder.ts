@@ -13,7 +13,7 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { invalidArgument, Reason, withReason } from "../errors.js";
-import { containsInline, wrapMessage } from "./json-shape.js";
+import { hasLegacyJson, wrapMessage } from "./json-shape.js";
 import type { PathBindings } from "./path-template.js";
 
 type JsonObject = { [key: string]: unknown };
@@ -139,7 +139,7 @@ export function bindRequest(input: BindInput): Message {
     }
   }
   try {
-    const shaped = containsInline(schema) ? wrapMessage(schema, json) : json;
+    const shaped = hasLegacyJson(schema) ? wrapMessage(schema, json) : json;
     return fromJson(schema, shaped as never, input.jsonRead);
   } catch (e) {
     throw invalidArgument(describeJsonError(e, schema));

@@ -19,7 +19,7 @@ import type { NodeRequest, NodeResponse } from "../http/types.js";
 import { contextValuesFor, type Logger } from "../observability/log.js";
 import { bindRequest } from "./binder.js";
 import type { Dialect, GatewayRefusal, RenderedResponse } from "./dialects/dialect.js";
-import { containsInline, shapeMessage } from "./json-shape.js";
+import { hasLegacyJson, shapeMessage } from "./json-shape.js";
 import { RestContext, WaitingCalls } from "./rest-context.js";
 import { type RouteSpec, RouteTable } from "./route-table.js";
 
@@ -349,7 +349,7 @@ export class RestGateway {
 
 /** Applies the proto's inline wrappers and the dialect's number printing, when any apply. */
 function shapeOutput(schema: DescMessage, json: unknown, dialect: Dialect): unknown {
-  if (!dialect.int64AsNumber && !containsInline(schema)) return json;
+  if (!dialect.int64AsNumber && !hasLegacyJson(schema)) return json;
   return shapeMessage(schema, json, { int64AsNumber: dialect.int64AsNumber });
 }
 

@@ -1,16 +1,29 @@
 /**
  * Schema-driven JSON adjustments that proto3 JSON cannot express but legacy APIs need:
  * messages marked `(rtcplane.options.v1.json_inline)` are written and read as the JSON of
- * their one field (a list or map with presence), and, when a dialect asks, 64-bit
- * integers are written as JSON numbers instead of strings.
+ * their one field (a list or map with presence); messages marked `json_scalar_input` are
+ * also read from the bare value of their one scalar field; and, when a dialect asks,
+ * 64-bit integers are written as JSON numbers instead of strings.
  */
 import { type DescField, type DescMessage, getOption, ScalarType } from "@bufbuild/protobuf";
-import { json_inline } from "../../gen/rtcplane/options/v1/options_pb.js";
+import { json_inline, json_scalar_input } from "../../gen/rtcplane/options/v1/options_pb.js";
 
 type Json = unknown;
 type JsonObject = { [key: string]: Json };
 
 const inlineCache = new WeakMap<DescMessage, DescField | null>();
+const scalarInputCache = new WeakMap<DescMessage, DescField | null>();
+
+/** The one scalar field a message may be read from as a bare value, if it says so. */
+function scalarInputField(message: DescMessage): DescField | undefined {
+  let cached = scalarInputCache.get(message);
+  if (cached === undefined) {
+    const only = message.fields.length === 1 ? message.fields[0] : undefined;
+    cached = getOption(message, json_scalar_input) && only?.fieldKind === "scalar" ? only : null;
+    scalarInputCache.set(message, cached);
+  }
+  return cached ?? undefined;
+}
 
 /** The single field of an inline wrapper message, or undefined for ordinary messages. */
 export function inlineField(message: DescMessage): DescField | undefined {
@@ -94,10 +107,17 @@ function wrapValue(field: DescField, value: Json): Json {
   return value;
 }
 
-/** The inverse for requests: puts the bare JSON of inline wrappers back under their field. */
+/**
+ * The inverse for requests: puts the bare JSON of inline wrappers, and bare values of
+ * scalar-input messages, back under their field.
+ */
 export function wrapMessage(message: DescMessage, json: Json): Json {
   const inline = inlineField(message);
   if (inline !== undefined) return json === null ? null : { [inline.jsonName]: wrapValue(inline, json) };
+  const scalar = scalarInputField(message);
+  if (scalar !== undefined && (typeof json === "string" || typeof json === "number" || typeof json === "boolean")) {
+    return { [scalar.jsonName]: json };
+  }
   if (!isObject(json)) return json;
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(json)) {
@@ -109,13 +129,16 @@ export function wrapMessage(message: DescMessage, json: Json): Json {
 
 const containsCache = new WeakMap<DescMessage, boolean>();
 
-/** Whether `message` or anything it holds is an inline wrapper (so shaping can be skipped). */
-export function containsInline(message: DescMessage, visiting = new Set<DescMessage>()): boolean {
+/**
+ * Whether `message` or anything it holds reads or writes legacy JSON differently from proto3
+ * JSON (an inline wrapper or a scalar-input message), so that shaping can be skipped otherwise.
+ */
+export function hasLegacyJson(message: DescMessage, visiting = new Set<DescMessage>()): boolean {
   const cached = containsCache.get(message);
   if (cached !== undefined) return cached;
   if (visiting.has(message)) return false;
   visiting.add(message);
-  let found = inlineField(message) !== undefined;
+  let found = inlineField(message) !== undefined || scalarInputField(message) !== undefined;
   for (const field of message.fields) {
     if (found) break;
     const child =
@@ -125,7 +148,7 @@ export function containsInline(message: DescMessage, visiting = new Set<DescMess
             (field.fieldKind === "map" && field.mapKind === "message")
           ? field.message
           : undefined;
-    if (child !== undefined) found = containsInline(child, visiting);
+    if (child !== undefined) found = hasLegacyJson(child, visiting);
   }
   visiting.delete(message);
   if (visiting.size === 0 || found) containsCache.set(message, found);

@@ -34,7 +34,13 @@ export function rest(url: string, bearer: string | undefined) {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
-    return { status: res.status, text, json: (text === "" ? undefined : JSON.parse(text)) as Json & Json[] };
+    const isJson = (res.headers.get("content-type") ?? "").startsWith("application/json");
+    return {
+      status: res.status,
+      text,
+      type: res.headers.get("content-type") ?? "",
+      json: (isJson && text !== "" ? JSON.parse(text) : undefined) as Json & Json[],
+    };
   };
 }
 

@@ -1,8 +1,11 @@
 /**
  * The conference API (`/rtc-api`): camelCase JSON with versions as numbers, 200 with JSON
- * or 204 with no body (never 201, which one client treats as an error), and Spring-style
- * error bodies `{timestamp, status, error, message}` as the vendor's server sent them.
- * FAILED_PRECONDITION (ended conference, no media) is 412, RESOURCE_EXHAUSTED 429.
+ * or 204 with no body (never 201, which one client treats as an error). Errors keep the
+ * documented statuses — FAILED_PRECONDITION (ended conference, no media) is 412,
+ * RESOURCE_EXHAUSTED 429 — with a plain-text body, never JSON: the vendor's iOS SDK counts
+ * any JSON body as success whatever the status (a JSON error to viewStream would read as an
+ * empty SDP answer), while a non-JSON body on a status other than 200/204 is an error to it
+ * and to every other client. The seed documents these errors without a body schema.
  */
 import { Code } from "@connectrpc/connect";
 import { type Dialect, httpStatusFromCode, httpStatusFromRefusal } from "./dialect.js";
@@ -37,12 +40,10 @@ export const conferenceDialect: Dialect = {
   int64AsNumber: true,
   renderError(error, refusal) {
     const status = refusal === undefined ? conferenceStatus(error.code) : httpStatusFromRefusal(refusal);
-    const body = {
-      timestamp: new Date().toISOString(),
+    return {
       status,
-      error: REASON_PHRASES[status] ?? "Error",
-      message: error.rawMessage,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+      body: `${status} ${REASON_PHRASES[status] ?? "Error"}: ${error.rawMessage}\n`,
     };
-    return { status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
   },
 };
