@@ -66,6 +66,8 @@ export interface Config {
     /** How long a login's refresh chain lasts at most, however often it is refreshed. */
     readonly refreshChainLifetimeSeconds: number;
     readonly endpointSweepIntervalMs: number;
+    /** How long an unanswered one-to-one call rings before it is cancelled (swept with endpoints). */
+    readonly callRingTimeoutSeconds: number;
     readonly iceServers: readonly { urls: string[]; username?: string; credential?: string }[];
   };
   /** MQTT push. */
@@ -236,7 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (publicUrl !== "" && !/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) {
     throw new ConfigError(`PUBLIC_URL=${JSON.stringify(publicUrl)} is not an http(s) URL like https://rtc.example.com`);
   }
-  const accessTokenTtlSeconds = integer(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 31536000);
+  const accessTokenTtlSeconds = integer(env, "ACCESS_TOKEN_TTL_SECONDS", 3600, 2, 31536000);
   const refreshTokenTtlSeconds = integer(env, "REFRESH_TOKEN_TTL_SECONDS", 86400, 1, 31536000);
   const refreshChainLifetimeSeconds = integer(env, "REFRESH_CHAIN_LIFETIME_SECONDS", 604800, 1, 31536000);
   if (refreshChainLifetimeSeconds < refreshTokenTtlSeconds) {
@@ -300,6 +302,7 @@ export function loadConfig(env: Env = process.env): Config {
       refreshTokenTtlSeconds,
       refreshChainLifetimeSeconds,
       endpointSweepIntervalMs: integer(env, "ENDPOINT_SWEEP_INTERVAL_MS", 5000, 50, 3600000),
+      callRingTimeoutSeconds: integer(env, "CALL_RING_TIMEOUT_SECONDS", 60, 1, 3600),
       iceServers: iceServers(env),
     },
     mqtt: {

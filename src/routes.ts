@@ -11,6 +11,8 @@ import { AdminService } from "../gen/rtcplane/admin/v1/admin_pb.js";
 import { adminServiceRoutes } from "../gen/rtcplane/admin/v1/admin_routes.js";
 import { AppService } from "../gen/rtcplane/apps/v1/apps_pb.js";
 import { appServiceRoutes } from "../gen/rtcplane/apps/v1/apps_routes.js";
+import { CallService } from "../gen/rtcplane/conference/v1/calls_pb.js";
+import { callServiceRoutes } from "../gen/rtcplane/conference/v1/calls_routes.js";
 import { ConferenceService, TokenService, UserEndpointService } from "../gen/rtcplane/conference/v1/conference_pb.js";
 import {
   conferenceServiceRoutes,
@@ -33,6 +35,7 @@ import type { AnyServiceImpl } from "./gateway/gateway.js";
 import type { RouteSpec } from "./gateway/route-table.js";
 import type { AdminServiceImpl } from "./services/admin-service.js";
 import type { AppServiceImpl } from "./services/app-service.js";
+import type { CallServiceImpl } from "./services/call-service.js";
 import type { ConferenceServiceImpl } from "./services/conference-service.js";
 import type { HealthServiceImpl } from "./services/health-service.js";
 import { createReflectionImpl, DescriptorIndex } from "./services/reflection-service.js";
@@ -46,6 +49,7 @@ export interface ServiceImpls {
   readonly apps: AppServiceImpl;
   readonly rooms: RoomServiceImpl;
   readonly conferences: ConferenceServiceImpl;
+  readonly calls: CallServiceImpl;
   readonly endpoints: UserEndpointServiceImpl;
   readonly tokens: TokenServiceImpl;
   readonly spreed: SpreedServiceImpl;
@@ -58,6 +62,7 @@ export const apiServices: readonly DescService[] = [
   AppService,
   RoomService,
   ConferenceService,
+  CallService,
   UserEndpointService,
   TokenService,
   SpreedService,
@@ -68,6 +73,7 @@ export const restRoutes: readonly RouteSpec[] = [
   ...appServiceRoutes,
   ...roomServiceRoutes,
   ...conferenceServiceRoutes,
+  ...callServiceRoutes,
   ...userEndpointServiceRoutes,
   ...tokenServiceRoutes,
   ...spreedServiceRoutes,
@@ -112,6 +118,7 @@ export function implementationsByService(impls: ServiceImpls): Map<DescService, 
     [AppService, impls.apps as unknown as AnyServiceImpl],
     [RoomService, impls.rooms as unknown as AnyServiceImpl],
     [ConferenceService, impls.conferences as unknown as AnyServiceImpl],
+    [CallService, impls.calls as unknown as AnyServiceImpl],
     [UserEndpointService, impls.endpoints as unknown as AnyServiceImpl],
     [TokenService, impls.tokens as unknown as AnyServiceImpl],
     [SpreedService, impls.spreed as unknown as AnyServiceImpl],
@@ -123,6 +130,7 @@ export function registerRpcServices(router: ConnectRouter, impls: ServiceImpls):
   router.service(AppService, impls.apps);
   router.service(RoomService, impls.rooms);
   router.service(ConferenceService, impls.conferences);
+  router.service(CallService, impls.calls);
   router.service(UserEndpointService, impls.endpoints);
   router.service(TokenService, impls.tokens);
   router.service(SpreedService, impls.spreed);

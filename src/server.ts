@@ -14,6 +14,7 @@ import { AppAuth } from "./auth/app-auth.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { CredentialChanges } from "./auth/credential-changes.js";
 import { ServerKey } from "./auth/server-key.js";
+import { Calls } from "./calls/calls.js";
 import { Conferences } from "./conferences/conferences.js";
 import { EventBus } from "./conferences/event-bus.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
@@ -45,6 +46,7 @@ import {
 } from "./routes.js";
 import { AdminServiceImpl } from "./services/admin-service.js";
 import { AppServiceImpl } from "./services/app-service.js";
+import { CallServiceImpl } from "./services/call-service.js";
 import { Callers } from "./services/caller.js";
 import { ConferenceServiceImpl } from "./services/conference-service.js";
 import { HealthServiceImpl, HealthState } from "./services/health-service.js";
@@ -131,6 +133,19 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     credentialChanges.notify({ appId });
   };
   const endpoints = new Endpoints(db, conferences, logger);
+  const calls = new Calls(
+    db,
+    { ofUser: (appId, userId) => endpoints.list(appId, userId).map((e) => ({ userId, endpointId: e.endpointId })) },
+    bus,
+    {
+      ringTimeoutMs: config.conference.callRingTimeoutSeconds * 1000,
+      retentionMs: CALL_RETENTION_MS,
+      maxWaitersPerTenant: config.conference.maxWaitersPerTenant,
+      maxWaiters: config.conference.maxWaiters,
+    },
+    logger,
+  );
+  endpoints.onRemoved = (appId, endpointId, userId) => calls.endpointGone(appId, endpointId, userId);
   const accessTokens = new AccessTokens(
     serverKey,
     roomTokens,
@@ -139,7 +154,9 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   );
   const families = new RefreshFamilies(db);
   families.onRevoked = (appId) => credentialChanges.notify({ appId });
-  const principals = new Principals(accessTokens, appAuth, families, rooms, credentialChanges);
+  const principals = new Principals(accessTokens, appAuth, families, rooms, credentialChanges, (appId, userId) =>
+    endpoints.hasAny(appId, userId),
+  );
   const callers = new Callers(principals);
   const media = options.media;
   conferences.onParticipantLeft = (ref, endpointId) => media?.closeEndpoint(ref, endpointId);
@@ -171,6 +188,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     apps: new AppServiceImpl(tenants, apps),
     rooms: new RoomServiceImpl(rooms, roomTokens),
     conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds, media),
+    calls: new CallServiceImpl(callers, calls, endpoints),
     endpoints: new UserEndpointServiceImpl(endpoints, config.conference.iceServers),
     tokens: new TokenServiceImpl(
       new OAuth(
@@ -316,12 +334,18 @@ export function build(config: Config, options: BuildOptions = {}): Server {
         }
       }, ROOM_USE_FLUSH_MS);
       usesFlusher.unref();
-      // Endpoints that miss their keep-alive turn SICK, then leave their conferences.
+      // Endpoints that miss their keep-alive turn SICK, then leave their conferences; calls
+      // that ring unanswered for CALL_RING_TIMEOUT_SECONDS are cancelled.
       const endpointSweeper = setInterval(() => {
         try {
           endpoints.sweep();
         } catch (err) {
           logger.error({ err }, "endpoint sweep failed");
+        }
+        try {
+          calls.sweep();
+        } catch (err) {
+          logger.error({ err }, "call sweep failed");
         }
       }, config.conference.endpointSweepIntervalMs);
       endpointSweeper.unref();
@@ -359,6 +383,8 @@ async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media
 
 /** How often room uses remembered by reads are written. */
 const ROOM_USE_FLUSH_MS = 60_000;
+/** How long a finished one-to-one call is remembered (a late command on it answers 412, not 404). */
+const CALL_RETENTION_MS = 3_600_000;
 
 /** The path of a request target, without its query. */
 function pathOf(target: string | undefined): string {

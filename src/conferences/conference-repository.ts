@@ -112,6 +112,9 @@ export class ConferenceRepository {
          RETURNING ${CONFERENCE_COLUMNS}`,
       ),
       byId: db.prepare(`SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND conference_id = ?`),
+      running: db.prepare(
+        `SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND ended = 0 ORDER BY seq DESC LIMIT ?`,
+      ),
       bumpVersion: db.prepare("UPDATE conferences SET version = version + 1, update_time_ms = ? WHERE seq = ?"),
       setMode: db.prepare("UPDATE conferences SET mode = ? WHERE seq = ?"),
       end: db.prepare("UPDATE conferences SET ended = 1, end_reason = ? WHERE seq = ?"),
@@ -186,6 +189,11 @@ export class ConferenceRepository {
   get(appId: string, conferenceId: string): ConferenceRow | undefined {
     const r = this.s.byId.get(appId, conferenceId) as RawConference | undefined;
     return r && conferenceFromRaw(r);
+  }
+
+  /** The app's conferences that have not ended, newest first. */
+  running(appId: string, limit: number): ConferenceRow[] {
+    return (this.s.running.all(appId, limit) as RawConference[]).map(conferenceFromRaw);
   }
 
   bumpVersion(seq: number, now: number): void {

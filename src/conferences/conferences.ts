@@ -144,6 +144,16 @@ export class Conferences {
     return c;
   }
 
+  /** The app's conference, or undefined. */
+  lookup(appId: string, conferenceId: string): ConferenceRow | undefined {
+    return this.repo.get(appId, conferenceId);
+  }
+
+  /** The app's running conferences, newest first. */
+  running(appId: string, limit: number): ConferenceRow[] {
+    return this.repo.running(appId, limit);
+  }
+
   /** Like find, but a rooms-API room without a conference yet gets one (its first use). */
   private findOrOpenRoom(appId: string, conferenceId: string, actor: Actor): ConferenceRow {
     const existing = this.repo.get(appId, conferenceId);

@@ -1,7 +1,8 @@
 /**
  * In-process fan-out of conference events after their transaction commits: long-poll
  * waiters and event streams subscribe per conference, and push channels (MQTT) get every
- * event with its app and the topics of its recipients. Nothing here polls SQLite.
+ * event with its app and the topics of its recipients; call events, which belong to no
+ * conference, go to push channels and to per-user listeners. Nothing here polls SQLite.
  * Conference ids are unique per app only, so everything is keyed by both.
  */
 import type { Json } from "./conference-repository.js";
@@ -19,6 +20,8 @@ export interface ConferenceRef {
 }
 
 export type ConferenceListener = (event: Json, logged: boolean) => void;
+/** Gets the events pushed to any endpoint of one user (one-to-one call events). */
+export type UserListener = (event: Json) => void;
 export type PushSink = (appId: string, recipients: readonly Recipient[], event: Json) => void;
 
 function keyOf(ref: ConferenceRef): string {
@@ -31,6 +34,7 @@ export class EventBus {
   private readonly perOwner = new Map<string, number>();
   private total = 0;
   private readonly sinks = new Set<PushSink>();
+  private readonly userListeners = new Map<string, Set<UserListener>>();
 
   /**
    * Listens to one conference's events, counted against `owner`'s quota; returns the
@@ -44,19 +48,42 @@ export class EventBus {
       this.listeners.set(key, set);
     }
     set.add(listener);
-    this.total++;
-    this.perOwner.set(owner, (this.perOwner.get(owner) ?? 0) + 1);
+    this.count(owner, 1);
     let subscribed = true;
     return () => {
       if (!subscribed) return;
       subscribed = false;
       set.delete(listener);
       if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
-      this.total--;
-      const left = (this.perOwner.get(owner) ?? 1) - 1;
-      if (left === 0) this.perOwner.delete(owner);
-      else this.perOwner.set(owner, left);
+      this.count(owner, -1);
     };
+  }
+
+  /** Listens to what is pushed to one user's endpoints, counted against `owner`'s quota. */
+  subscribeUser(appId: string, userId: string, listener: UserListener, owner: string): () => void {
+    const key = `${appId}/${userId}`;
+    let set = this.userListeners.get(key);
+    if (set === undefined) {
+      set = new Set();
+      this.userListeners.set(key, set);
+    }
+    set.add(listener);
+    this.count(owner, 1);
+    let subscribed = true;
+    return () => {
+      if (!subscribed) return;
+      subscribed = false;
+      set.delete(listener);
+      if (set.size === 0 && this.userListeners.get(key) === set) this.userListeners.delete(key);
+      this.count(owner, -1);
+    };
+  }
+
+  private count(owner: string, delta: number): void {
+    this.total += delta;
+    const n = (this.perOwner.get(owner) ?? 0) + delta;
+    if (n <= 0) this.perOwner.delete(owner);
+    else this.perOwner.set(owner, n);
   }
 
   /** Listeners of one conference. */
@@ -103,6 +130,30 @@ export class EventBus {
         sink(ref.appId, recipients, live);
       } catch {
         // Push is best effort per sink; the event log is the source of truth.
+      }
+    }
+  }
+
+  /**
+   * Pushes an event that belongs to no conference (a call's) to its recipients' endpoints and
+   * to the listeners of their users; failures never reach the caller.
+   */
+  push(appId: string, recipients: readonly Recipient[], event: Json): void {
+    if (recipients.length === 0) return;
+    for (const sink of this.sinks) {
+      try {
+        sink(appId, recipients, event);
+      } catch {
+        // Push is best effort per sink.
+      }
+    }
+    for (const userId of new Set(recipients.map((r) => r.userId))) {
+      for (const listener of [...(this.userListeners.get(`${appId}/${userId}`) ?? [])]) {
+        try {
+          listener(event);
+        } catch {
+          // A broken listener must not stop the others.
+        }
       }
     }
   }

@@ -51,6 +51,8 @@ export const MAX_ENDPOINTS_PER_USER_LOGIN = 16;
 
 export class Endpoints {
   private readonly s;
+  /** Called after an endpoint is removed (unregistered or expired); one-to-one calls end. */
+  onRemoved: (appId: string, endpointId: string, userId: string) => void = () => {};
 
   constructor(
     db: Db,
@@ -140,6 +142,20 @@ export class Endpoints {
     const e = this.own(appId, userId, endpointId);
     this.conferences.leaveAll(appId, endpointId, e.userId, reason || "unregistered");
     this.s.remove.run(appId, endpointId);
+    this.removed(appId, endpointId, e.userId);
+  }
+
+  private removed(appId: string, endpointId: string, userId: string): void {
+    try {
+      this.onRemoved(appId, endpointId, userId);
+    } catch (err) {
+      this.log.warn({ err, endpointId }, "endpoint removal hook failed");
+    }
+  }
+
+  /** Whether the app's user has any endpoint registered. */
+  hasAny(appId: string, userId: string): boolean {
+    return (this.s.countOfUser.get(appId, userId) as { n: number }).n > 0;
   }
 
   list(appId: string, userId: string | undefined): EndpointRow[] {
@@ -156,6 +172,7 @@ export class Endpoints {
     for (const e of expired) {
       this.conferences.leaveAll(e.appId, e.endpointId, e.userId, "keep-alive expired");
       this.s.remove.run(e.appId, e.endpointId);
+      this.removed(e.appId, e.endpointId, e.userId);
     }
     if (sick.length + expired.length > 0) {
       this.log.info(

@@ -146,6 +146,35 @@ export class AccessTokens {
     };
   }
 
+  /**
+   * The principal of an access token whose signature, issuer and audience hold but which may
+   * have expired (undefined when it is no access token of ours at all). Only for the MQTT
+   * reconnect rule (Principals.resumeLogin), which decides with the token's login.
+   */
+  async expiredPrincipalOf(token: string): Promise<Principal | undefined> {
+    try {
+      // jose checks expiry against currentDate; the epoch makes every expiry a future one.
+      const { payload } = await jwtVerify(token, await this.accessKey, {
+        issuer: ISSUER,
+        audience: ACCESS_AUDIENCE,
+        algorithms: ["HS256"],
+        currentDate: new Date(0),
+      });
+      if (typeof payload.sub !== "string" || typeof payload.app !== "string") return undefined;
+      if (payload.role !== "SERVICE" && payload.role !== "USER") return undefined;
+      return {
+        appId: payload.app,
+        role: payload.role,
+        userId: payload.sub,
+        credentialGen: typeof payload.gen === "number" ? payload.gen : 1,
+        ...(typeof payload.conf === "string" ? { conferenceId: payload.conf } : {}),
+        ...(typeof payload.fam === "string" ? { familyId: payload.fam } : {}),
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The claims of a refresh token; throws with a reason when it is not valid. */
   async verifyRefresh(token: string): Promise<RefreshClaims> {
     const { p, jti } = await this.verify(token, REFRESH_AUDIENCE, this.refreshKey);

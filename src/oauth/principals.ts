@@ -25,6 +25,9 @@ function revoked(message: string) {
 /** A principal that passed check(): it names its tenant too (quotas are per tenant). */
 export type CheckedPrincipal = Principal & { readonly tenantId: string };
 
+/** Whether a user of an app has a registered endpoint (the endpoints module's API). */
+export type HasEndpoint = (appId: string, userId: string) => boolean;
+
 export class Principals {
   /**
    * Refresh families known not to be revoked: a login's every request checks its family,
@@ -38,6 +41,7 @@ export class Principals {
     private readonly families: RefreshFamilies,
     private readonly rooms: RoomExistence,
     private readonly changes: CredentialChanges,
+    private readonly hasEndpoint: HasEndpoint,
   ) {
     changes.subscribe(() => this.liveFamilies.clear());
   }
@@ -46,6 +50,25 @@ export class Principals {
   fromToken(token: string): CheckedPrincipal | Promise<CheckedPrincipal> {
     const p = this.tokens.principalOf(token);
     return p instanceof Promise ? p.then((known) => this.check(known)) : this.check(p);
+  }
+
+  /**
+   * MQTT's reconnect rule. The vendor's iOS SDK refreshes its access token, drops MQTT and
+   * reconnects with the *first* access token, long expired. Such a token still opens a
+   * connection while its login is alive — its refresh family is neither revoked nor past its
+   * absolute end — and its user has a registered endpoint; the connection then lasts no longer
+   * than the login. Anything else is refused as an expired token is everywhere.
+   */
+  async forConnect(token: string): Promise<CheckedPrincipal> {
+    try {
+      return await this.fromToken(token);
+    } catch (refused) {
+      const expired = await this.tokens.expiredPrincipalOf(token);
+      if (expired?.familyId === undefined) throw refused;
+      const liveUntil = this.families.liveUntil(expired.familyId);
+      if (liveUntil === undefined || !this.hasEndpoint(expired.appId, expired.userId)) throw refused;
+      return this.check({ ...expired, expiresAtMs: liveUntil });
+    }
   }
 
   /** Throws UNAUTHENTICATED unless the principal may still act. */

@@ -68,6 +68,12 @@ export class RefreshFamilies {
     return "reused";
   }
 
+  /** When a live family's chain ends (ms), or undefined for a revoked, ended or unknown one. */
+  liveUntil(familyId: string): number | undefined {
+    const row = this.s.get.get(familyId) as { revoked: number; expires_ms: number } | undefined;
+    return row === undefined || row.revoked !== 0 || row.expires_ms <= this.now() ? undefined : row.expires_ms;
+  }
+
   /** Whether access tokens of this family must be refused. */
   isRevoked(familyId: string): boolean {
     const row = this.s.get.get(familyId) as { revoked: number } | undefined;

@@ -148,7 +148,7 @@ export class MqttPush {
         return;
       }
       Promise.resolve()
-        .then(() => this.principals.fromToken(token))
+        .then(() => this.principals.forConnect(token))
         .then(
           (p) => {
             if (connection.closed) {

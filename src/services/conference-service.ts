@@ -3,7 +3,13 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import { bearerCaller } from "../auth/caller.js";
-import type { Actor, ConferenceAggregate, Conferences, MetadataRow } from "../conferences/conferences.js";
+import type {
+  Actor,
+  ConferenceAggregate,
+  ConferenceRow,
+  Conferences,
+  MetadataRow,
+} from "../conferences/conferences.js";
 import { isoMillis, validateId } from "../conferences/conferences.js";
 import { type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
 import {
@@ -17,9 +23,15 @@ import {
 import { Media, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { CheckedPrincipal } from "../oauth/principals.js";
+import { iceCandidatesProblem } from "../validation.js";
 import type { Callers } from "./caller.js";
 
 const STREAM_TYPES = ["CAM", "MIC", "MIC_AND_CAM", "SCREEN"];
+const MAX_LISTED = 1000;
+
+function toSummary(c: ConferenceRow) {
+  return { id: c.conferenceId, mode: c.mode, version: BigInt(c.version) };
+}
 
 function metadataMap(rows: MetadataRow[]) {
   const out: Record<string, { value: string; lastModified: string; userEndpointId: string; userId: string }> = {};
@@ -367,12 +379,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const p = this.scoped(ctx, conferenceId);
     this.actor(p, endpointId);
     required("streamId.id", streamId);
-    if (list.length > 100) throw invalidArgument("iceCandidates: at most 100 per call");
-    for (const c of list) {
-      if (c.candidate !== "" && !/^(a=)?candidate:\S+ \d+ \S+ \d+ \S+ \d+ typ \S+/.test(c.candidate)) {
-        throw invalidArgument(`iceCandidates: ${JSON.stringify(c.candidate.slice(0, 80))} is not an ICE candidate`);
-      }
-    }
+    const problem = iceCandidatesProblem(list);
+    if (problem !== undefined) throw invalidArgument(`iceCandidates: ${problem}`);
     this.conferences.find(p.appId, conferenceId);
     return {};
   }
@@ -388,6 +396,19 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   async getConference(req: pb.GetConferenceRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.id);
     return { conference: toConference(this.conferences.aggregate(p.appId, req.id)) };
+  }
+
+  getConferenceSummary(req: pb.GetConferenceSummaryRequest, ctx: HandlerContext) {
+    const p = this.scoped(ctx, req.id);
+    return { conference: toSummary(this.conferences.find(p.appId, req.id)) };
+  }
+
+  /** The app's running conferences; a USER token's own conference only. */
+  listConferences(_req: pb.ListConferencesRequest, ctx: HandlerContext) {
+    const p = bearerCaller(ctx);
+    if (p.role === "SERVICE") return { conferences: this.conferences.running(p.appId, MAX_LISTED).map(toSummary) };
+    const own = p.conferenceId === undefined ? undefined : this.conferences.lookup(p.appId, p.conferenceId);
+    return { conferences: own === undefined || own.ended ? [] : [toSummary(own)] };
   }
 
   async getSimpleView(req: pb.GetSimpleViewRequest, ctx: HandlerContext) {

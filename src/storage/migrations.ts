@@ -212,4 +212,30 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_ms);
     `,
   },
+  {
+    version: 6,
+    name: "one-to-one calls; running conferences by app",
+    sql: `
+      CREATE TABLE calls (
+        app_id TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,
+        call_id TEXT NOT NULL,
+        caller_user TEXT NOT NULL,
+        caller_endpoint TEXT NOT NULL,
+        target_user TEXT NOT NULL,
+        callee_endpoint TEXT,
+        state TEXT NOT NULL CHECK (state IN ('CREATED', 'RINGING', 'ANSWERED', 'ENDED', 'REJECTED', 'CANCELLED')),
+        version INTEGER NOT NULL,
+        sip_headers TEXT NOT NULL,
+        held_candidates TEXT NOT NULL,
+        ring_deadline_ms INTEGER NOT NULL,
+        create_time_ms INTEGER NOT NULL,
+        update_time_ms INTEGER NOT NULL,
+        PRIMARY KEY (app_id, call_id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX calls_by_caller_endpoint ON calls (app_id, caller_endpoint, state);
+      CREATE INDEX calls_by_callee_endpoint ON calls (app_id, callee_endpoint, state);
+      CREATE INDEX calls_by_state ON calls (state, ring_deadline_ms);
+      CREATE INDEX conferences_running ON conferences (app_id, ended, seq);
+    `,
+  },
 ];

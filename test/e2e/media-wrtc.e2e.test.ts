@@ -37,7 +37,11 @@ async function api(path: string, body: unknown): Promise<{ status: number; json:
     body: JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json };
+  // Conference-dialect errors are plain text ("<status> <phrase>: <message>"), successes JSON.
+  const json = res.headers.get("content-type")?.startsWith("application/json")
+    ? (JSON.parse(text) as Json)
+    : { message: text };
+  return { status: res.status, json };
 }
 
 async function until(what: string, check: () => boolean, ms = 15000): Promise<void> {

@@ -1,0 +1,425 @@
+/**
+ * One-to-one calls between two users' endpoints, as the vendor's iOS SDK drives them: the
+ * server relays the SDP offer and answer and the ICE candidates, and tells each party what
+ * the other did. Media flows peer to peer.
+ *
+ * States: CREATED → RINGING → ANSWERED → ENDED, or REJECTED / CANCELLED before an answer.
+ * Every event goes to the counterpart only (the SDK rings for any CallCreatedEvent it sees,
+ * its own included), never with an empty candidate list (the SDK crashes on one), and the
+ * caller's candidates sent before the answer are held and delivered right after
+ * CallAnsweredEvent (the callee's SDK drops earlier ones). Events carry the call's version
+ * (`aggregateVersion`), one per event.
+ */
+import { randomUUID } from "node:crypto";
+import type { Json } from "../conferences/conference-repository.js";
+import { isoMillis, validateId } from "../conferences/conferences.js";
+import type { EventBus, Recipient } from "../conferences/event-bus.js";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.js";
+import type { Logger } from "../observability/log.js";
+import type { Db } from "../storage/database.js";
+import { hasControlCharacters, iceCandidatesProblem } from "../validation.js";
+import { CallRepository, type CallRow, type CandidateJson, UNANSWERED } from "./call-repository.js";
+
+/** Who acts: a registered endpoint and its owner. */
+export interface CallActor {
+  readonly appId: string;
+  readonly userId: string;
+  readonly endpointId: string;
+}
+
+/** What calls need to know of registered endpoints (the endpoints module answers). */
+export interface EndpointDirectory {
+  /** The user's registered endpoints. */
+  ofUser(appId: string, userId: string): Recipient[];
+}
+
+export interface CallSettings {
+  /** How long an unanswered call rings before it is cancelled. */
+  readonly ringTimeoutMs: number;
+  /** How long a finished call is remembered (commands on it answer 412, not 404). */
+  readonly retentionMs: number;
+  /** Event streams (shared with the conference API's waiters) per tenant and in all. */
+  readonly maxWaitersPerTenant: number;
+  readonly maxWaiters: number;
+}
+
+const MAX_SDP = 64 * 1024;
+const MAX_REASON = 1024;
+const MAX_SIP_HEADERS = 32;
+const SIP_HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
+/** Unanswered calls one endpoint may have going out at once. */
+export const MAX_OUTGOING_UNANSWERED = 4;
+/** Events held for one slow event-stream reader before its stream is ended. */
+const MAX_QUEUED_PER_STREAM = 1000;
+/** Caller candidates held until the answer. */
+const MAX_HELD_CANDIDATES = 200;
+
+function validateSdp(field: string, sdp: string): string {
+  if (!sdp.startsWith("v=0")) throw invalidArgument(`${field}: must be an SDP description (v=0 ...)`);
+  if (sdp.length > MAX_SDP) throw invalidArgument(`${field}: must be at most ${MAX_SDP} characters`);
+  return sdp;
+}
+
+function validateReason(reason: string): string {
+  if (reason.length > MAX_REASON) throw invalidArgument(`reason: must be at most ${MAX_REASON} characters`);
+  return reason;
+}
+
+function validateSipHeaders(headers: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(headers);
+  if (entries.length > MAX_SIP_HEADERS) throw invalidArgument(`sipHeaders: at most ${MAX_SIP_HEADERS}`);
+  for (const [name, value] of entries) {
+    if (!SIP_HEADER_NAME.test(name)) throw invalidArgument(`sipHeaders: ${JSON.stringify(name)} is no header name`);
+    if (value.length > 1024 || hasControlCharacters(value)) {
+      throw invalidArgument(`sipHeaders.${name}: at most 1024 characters, no control characters`);
+    }
+  }
+  return headers;
+}
+
+export class Calls {
+  private readonly repo: CallRepository;
+
+  constructor(
+    db: Db,
+    private readonly directory: EndpointDirectory,
+    private readonly bus: EventBus,
+    private readonly settings: CallSettings,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.repo = new CallRepository(db);
+  }
+
+  /** Calls `target` from the actor's endpoint; the target's endpoints get CallCreatedEvent. */
+  start(actor: CallActor, callId: string, sdpOffer: string, target: string, sipHeaders: Record<string, string>): void {
+    validateId("callId", callId);
+    validateSdp("sdpOffer", sdpOffer);
+    validateId("target", target);
+    validateSipHeaders(sipHeaders);
+    if (target === actor.userId) throw invalidArgument("target: a user cannot call itself");
+    const callees = this.directory.ofUser(actor.appId, target);
+    if (callees.length === 0) throw notFound(`user ${JSON.stringify(target)} has no registered endpoint`);
+    if (this.repo.outgoingUnanswered(actor.appId, actor.endpointId) >= MAX_OUTGOING_UNANSWERED) {
+      throw resourceExhausted(`an endpoint rings at most ${MAX_OUTGOING_UNANSWERED} calls at once`);
+    }
+    const now = this.now();
+    const inserted = this.repo.insert({
+      appId: actor.appId,
+      callId,
+      callerUser: actor.userId,
+      callerEndpoint: actor.endpointId,
+      targetUser: target,
+      sipHeaders,
+      ringDeadlineMs: now + this.settings.ringTimeoutMs,
+      now,
+    });
+    if (!inserted) throw alreadyExists(`call ${JSON.stringify(callId)} already exists`);
+    const extra: Json = { sdpOffer, target };
+    if (Object.keys(sipHeaders).length > 0) extra.sipHeaders = sipHeaders;
+    this.send(actor.appId, callees, this.event("CallCreatedEvent", callId, 1, actor, now, extra));
+    this.log.info({ callId, caller: actor.endpointId, target, endpoints: callees.length }, "call started");
+  }
+
+  /** A callee's endpoint rings; the caller hears of it once. */
+  ring(actor: CallActor, callId: string): void {
+    const call = this.asCallee(actor, callId);
+    const now = this.now();
+    const moved = this.repo.transition(actor.appId, callId, ["CREATED"], "RINGING", 1, now);
+    if (moved === undefined) {
+      if (this.current(actor.appId, callId).state === "RINGING") return;
+      throw this.wrongState(this.current(actor.appId, callId), "ring");
+    }
+    this.send(actor.appId, [caller(call)], this.event("CallRingingEvent", callId, moved.version, actor, now));
+  }
+
+  /**
+   * A callee's endpoint answers: the caller gets CallAnsweredEvent then the candidates it sent
+   * before the answer; the target's other endpoints stop ringing (CallCancelledEvent).
+   */
+  answer(actor: CallActor, callId: string, sdpAnswer: string): void {
+    validateSdp("sdpAnswer", sdpAnswer);
+    this.asCallee(actor, callId);
+    const now = this.now();
+    const { before, after } = this.repo.inTransaction(() => {
+      const before = this.current(actor.appId, callId);
+      const events = 2 + (before.heldCandidates.length > 0 ? 1 : 0);
+      const after = this.repo.transition(actor.appId, callId, UNANSWERED, "ANSWERED", events, now, {
+        callee: actor.endpointId,
+        clearHeld: true,
+      });
+      return { before, after };
+    });
+    if (after === undefined) throw this.wrongState(before, "answer");
+    let v = before.version;
+    this.send(actor.appId, [caller(before)], this.event("CallAnsweredEvent", callId, ++v, actor, now, { sdpAnswer }));
+    const others = this.otherCalleeEndpoints(before, actor.endpointId);
+    this.send(
+      actor.appId,
+      others,
+      this.event("CallCancelledEvent", callId, ++v, actor, now, { reason: "answered on another device" }),
+    );
+    if (before.heldCandidates.length > 0) {
+      const from = { appId: actor.appId, userId: before.callerUser, endpointId: before.callerEndpoint };
+      this.send(
+        actor.appId,
+        [{ userId: actor.userId, endpointId: actor.endpointId }],
+        this.event("IceCandidatesFoundEvent", callId, ++v, from, now, { iceCandidates: before.heldCandidates }),
+      );
+    }
+    this.log.info({ callId, callee: actor.endpointId }, "call answered");
+  }
+
+  /** A callee's endpoint refuses: the caller gets CallRejectedEvent, the other endpoints stop ringing. */
+  reject(actor: CallActor, callId: string, reason: string): void {
+    validateReason(reason);
+    const call = this.asCallee(actor, callId);
+    this.finishUnanswered(call, actor, "REJECTED", reason);
+  }
+
+  /** The caller withdraws an unanswered call; the target's endpoints get CallCancelledEvent. */
+  cancel(actor: CallActor, callId: string, reason: string): void {
+    validateReason(reason);
+    const call = this.party(actor, callId);
+    if (call.callerEndpoint !== actor.endpointId) throw this.notParty(callId);
+    this.finishUnanswered(call, actor, "CANCELLED", reason);
+  }
+
+  /**
+   * Either party ends an answered call; the other gets CallEndedEvent. Before an answer, a
+   * hangup is what it means to the SDK's users: the caller's a cancel, a callee's a reject
+   * (backgrounding the app sends hangup whatever the state).
+   */
+  hangup(actor: CallActor, callId: string, reason: string): void {
+    validateReason(reason);
+    const call = this.party(actor, callId);
+    if (UNANSWERED.includes(call.state)) {
+      if (call.callerEndpoint === actor.endpointId) this.finishUnanswered(call, actor, "CANCELLED", reason);
+      else this.finishUnanswered(call, actor, "REJECTED", reason);
+      return;
+    }
+    this.end(call, actor, reason);
+  }
+
+  /**
+   * One party's candidates for the other as IceCandidatesFoundEvent. Empty candidates
+   * (end-of-candidates markers) are dropped and an empty list goes nowhere; the caller's
+   * candidates before the answer are held for it.
+   */
+  addCandidates(actor: CallActor, callId: string, list: readonly CandidateJson[]): void {
+    const problem = iceCandidatesProblem(list);
+    if (problem !== undefined) throw invalidArgument(`iceCandidates: ${problem}`);
+    const call = this.party(actor, callId);
+    const candidates = list.filter((c) => c.candidate !== "");
+    const isCaller = call.callerEndpoint === actor.endpointId;
+    if (UNANSWERED.includes(call.state)) {
+      if (!isCaller) throw failedPrecondition(`call ${JSON.stringify(callId)} is ${call.state}: answer it first`);
+      if (candidates.length === 0) return;
+      const held = [...call.heldCandidates, ...candidates];
+      if (held.length > MAX_HELD_CANDIDATES) {
+        throw resourceExhausted(`at most ${MAX_HELD_CANDIDATES} candidates are held until the answer`);
+      }
+      if (this.repo.hold(actor.appId, callId, held, this.now())) return;
+      // Answered (or ended) in between: deliver, or refuse, as for an answered call.
+      this.addCandidates(actor, callId, list);
+      return;
+    }
+    if (call.state !== "ANSWERED") throw this.wrongState(call, "add candidates to");
+    if (candidates.length === 0) return;
+    const now = this.now();
+    const version = this.repo.bump(actor.appId, callId, "ANSWERED", now);
+    if (version === undefined) throw this.wrongState(this.current(actor.appId, callId), "add candidates to");
+    const to = isCaller ? callee(call) : caller(call);
+    this.send(
+      actor.appId,
+      [to],
+      this.event("IceCandidatesFoundEvent", callId, version, actor, now, { iceCandidates: candidates }),
+    );
+  }
+
+  /**
+   * An endpoint is gone (unregistered, or its keep-alive expired): its unanswered outgoing
+   * calls are cancelled and its answered calls end, each with the counterpart told.
+   */
+  endpointGone(appId: string, endpointId: string, userId: string): void {
+    const actor = { appId, userId, endpointId };
+    for (const call of this.repo.liveOfEndpoint(appId, endpointId)) {
+      try {
+        if (UNANSWERED.includes(call.state)) this.finishUnanswered(call, actor, "CANCELLED", "caller gone");
+        else this.end(call, actor, "peer gone");
+      } catch (err) {
+        this.log.warn({ err, callId: call.callId, endpointId }, "could not end the call of a gone endpoint");
+      }
+    }
+  }
+
+  /**
+   * One sweep: unanswered calls past their ring time are cancelled (the target's endpoints
+   * get CallCancelledEvent, the caller CallEndedEvent), and finished calls are forgotten after
+   * their retention.
+   */
+  sweep(): { timedOut: number; purged: number } {
+    const now = this.now();
+    let timedOut = 0;
+    for (const call of this.repo.ringExpired(now)) {
+      const actor = { appId: call.appId, userId: call.callerUser, endpointId: call.callerEndpoint };
+      const moved = this.repo.transition(call.appId, call.callId, UNANSWERED, "CANCELLED", 2, now);
+      if (moved === undefined) continue;
+      timedOut++;
+      this.send(
+        call.appId,
+        this.directory.ofUser(call.appId, call.targetUser),
+        this.event("CallCancelledEvent", call.callId, moved.version - 1, actor, now, { reason: "no answer" }),
+      );
+      this.send(
+        call.appId,
+        [caller(call)],
+        this.event("CallEndedEvent", call.callId, moved.version, actor, now, { reason: "no answer" }),
+      );
+    }
+    const purged = this.repo.purge(now - this.settings.retentionMs);
+    if (timedOut > 0) this.log.info({ timedOut }, "unanswered calls timed out");
+    return { timedOut, purged };
+  }
+
+  /**
+   * The call events pushed to any endpoint of one user, from now until `signal` aborts. A
+   * reader that cannot keep up loses its stream rather than our memory.
+   */
+  async *watch(appId: string, userId: string, signal: AbortSignal, tenantId: string): AsyncGenerator<Json> {
+    validateId("userId", userId);
+    if (this.bus.ownerListeners(tenantId) >= this.settings.maxWaitersPerTenant) {
+      throw resourceExhausted("too many event waiters for this tenant");
+    }
+    if (this.bus.allListeners() >= this.settings.maxWaiters) throw resourceExhausted("too many event waiters");
+    const queue: Json[] = [];
+    let overflowed = false;
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.bus.subscribeUser(
+      appId,
+      userId,
+      (event) => {
+        if (queue.length >= MAX_QUEUED_PER_STREAM) overflowed = true;
+        else queue.push(event);
+        wake?.();
+      },
+      tenantId,
+    );
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort);
+    try {
+      while (!signal.aborted) {
+        if (overflowed) throw resourceExhausted("the event stream's reader is too slow");
+        while (queue.length > 0) yield queue.shift() as Json;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (queue.length > 0 || signal.aborted) resolve();
+        });
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private finishUnanswered(call: CallRow, actor: CallActor, to: "REJECTED" | "CANCELLED", reason: string): void {
+    const now = this.now();
+    const moved = this.repo.transition(actor.appId, call.callId, UNANSWERED, to, 2, now);
+    if (moved === undefined) throw this.wrongState(this.current(actor.appId, call.callId), to.toLowerCase());
+    const v = moved.version - 2;
+    if (to === "REJECTED") {
+      this.send(
+        actor.appId,
+        [caller(call)],
+        this.event("CallRejectedEvent", call.callId, v + 1, actor, now, { reason }),
+      );
+      this.send(
+        actor.appId,
+        this.otherCalleeEndpoints(call, actor.endpointId),
+        this.event("CallCancelledEvent", call.callId, v + 2, actor, now, { reason: "rejected on another device" }),
+      );
+    } else {
+      this.send(
+        actor.appId,
+        this.directory.ofUser(actor.appId, call.targetUser),
+        this.event("CallCancelledEvent", call.callId, v + 1, actor, now, { reason }),
+      );
+    }
+    this.log.info({ callId: call.callId, state: to, by: actor.endpointId }, "call over before an answer");
+  }
+
+  private end(call: CallRow, actor: CallActor, reason: string): void {
+    const now = this.now();
+    const moved = this.repo.transition(actor.appId, call.callId, ["ANSWERED"], "ENDED", 1, now);
+    if (moved === undefined) throw this.wrongState(this.current(actor.appId, call.callId), "hang up");
+    const other = call.callerEndpoint === actor.endpointId ? callee(call) : caller(call);
+    this.send(actor.appId, [other], this.event("CallEndedEvent", call.callId, moved.version, actor, now, { reason }));
+    this.log.info({ callId: call.callId, by: actor.endpointId, reason }, "call ended");
+  }
+
+  /** The call, for an actor that is its caller's endpoint, its answering endpoint or the target user. */
+  private party(actor: CallActor, callId: string): CallRow {
+    validateId("callId", callId);
+    const call = this.repo.get(actor.appId, callId);
+    if (call === undefined) throw this.notParty(callId);
+    const isParty =
+      call.callerEndpoint === actor.endpointId ||
+      call.calleeEndpoint === actor.endpointId ||
+      (call.calleeEndpoint === undefined && call.targetUser === actor.userId);
+    if (!isParty) throw this.notParty(callId);
+    return call;
+  }
+
+  /** The call, for an endpoint of its target user (before or at its answer). */
+  private asCallee(actor: CallActor, callId: string): CallRow {
+    const call = this.party(actor, callId);
+    if (call.targetUser !== actor.userId) throw this.notParty(callId);
+    return call;
+  }
+
+  private current(appId: string, callId: string): CallRow {
+    const call = this.repo.get(appId, callId);
+    if (call === undefined) throw this.notParty(callId);
+    return call;
+  }
+
+  private notParty(callId: string) {
+    return notFound(`call ${JSON.stringify(callId)} not found`);
+  }
+
+  private wrongState(call: CallRow, what: string) {
+    return failedPrecondition(`call ${JSON.stringify(call.callId)} is ${call.state}: cannot ${what} it`);
+  }
+
+  private otherCalleeEndpoints(call: CallRow, answering: string): Recipient[] {
+    return this.directory.ofUser(call.appId, call.targetUser).filter((r) => r.endpointId !== answering);
+  }
+
+  private event(type: string, callId: string, version: number, actor: CallActor, now: number, extra: Json = {}): Json {
+    return {
+      type,
+      id: randomUUID(),
+      callId,
+      timestamp: isoMillis(now),
+      userEndpointId: actor.endpointId,
+      userId: actor.userId,
+      aggregate: "Call",
+      aggregateId: callId,
+      aggregateVersion: version,
+      ...extra,
+    };
+  }
+
+  private send(appId: string, recipients: readonly Recipient[], event: Json): void {
+    this.bus.push(appId, recipients, event);
+  }
+}
+
+function caller(call: CallRow): Recipient {
+  return { userId: call.callerUser, endpointId: call.callerEndpoint };
+}
+
+function callee(call: CallRow): Recipient {
+  return { userId: call.targetUser, endpointId: call.calleeEndpoint ?? "" };
+}
