@@ -15,7 +15,11 @@
  * - an event reaches only clients of the app it belongs to, whatever the topic says;
  * - a client whose socket holds more than a bound of undelivered bytes is disconnected;
  * - each tenant, and the broker as a whole, has a cap on concurrent connections;
- * - a connection ends when its token expires or its credentials are revoked.
+ * - a connection ends when its token expires or its credentials are revoked;
+ * - a refused login is answered after a delay, so a client that retries at once cannot spin.
+ *
+ * The iOS SDK reconnects with its first access token even after refreshing it, so CONNECT
+ * alone (see Principals.forConnect) takes an expired access token while its login lives.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -29,6 +33,11 @@ import type { Logger } from "../observability/log.js";
 const MQTT_PROTOCOLS = ["mqtt", "mqttv3.1"];
 const MAX_CLIENT_ID = 256;
 const MAX_FRAME = 256 * 1024;
+/**
+ * A refused login is answered this late: the iOS SDK reconnects at once on every drop, so a
+ * refusal answered at once would make a tight loop of logins against the server.
+ */
+const REFUSAL_DELAY_MS = 1000;
 
 export interface MqttSettings {
   /** A client whose socket holds more undelivered bytes than this is disconnected. */
@@ -144,7 +153,8 @@ export class MqttPush {
     const tryNext = (i: number): void => {
       const token = candidates[i];
       if (token === undefined) {
-        done(refusal("bad user name or password", 4), false);
+        this.log.info({ client: client.id.slice(0, 64) }, "mqtt connection refused: bad credentials");
+        setTimeout(() => done(refusal("bad user name or password", 4), false), REFUSAL_DELAY_MS).unref();
         return;
       }
       Promise.resolve()

@@ -11,7 +11,7 @@ import { CallService } from "../../gen/rtcplane/conference/v1/calls_pb.js";
 import { type Json, mqttClient, rest, roomToken, serviceToken, until } from "../helpers/conference-client.js";
 import { type SdkUser, sdkUser, uuid } from "../helpers/sdk-user.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
-import { nonstandard, RTCPeerConnection } from "../helpers/wrtc.js";
+import { decodedFrames, loopbackCandidates, movingCamera, RTCPeerConnection } from "../helpers/wrtc.js";
 
 const SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
 const CANDIDATE = { candidate: "candidate:1 1 udp 2122063615 127.0.0.1 40000 typ host", sdpMLineIndex: 0, sdpMid: "0" };
@@ -402,40 +402,14 @@ describe("one-to-one calls: timeouts, gone endpoints and the event stream", () =
 describe("one-to-one calls: media between two libwebrtc peers", () => {
   it("driven only by the calls API and MQTT events, through to decoded frames and hangup", async () => {
     const [alice, bob] = (await users(2)) as [SdkUser, SdkUser];
-    const width = 320;
-    const height = 240;
-    const source = new nonstandard.RTCVideoSource();
+    const camera = movingCamera();
     const a = new RTCPeerConnection();
     const b = new RTCPeerConnection();
-    let frameNo = 0;
-    const pushVideo = setInterval(() => {
-      const data = new Uint8Array(width * height * 1.5);
-      data.fill((frameNo++ * 9) % 200, 0, width * height);
-      data.fill(128, width * height);
-      source.onFrame({ width, height, data });
-    }, 33);
-    // Test traffic stays on loopback: each side passes on only its 127.0.0.1 candidates.
-    const loopback = (pc: RTCPeerConnection) => {
-      const list: Json[] = [];
-      const done = new Promise<Json[]>((resolve) => {
-        pc.onicecandidate = (e) => {
-          if (e.candidate === null) resolve(list);
-          else if (/ 127\.0\.0\.1 \d+ typ host/.test(e.candidate.candidate) && / udp /i.test(e.candidate.candidate)) {
-            list.push({
-              candidate: e.candidate.candidate,
-              sdpMLineIndex: e.candidate.sdpMLineIndex,
-              sdpMid: e.candidate.sdpMid,
-            });
-          }
-        };
-      });
-      return done;
-    };
     try {
       const callId = uuid();
       // Alice (the SDK's caller): offer without candidates, which follow in one batch after the answer.
-      a.addTransceiver(source.createTrack(), { direction: "sendrecv" });
-      const aCandidates = loopback(a);
+      a.addTransceiver(camera.track, { direction: "sendrecv" });
+      const aCandidates = loopbackCandidates(a);
       const offer = await a.createOffer();
       await a.setLocalDescription(offer);
       assert.doesNotMatch(offer.sdp ?? "", /a=candidate/);
@@ -452,12 +426,8 @@ describe("one-to-one calls: media between two libwebrtc peers", () => {
       const created = await bob.event("CallCreatedEvent");
       const ids = { callId, userEndpointId: bob.endpointId, userId: alice.userId };
       assert.equal((await bob.call("POST", "/rtc-api/calls/ringing", { ...ids, userId: bob.userId })).status, 204);
-      const frames: number[] = [];
-      b.ontrack = (e) => {
-        const sink = new nonstandard.RTCVideoSink(e.track);
-        sink.onframe = ({ frame }) => frames.push(frame.data[0] ?? 0);
-      };
-      const bCandidates = loopback(b);
+      const frames = decodedFrames(b);
+      const bCandidates = loopbackCandidates(b);
       await b.setRemoteDescription({ type: "offer", sdp: created.sdpOffer as string });
       const answer = await b.createAnswer();
       await b.setLocalDescription(answer);
@@ -486,7 +456,7 @@ describe("one-to-one calls: media between two libwebrtc peers", () => {
       assertCounterpartOnly(alice.endpointId, alice.messages);
       assertCounterpartOnly(bob.endpointId, bob.messages);
     } finally {
-      clearInterval(pushVideo);
+      camera.stop();
       a.close();
       b.close();
       await Promise.all([alice.close(), bob.close()]);

@@ -26,3 +26,49 @@ export const { RTCPeerConnection, nonstandard } = wrtc as unknown as {
     };
   };
 };
+
+/** A camera whose frames change (the luma steps every frame) so a viewer can tell they move. */
+export function movingCamera(width = 320, height = 240): { track: MediaStreamTrack; stop(): void } {
+  const source = new nonstandard.RTCVideoSource();
+  let frameNo = 0;
+  const timer = setInterval(() => {
+    const data = new Uint8Array(width * height * 1.5);
+    data.fill((frameNo++ * 9) % 200, 0, width * height);
+    data.fill(128, width * height);
+    source.onFrame({ width, height, data });
+  }, 33);
+  return { track: source.createTrack(), stop: () => clearInterval(timer) };
+}
+
+/** The first luma byte of every video frame `pc` decodes, appended as they come. */
+export function decodedFrames(pc: RTCPeerConnection): number[] {
+  const frames: number[] = [];
+  pc.ontrack = (e) => {
+    if (e.track.kind !== "video") return;
+    const sink = new nonstandard.RTCVideoSink(e.track);
+    sink.onframe = ({ frame }) => frames.push(frame.data[0] ?? 0);
+  };
+  return frames;
+}
+
+/**
+ * `pc`'s UDP host candidates on 127.0.0.1, as the SDKs send them, once gathering completes:
+ * test traffic stays on loopback.
+ */
+export function loopbackCandidates(
+  pc: RTCPeerConnection,
+): Promise<{ candidate: string; sdpMLineIndex: number | null; sdpMid: string | null }[]> {
+  const list: { candidate: string; sdpMLineIndex: number | null; sdpMid: string | null }[] = [];
+  return new Promise((resolve) => {
+    pc.onicecandidate = (e) => {
+      if (e.candidate === null) resolve(list);
+      else if (/ 127\.0\.0\.1 \d+ typ host/.test(e.candidate.candidate) && / udp /i.test(e.candidate.candidate)) {
+        list.push({
+          candidate: e.candidate.candidate,
+          sdpMLineIndex: e.candidate.sdpMLineIndex,
+          sdpMid: e.candidate.sdpMid,
+        });
+      }
+    };
+  });
+}
