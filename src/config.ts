@@ -86,6 +86,16 @@ export interface Config {
     readonly realm: string;
     readonly usersEnabled: boolean;
     readonly usersAllowRegistration: boolean;
+    /** Whether the web client may renegotiate peer connections (sent in its config). */
+    readonly renegotiation: boolean;
+    /** Whether the room "" may be used. */
+    readonly defaultRoomEnabled: boolean;
+    /** Whether opening a room needs an authenticated session (with users enabled). */
+    readonly authorizeRoomCreation: boolean;
+    /** Whether joining a room needs an authenticated session (with users enabled). */
+    readonly authorizeRoomJoin: boolean;
+    /** The web client's modules to enable (its config's `Modules`). */
+    readonly modules: readonly string[];
     /** HMAC key for user secrets; undefined = derived from DATA_DIR/server.key. */
     readonly usersSecret: string | undefined;
     /** Valid access tokens (lower case); empty = tokens disabled. */
@@ -123,6 +133,25 @@ function list(env: Env, name: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
+}
+
+const SPREED_MODULES = ["screensharing", "youtube", "presentation", "contacts"];
+
+/** The upstream client's modules, all on unless SPREED_MODULES lists fewer ("" for none). */
+function spreedModules(env: Env): string[] {
+  const raw = env.SPREED_MODULES;
+  if (raw === undefined) return [...SPREED_MODULES];
+  const modules = raw
+    .split(",")
+    .map((m) => m.trim())
+    .filter((m) => m !== "");
+  const unknown = modules.filter((m) => !SPREED_MODULES.includes(m));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `SPREED_MODULES: unknown module ${JSON.stringify(unknown[0])}; known: ${SPREED_MODULES.join(", ")}`,
+    );
+  }
+  return [...new Set(modules)];
 }
 
 function spreedTokens(env: Env): string[] {
@@ -317,6 +346,11 @@ export function loadConfig(env: Env = process.env): Config {
       realm: optional(env, "SPREED_REALM") ?? "local",
       usersEnabled: bool(env, "SPREED_USERS_ENABLED", true),
       usersAllowRegistration: bool(env, "SPREED_USERS_ALLOW_REGISTRATION", true),
+      renegotiation: bool(env, "SPREED_RENEGOTIATION", false),
+      defaultRoomEnabled: bool(env, "SPREED_DEFAULT_ROOM_ENABLED", true),
+      authorizeRoomCreation: bool(env, "SPREED_AUTHORIZE_ROOM_CREATION", false),
+      authorizeRoomJoin: bool(env, "SPREED_AUTHORIZE_ROOM_JOIN", false),
+      modules: spreedModules(env),
       usersSecret: optional(env, "SPREED_USERS_SECRET"),
       tokens: spreedTokens(env),
       statsEnabled: bool(env, "SPREED_STATS_ENABLED", false),

@@ -45,6 +45,7 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
       s: `static/ver=${SPREED_VERSION}`,
       b: "/",
       token: s.publicToken,
+      renegotiation: s.renegotiation,
       stunUris: [...s.stunUris],
       turnUris: [...s.turnUris],
       tokens: s.tokens.length > 0,
@@ -52,7 +53,11 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
       usersEnabled: s.usersEnabled,
       usersAllowRegistration: s.usersEnabled && s.usersAllowRegistration,
       usersMode: s.usersEnabled ? "sharedsecret" : "",
+      defaultRoomEnabled: s.defaultRoomEnabled,
       plugin: "",
+      authorizeRoomCreation: s.usersEnabled && s.authorizeRoomCreation,
+      authorizeRoomJoin: s.usersEnabled && s.authorizeRoomJoin,
+      modules: [...s.modules],
     };
   }
 

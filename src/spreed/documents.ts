@@ -31,12 +31,16 @@ const MAX_SDP = 128 * 1024;
 const MAX_SHORT = 256;
 const MAX_IID = 128;
 const MAX_CONFERENCE_IDS = 100;
+const MAX_ROOM_TYPE = 32;
+const MAX_PIN = 128;
 
 export type RelayType = "Offer" | "Answer" | "Candidate" | "Bye";
 
 export type ClientDocument =
   | { Type: "Self" }
   | { Type: "Users" }
+  | { Type: "Leave" }
+  | { Type: "Room"; name: string; roomType: string; pin: string | undefined }
   | { Type: "Hello"; room: string; ua: string | undefined; roomType: string; pin: string | undefined }
   | { Type: RelayType; to: string; payload: Doc; extra: Doc }
   | { Type: "Alive"; alive: number }
@@ -142,22 +146,42 @@ function decodeAlive(frame: Doc): ClientDocument {
   return { Type: "Alive", alive };
 }
 
+function roomName(v: unknown, field: string): string {
+  const name = str(v, field, MAX_ROOM_NAME * 4) ?? "";
+  if (name.length > MAX_ROOM_NAME) {
+    throw new BadDocument("bad_request", `room names are at most ${MAX_ROOM_NAME} characters`);
+  }
+  return name;
+}
+
+/** A room's type and PIN as `Hello` and `Room` carry them. */
+function roomFields(doc: Doc, type: string): { roomType: string; pin: string | undefined } {
+  const credentials = isObject(doc.Credentials) ? doc.Credentials : {};
+  return {
+    roomType: str(doc.Type, `${type}.Type`, MAX_ROOM_TYPE) ?? "",
+    pin: str(credentials.PIN, `${type}.Credentials.PIN`, MAX_PIN),
+  };
+}
+
 function decodeHello(frame: Doc): ClientDocument {
   const hello = body(frame, "Hello");
   // Current clients name the room in `Name`; old ones in `Id`.
-  const name = str(hello.Name, "Hello.Name", MAX_ROOM_NAME * 4) ?? "";
-  const room = name !== "" ? name : (str(hello.Id, "Hello.Id", MAX_ROOM_NAME * 4) ?? "");
-  if (room.length > MAX_ROOM_NAME) {
-    throw new BadDocument("bad_request", `room names are at most ${MAX_ROOM_NAME} characters`);
-  }
-  const credentials = isObject(hello.Credentials) ? hello.Credentials : {};
+  const name = roomName(hello.Name, "Hello.Name");
   return {
     Type: "Hello",
-    room,
+    room: name !== "" ? name : roomName(hello.Id, "Hello.Id"),
     ua: str(hello.Ua, "Hello.Ua", 1024)?.slice(0, MAX_SHORT),
-    roomType: str(hello.Type, "Hello.Type", 32) ?? "",
-    pin: str(credentials.PIN, "Hello.Credentials.PIN", MAX_SHORT),
+    ...roomFields(hello, "Hello"),
   };
+}
+
+/** `Room` {Name, Type, Credentials}: the room's own type field is not the document's. */
+function decodeRoom(frame: Doc): ClientDocument {
+  const room = isObject(frame.Room) ? frame.Room : {};
+  const fields = roomFields(room, "Room");
+  // An absent Credentials changes nothing; an empty PIN lifts the protection.
+  const pin = isObject(room.Credentials) ? (fields.pin ?? "") : undefined;
+  return { Type: "Room", name: roomName(room.Name, "Room.Name"), roomType: fields.roomType, pin };
 }
 
 function decodeChat(frame: Doc): ClientDocument {
@@ -212,7 +236,10 @@ function decodeDocument(type: string, frame: Doc): ClientDocument {
   switch (type) {
     case "Self":
     case "Users":
+    case "Leave":
       return { Type: type };
+    case "Room":
+      return decodeRoom(frame);
     case "Hello":
       return decodeHello(frame);
     case "Offer":

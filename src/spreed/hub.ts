@@ -26,6 +26,7 @@ import {
   MAX_STATUS_BYTES,
   type RelayType,
 } from "./documents.js";
+import { CONFERENCE_ROOM_TYPE, type RoomPolicy, RoomRefusal, type SpreedRoom, SpreedRooms } from "./rooms.js";
 
 export const SPREED_VERSION = "0.29.7";
 const MAX_FRAME = 512 * 1024;
@@ -36,7 +37,7 @@ const TOKEN_PURPOSE = "spreed.session";
 /** The size of a `Left` document, charged per room mate when a session moves rooms. */
 const LEFT_BYTES = 96;
 
-export interface HubSettings {
+export interface HubSettings extends RoomPolicy {
   readonly stunUris: readonly string[];
   readonly turnUris: readonly string[];
   readonly turnSecret: string | undefined;
@@ -47,8 +48,6 @@ export interface HubSettings {
   readonly docsPerSecond: number;
   /** Bytes of fan-out (document size × recipients) a session may cause per second. */
   readonly fanoutBytesPerSecond: number;
-  /** Sessions one room may hold. */
-  readonly maxRoomSessions: number;
   /** Bytes of documents one session may send per second (bursts of twice that). */
   readonly inboundBytesPerSecond: number;
 }
@@ -58,7 +57,7 @@ export interface Session {
   readonly sid: string;
   readonly token: string;
   readonly connectedAt: number;
-  room: string | undefined;
+  room: SpreedRoom<Session> | undefined;
   userid: string;
   ua: string;
   status: Doc | null;
@@ -95,7 +94,7 @@ function randomId(bytes = 18): string {
 export class SpreedHub {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
-  private readonly rooms = new Map<string, Set<Session>>();
+  private readonly rooms: SpreedRooms<Session>;
   /** Per session: nonce → the user it may authenticate as. Dropped with the session. */
   private readonly nonces = new Map<string, Map<string, { userid: string; expires: number }>>();
   private readonly images = new Map<string, Image>();
@@ -109,6 +108,7 @@ export class SpreedHub {
     private readonly log: Logger,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
+    this.rooms = new SpreedRooms(settings);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -151,7 +151,7 @@ export class SpreedHub {
       relayed: this.relayed,
       details: [...this.sessions.values()].map((s) => ({
         id: s.id,
-        room: s.room ?? "",
+        room: s.room?.name ?? "",
         userid: s.userid,
         ua: s.ua,
         connected: s.connectedAt,
@@ -287,7 +287,7 @@ export class SpreedHub {
 
   private roomMates(session: Session, includeSelf = false): Session[] {
     if (session.room === undefined) return [];
-    const all = [...(this.rooms.get(session.room) ?? [])];
+    const all = [...session.room.members];
     return includeSelf ? all : all.filter((s) => s !== session);
   }
 
@@ -307,20 +307,8 @@ export class SpreedHub {
     if (session.room === undefined) return;
     const data = JSON.stringify({ Type: "Left", Id: session.id, Status: "hard" });
     for (const other of this.roomMates(session)) this.send(other, data, session.id);
-    const members = this.rooms.get(session.room);
-    members?.delete(session);
-    if (members?.size === 0) this.rooms.delete(session.room);
+    this.rooms.leave(session.room, session);
     session.room = undefined;
-  }
-
-  private joinRoom(session: Session, room: string): void {
-    session.room = room;
-    let members = this.rooms.get(room);
-    if (members === undefined) {
-      members = new Set();
-      this.rooms.set(room, members);
-    }
-    members.add(session);
   }
 
   /** One frame: decoded and handled; any failure is answered on this socket only. */
@@ -333,7 +321,7 @@ export class SpreedHub {
       iid = frame.iid;
       this.handle(session, frame.doc, iid);
     } catch (e) {
-      if (e instanceof BadDocument) {
+      if (e instanceof BadDocument || e instanceof RoomRefusal) {
         this.error(session, e.code, e.message, iid);
         return;
       }
@@ -348,7 +336,13 @@ export class SpreedHub {
         this.sendSelf(session, iid);
         break;
       case "Hello":
-        this.hello(session, doc.room, doc.ua, iid);
+        this.hello(session, doc, iid);
+        break;
+      case "Room":
+        this.updateRoom(session, doc, iid);
+        break;
+      case "Leave":
+        this.leave(session, iid);
         break;
       case "Offer":
       case "Answer":
@@ -378,36 +372,79 @@ export class SpreedHub {
   }
 
   /**
-   * Moves the session into `room`. The whole move — `Left` to the old room, `Joined` to the
-   * new one, the `Welcome` listing its users — is charged to the session's fan-out budget
-   * first, so switching rooms over and over is limited like any other fan-out.
+   * Moves the session into the room `Hello` names (`Name`, or `Id` from old clients, of
+   * `Type`), if the room admits it (policy, PIN, size). The whole move — `Left` to the old
+   * room, `Joined` to the new one, the `Welcome` listing its users, a `Conference` room's
+   * member list — is charged to the session's fan-out budget first, so switching rooms over
+   * and over is limited like any other fan-out.
    */
-  private hello(session: Session, room: string, ua: string | undefined, iid: string): void {
-    if (ua !== undefined) session.ua = ua;
-    const members = [...(this.rooms.get(room) ?? [])].filter((s) => s !== session);
-    const moving = session.room !== room;
-    if (moving && members.length >= this.settings.maxRoomSessions) {
-      this.error(session, "room_full", `a room holds at most ${this.settings.maxRoomSessions} sessions`, iid);
-      return;
-    }
+  private hello(session: Session, hello: Extract<ClientDocument, { Type: "Hello" }>, iid: string): void {
+    if (hello.ua !== undefined) session.ua = hello.ua;
+    const current = session.room;
+    const moving = current?.key !== SpreedRooms.key(hello.room, hello.roomType);
+    const room =
+      moving || current === undefined
+        ? this.rooms.admit(hello.room, hello.roomType, hello.pin, session.userid !== "")
+        : current;
+    const members = [...room.members].filter((s) => s !== session);
     const joined = JSON.stringify(this.presence(session, "Joined"));
     const welcome = JSON.stringify({
       Type: "Welcome",
-      Room: { Type: "Room", Name: room },
+      Room: { Type: room.type, Name: room.name },
       Users: [...members, session].map((s) => this.presence(s, "Online")),
     });
+    const everyone = [...members, session];
+    const conference =
+      moving && room.type === CONFERENCE_ROOM_TYPE && members.length > 0
+        ? JSON.stringify({ Type: "Conference", Id: room.key, Conference: everyone.map((s) => s.id) })
+        : undefined;
     const left = moving ? LEFT_BYTES * this.roomMates(session).length : 0;
-    const cost = welcome.length + left + (moving ? joined.length * members.length : 0);
+    const cost =
+      welcome.length +
+      left +
+      (moving ? joined.length * members.length : 0) +
+      (conference === undefined ? 0 : conference.length * everyone.length);
     if (!session.fanout.take(cost)) {
       this.error(session, "rate_limited", "too much sent to rooms; slow down", iid);
       return;
     }
     if (moving) {
       this.leaveRoom(session);
-      this.joinRoom(session, room);
+      this.rooms.enter(room, session);
+      session.room = room;
       for (const m of members) this.send(m, joined, session.id);
     }
     this.send(session, welcome, "", iid);
+    // Upstream tells a Conference room's members each other's ids after every join.
+    if (conference !== undefined) for (const m of everyone) this.send(m, conference);
+  }
+
+  /**
+   * A member's `Room` document sets or lifts its room's PIN; the room (with its PIN, which
+   * members may share) is echoed to the sender and its room mates.
+   */
+  private updateRoom(session: Session, doc: Extract<ClientDocument, { Type: "Room" }>, iid: string): void {
+    const room = this.rooms.own(session.room, doc.name, doc.roomType);
+    const pin = doc.pin === undefined ? room.pin : doc.pin || undefined;
+    const reply: Doc = {
+      Type: room.type,
+      Name: room.name,
+      ...(pin === undefined ? {} : { Credentials: { PIN: pin } }),
+    };
+    if (!this.fanOut(session, this.roomMates(session), reply, iid)) return;
+    room.pin = pin;
+    this.log.info({ session: session.id, protected: pin !== undefined }, "spreed room credentials changed");
+    this.sendDoc(session, reply, iid);
+  }
+
+  /** `Leave`: out of the current room (its mates get `Left`), charged like a fan-out. */
+  private leave(session: Session, iid: string): void {
+    if (session.room === undefined) return;
+    if (!session.fanout.take(LEFT_BYTES * this.roomMates(session).length)) {
+      this.error(session, "rate_limited", "too much sent to rooms; slow down", iid);
+      return;
+    }
+    this.leaveRoom(session);
   }
 
   /** The room's sessions, charged to the asker's budget like a fan-out (the answer grows with the room). */

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import mqtt from "mqtt";
 import { type Json, mqttClient, rest, roomToken, serviceToken, token, until } from "../helpers/conference-client.js";
-import { type SdkUser, sdkUser, uuid } from "../helpers/sdk-user.js";
+import { sdkUser, uuid } from "../helpers/sdk-user.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
 import { decodedFrames, loopbackCandidates, movingCamera, RTCPeerConnection } from "../helpers/wrtc.js";
 

@@ -52,23 +52,37 @@ describe("Spreed REST API", () => {
     );
   });
 
-  it("/api/v1/config has the documented PascalCase fields", async () => {
+  it("/api/v1/config has the documented PascalCase fields and the ones the web client reads, all always sent", async () => {
     const r = await call(server.url, "GET", "/api/v1/config");
     assert.equal(r.status, 200);
-    assert.deepEqual(Object.keys(r.json ?? {}), [
-      "Title",
-      "S",
-      "B",
-      "Token",
-      "StunURIs",
-      "TurnURIs",
-      "Tokens",
-      "Version",
-      "UsersEnabled",
-      "UsersAllowRegistration",
-      "UsersMode",
-      "Plugin",
-    ]);
+    // Fields added later keep new field numbers (the wire stays compatible), so they come last.
+    assert.deepEqual(
+      Object.keys(r.json ?? {}).sort(),
+      [
+        "Title",
+        "S",
+        "B",
+        "Token",
+        "Renegotiation",
+        "StunURIs",
+        "TurnURIs",
+        "Tokens",
+        "Version",
+        "UsersEnabled",
+        "UsersAllowRegistration",
+        "UsersMode",
+        "DefaultRoomEnabled",
+        "Plugin",
+        "AuthorizeRoomCreation",
+        "AuthorizeRoomJoin",
+        "Modules",
+      ].sort(),
+    );
+    assert.equal(r.json?.Renegotiation, false);
+    assert.equal(r.json?.DefaultRoomEnabled, true);
+    assert.equal(r.json?.AuthorizeRoomCreation, false);
+    assert.equal(r.json?.AuthorizeRoomJoin, false);
+    assert.deepEqual(r.json?.Modules, ["screensharing", "youtube", "presentation", "contacts"]);
     assert.equal(r.json?.Title, "Spreed WebRTC");
     assert.deepEqual(r.json?.StunURIs, ["stun:stun.example.org:3478"]);
     assert.deepEqual(r.json?.TurnURIs, ["turn:turn.example.org:3478?transport=udp"]);

@@ -25,11 +25,12 @@ export class Peer {
     this.ws.send(JSON.stringify({ Type: type, [type]: body, ...(iid ? { Iid: iid } : {}) }));
   }
 
-  /** The next document of `type` not yet taken (its envelope). */
-  async next(type: string, timeout = 3000): Promise<Doc> {
+  /** The next document of `type` (or of any of the types) not yet taken (its envelope). */
+  async next(type: string | readonly string[], timeout = 3000): Promise<Doc> {
     const deadline = Date.now() + timeout;
+    const types: readonly string[] = typeof type === "string" ? [type] : type;
     for (;;) {
-      const i = this.docs.findIndex((d) => (d.Data as Doc)?.Type === type);
+      const i = this.docs.findIndex((d) => types.includes((d.Data as Doc)?.Type as string));
       if (i >= 0) return this.docs.splice(i, 1)[0] as Doc;
       if (Date.now() > deadline) throw new Error(`no ${type} within ${timeout} ms; have ${JSON.stringify(this.docs)}`);
       await new Promise((r) => setTimeout(r, 10));
