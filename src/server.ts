@@ -163,7 +163,7 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   conferences.onConferenceEnded = (ref) => media?.closeConference(ref);
   if (media !== undefined) {
     media.onNetworkIndicators = (ref, indicators) =>
-      conferences.observe(ref, "ConferenceNetworkIndicatorUpdatedEvent", indicators);
+      conferences.observe(ref, { case: "networkIndicatorUpdated", value: indicators });
     media.onStreamsLost = (lost, publisherSick) => {
       for (const l of lost) conferences.streamLost(l, l.endpointId, l.streamId, publisherSick);
     };

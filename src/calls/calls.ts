@@ -11,14 +11,18 @@
  * (`aggregateVersion`), one per event.
  */
 import { randomUUID } from "node:crypto";
-import type { Json } from "../conferences/conference-repository.js";
-import { isoMillis, validateId } from "../conferences/conferences.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type CallEvent, CallEventSchema } from "../../gen/rtcplane/conference/v1/events_pb.js";
+import { validateId } from "../conferences/conferences.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { Logger } from "../observability/log.js";
 import type { Db } from "../storage/database.js";
 import { hasControlCharacters, iceCandidatesProblem } from "../validation.js";
 import { CallRepository, type CallRow, type CandidateJson, UNANSWERED } from "./call-repository.js";
+
+type CallPayloadInit = NonNullable<MessageInitShape<typeof CallEventSchema>["payload"]>;
 
 /** Who acts: a registered endpoint and its owner. */
 export interface CallActor {
@@ -115,9 +119,11 @@ export class Calls {
       now,
     });
     if (!inserted) throw alreadyExists(`call ${JSON.stringify(callId)} already exists`);
-    const extra: Json = { sdpOffer, target };
-    if (Object.keys(sipHeaders).length > 0) extra.sipHeaders = sipHeaders;
-    this.send(actor.appId, callees, this.event("CallCreatedEvent", callId, 1, actor, now, extra));
+    this.send(
+      actor.appId,
+      callees,
+      this.event({ case: "created", value: { sdpOffer, target, sipHeaders } }, callId, 1, actor, now),
+    );
     this.log.info({ callId, caller: actor.endpointId, target, endpoints: callees.length }, "call started");
   }
 
@@ -130,7 +136,11 @@ export class Calls {
       if (this.current(actor.appId, callId).state === "RINGING") return;
       throw this.wrongState(this.current(actor.appId, callId), "ring");
     }
-    this.send(actor.appId, [caller(call)], this.event("CallRingingEvent", callId, moved.version, actor, now));
+    this.send(
+      actor.appId,
+      [caller(call)],
+      this.event({ case: "ringing", value: {} }, callId, moved.version, actor, now),
+    );
   }
 
   /**
@@ -152,19 +162,29 @@ export class Calls {
     });
     if (after === undefined) throw this.wrongState(before, "answer");
     let v = before.version;
-    this.send(actor.appId, [caller(before)], this.event("CallAnsweredEvent", callId, ++v, actor, now, { sdpAnswer }));
+    this.send(
+      actor.appId,
+      [caller(before)],
+      this.event({ case: "answered", value: { sdpAnswer } }, callId, ++v, actor, now),
+    );
     const others = this.otherCalleeEndpoints(before, actor.endpointId);
     this.send(
       actor.appId,
       others,
-      this.event("CallCancelledEvent", callId, ++v, actor, now, { reason: "answered on another device" }),
+      this.event({ case: "cancelled", value: { reason: "answered on another device" } }, callId, ++v, actor, now),
     );
     if (before.heldCandidates.length > 0) {
       const from = { appId: actor.appId, userId: before.callerUser, endpointId: before.callerEndpoint };
       this.send(
         actor.appId,
         [{ userId: actor.userId, endpointId: actor.endpointId }],
-        this.event("IceCandidatesFoundEvent", callId, ++v, from, now, { iceCandidates: before.heldCandidates }),
+        this.event(
+          { case: "iceCandidatesFound", value: { iceCandidates: before.heldCandidates } },
+          callId,
+          ++v,
+          from,
+          now,
+        ),
       );
     }
     this.log.info({ callId, callee: actor.endpointId }, "call answered");
@@ -233,7 +253,7 @@ export class Calls {
     this.send(
       actor.appId,
       [to],
-      this.event("IceCandidatesFoundEvent", callId, version, actor, now, { iceCandidates: candidates }),
+      this.event({ case: "iceCandidatesFound", value: { iceCandidates: candidates } }, callId, version, actor, now),
     );
   }
 
@@ -269,12 +289,12 @@ export class Calls {
       this.send(
         call.appId,
         this.directory.ofUser(call.appId, call.targetUser),
-        this.event("CallCancelledEvent", call.callId, moved.version - 1, actor, now, { reason: "no answer" }),
+        this.event({ case: "cancelled", value: { reason: "no answer" } }, call.callId, moved.version - 1, actor, now),
       );
       this.send(
         call.appId,
         [caller(call)],
-        this.event("CallEndedEvent", call.callId, moved.version, actor, now, { reason: "no answer" }),
+        this.event({ case: "ended", value: { reason: "no answer" } }, call.callId, moved.version, actor, now),
       );
     }
     const purged = this.repo.purge(now - this.settings.retentionMs);
@@ -286,13 +306,13 @@ export class Calls {
    * The call events pushed to any endpoint of one user, from now until `signal` aborts. A
    * reader that cannot keep up loses its stream rather than our memory.
    */
-  async *watch(appId: string, userId: string, signal: AbortSignal, tenantId: string): AsyncGenerator<Json> {
+  async *watch(appId: string, userId: string, signal: AbortSignal, tenantId: string): AsyncGenerator<CallEvent> {
     validateId("userId", userId);
     if (this.bus.ownerListeners(tenantId) >= this.settings.maxWaitersPerTenant) {
       throw resourceExhausted("too many event waiters for this tenant");
     }
     if (this.bus.allListeners() >= this.settings.maxWaiters) throw resourceExhausted("too many event waiters");
-    const queue: Json[] = [];
+    const queue: CallEvent[] = [];
     let overflowed = false;
     let wake: (() => void) | undefined;
     const unsubscribe = this.bus.subscribeUser(
@@ -310,7 +330,7 @@ export class Calls {
     try {
       while (!signal.aborted) {
         if (overflowed) throw resourceExhausted("the event stream's reader is too slow");
-        while (queue.length > 0) yield queue.shift() as Json;
+        while (queue.length > 0) yield queue.shift() as CallEvent;
         await new Promise<void>((resolve) => {
           wake = resolve;
           if (queue.length > 0 || signal.aborted) resolve();
@@ -332,18 +352,24 @@ export class Calls {
       this.send(
         actor.appId,
         [caller(call)],
-        this.event("CallRejectedEvent", call.callId, v + 1, actor, now, { reason }),
+        this.event({ case: "rejected", value: { reason } }, call.callId, v + 1, actor, now),
       );
       this.send(
         actor.appId,
         this.otherCalleeEndpoints(call, actor.endpointId),
-        this.event("CallCancelledEvent", call.callId, v + 2, actor, now, { reason: "rejected on another device" }),
+        this.event(
+          { case: "cancelled", value: { reason: "rejected on another device" } },
+          call.callId,
+          v + 2,
+          actor,
+          now,
+        ),
       );
     } else {
       this.send(
         actor.appId,
         this.directory.ofUser(actor.appId, call.targetUser),
-        this.event("CallCancelledEvent", call.callId, v + 1, actor, now, { reason }),
+        this.event({ case: "cancelled", value: { reason } }, call.callId, v + 1, actor, now),
       );
     }
     this.log.info({ callId: call.callId, state: to, by: actor.endpointId }, "call over before an answer");
@@ -354,7 +380,11 @@ export class Calls {
     const moved = this.repo.transition(actor.appId, call.callId, ["ANSWERED"], "ENDED", 1, now);
     if (moved === undefined) throw this.wrongState(this.current(actor.appId, call.callId), "hang up");
     const other = call.callerEndpoint === actor.endpointId ? callee(call) : caller(call);
-    this.send(actor.appId, [other], this.event("CallEndedEvent", call.callId, moved.version, actor, now, { reason }));
+    this.send(
+      actor.appId,
+      [other],
+      this.event({ case: "ended", value: { reason } }, call.callId, moved.version, actor, now),
+    );
     this.log.info({ callId: call.callId, by: actor.endpointId, reason }, "call ended");
   }
 
@@ -396,22 +426,19 @@ export class Calls {
     return this.directory.ofUser(call.appId, call.targetUser).filter((r) => r.endpointId !== answering);
   }
 
-  private event(type: string, callId: string, version: number, actor: CallActor, now: number, extra: Json = {}): Json {
-    return {
-      type,
+  private event(payload: CallPayloadInit, callId: string, version: number, actor: CallActor, now: number): CallEvent {
+    return create(CallEventSchema, {
       id: randomUUID(),
       callId,
-      timestamp: isoMillis(now),
+      timestamp: timestampFromMs(now),
       userEndpointId: actor.endpointId,
       userId: actor.userId,
-      aggregate: "Call",
-      aggregateId: callId,
-      aggregateVersion: version,
-      ...extra,
-    };
+      aggregateVersion: BigInt(version),
+      payload,
+    });
   }
 
-  private send(appId: string, recipients: readonly Recipient[], event: Json): void {
+  private send(appId: string, recipients: readonly Recipient[], event: CallEvent): void {
     this.bus.push(appId, recipients, event);
   }
 }

@@ -1,8 +1,11 @@
 /**
  * The only module that reads or writes the conference aggregate's tables: conferences,
  * their metadata, participants, streams and event log. JSON columns hold arbitrary
- * client metadata and event bodies.
+ * client metadata; the log holds typed events as their canonical proto JSON.
  */
+import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
+import { type ConferenceEvent, ConferenceEventSchema } from "../../gen/rtcplane/conference/v1/events_pb.js";
+import { conferenceEventFromLegacy } from "../events/legacy-json.js";
 import type { Db } from "../storage/database.js";
 
 export type ConferenceMode = "P2P" | "ROUTER";
@@ -316,16 +319,28 @@ export class ConferenceRepository {
     this.s.removeAllStreams.run(seq);
   }
 
-  appendEvent(seq: number, conferenceVersion: number | null, body: Json, now: number): void {
-    this.s.appendEvent.run(seq, conferenceVersion, JSON.stringify(body), now);
+  /** Logs a typed event as its canonical proto JSON. */
+  appendEvent(seq: number, conferenceVersion: number | null, event: ConferenceEvent, now: number): void {
+    this.s.appendEvent.run(seq, conferenceVersion, toJsonString(ConferenceEventSchema, event), now);
   }
 
   /** Logged events with conferenceVersion >= fromVersion (creation events too when fromVersion <= 0). */
-  eventsSince(seq: number, fromVersion: number, limit: number): Json[] {
-    return (this.s.eventsSince.all(seq, fromVersion, fromVersion, limit) as { body: string }[]).map(
-      (r) => JSON.parse(r.body) as Json,
+  eventsSince(seq: number, fromVersion: number, limit: number): ConferenceEvent[] {
+    return (this.s.eventsSince.all(seq, fromVersion, fromVersion, limit) as { body: string }[]).map((r) =>
+      readEvent(r.body),
     );
   }
+}
+
+/**
+ * A logged event. Rows written before the log was typed hold the legacy JSON (it has a
+ * top-level "type", which the proto JSON of ConferenceEvent never has) and are read through
+ * the legacy reader.
+ */
+function readEvent(body: string): ConferenceEvent {
+  const json = JSON.parse(body) as Json;
+  if (typeof json.type === "string") return conferenceEventFromLegacy(json);
+  return fromJson(ConferenceEventSchema, json as JsonValue, { ignoreUnknownFields: true });
 }
 
 interface RawParticipant {

@@ -5,7 +5,14 @@
  * a client at version V processes the event with conferenceVersion V and then expects V+1.
  */
 import { randomUUID } from "node:crypto";
+import { clone, create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { JSONPath } from "jsonpath-plus";
+import {
+  type ConferenceEvent,
+  ConferenceEventSchema,
+  CustomEventSchema,
+} from "../../gen/rtcplane/conference/v1/events_pb.js";
 import {
   alreadyExists,
   type DomainError,
@@ -31,6 +38,9 @@ import {
 import type { ConferenceRef, EventBus, Recipient } from "./event-bus.js";
 
 export type { ConferenceMode, ConferenceRef, ConferenceRow, HealthState, Json, MetadataRow, ParticipantRow, StreamRow };
+
+/** A typed event's payload, as the domain builds it. */
+type PayloadInit = NonNullable<MessageInitShape<typeof ConferenceEventSchema>["payload"]>;
 
 /** Who acts: the app, the user and (for endpoint commands) the endpoint. */
 export interface Actor {
@@ -164,18 +174,23 @@ export class Conferences {
     return this.find(appId, conferenceId);
   }
 
-  private event(c: ConferenceRow, type: string, actor: Actor | undefined, fields: Json, version: number | null): Json {
-    return {
-      type,
+  private event(
+    c: ConferenceRow,
+    payload: PayloadInit,
+    actor: Actor | undefined,
+    version: number | null,
+    timestampMs = this.now(),
+  ): ConferenceEvent {
+    return create(ConferenceEventSchema, {
       id: randomUUID(),
       conferenceId: c.conferenceId,
-      ...(version === null ? {} : { conferenceVersion: version }),
+      ...(version === null ? {} : { conferenceVersion: BigInt(version) }),
       organizationId: c.appId,
-      timestamp: isoMillis(this.now()),
+      timestamp: timestampFromMs(timestampMs),
       userEndpointId: actor?.endpointId ?? "",
       userId: actor?.userId ?? "",
-      ...fields,
-    };
+      payload,
+    });
   }
 
   private recipients(c: ConferenceRow): Recipient[] {
@@ -192,15 +207,15 @@ export class Conferences {
     conferenceId: string,
     appId: string,
     actor: Actor | undefined,
-    apply: (c: ConferenceRow) => { type: string; fields: Json; alsoTo?: Recipient } | undefined,
+    apply: (c: ConferenceRow) => { payload: PayloadInit; alsoTo?: Recipient } | undefined,
     allowEnded = false,
-  ): Json | undefined {
+  ): ConferenceEvent | undefined {
     const result = this.db.transaction(() => {
       const c = this.find(appId, conferenceId);
       if (c.ended && !allowEnded) throw conferenceEnded(conferenceId);
       const change = apply(c);
       if (change === undefined) return undefined;
-      const event = this.event(c, change.type, actor, change.fields, c.version);
+      const event = this.event(c, change.payload, actor, c.version);
       this.repo.appendEvent(c.seq, c.version, event, this.now());
       this.repo.bumpVersion(c.seq, this.now());
       const recipients = this.recipients(c);
@@ -210,7 +225,7 @@ export class Conferences {
     if (result === undefined) return undefined;
     this.bus.publish({ appId, conferenceId }, result.event, result.recipients, true);
     this.log.debug(
-      { conferenceId, type: result.event.type, version: result.event.conferenceVersion },
+      { conferenceId, type: result.event.payload.case, version: Number(result.event.conferenceVersion) },
       "conference event",
     );
     return result.event;
@@ -257,7 +272,7 @@ export class Conferences {
         this.repo.setMetadata(c.seq, key, value, this.now(), input.creatorEndpoint, input.creator);
       }
       const actor = { appId, userId: input.creator, endpointId: input.creatorEndpoint };
-      const event = this.event(c, "ConferenceCreatedEvent", actor, { mode, creator: input.creator }, null);
+      const event = this.event(c, { case: "created", value: { mode, creator: input.creator } }, actor, null);
       this.repo.appendEvent(c.seq, null, event, this.now());
       return { c, event };
     })();
@@ -293,7 +308,7 @@ export class Conferences {
         state: "HEALTHY",
         joinTimeMs: this.now(),
       });
-      return { type: "ConferenceJoinedEvent", fields: { metadata } };
+      return { payload: { case: "joined", value: { metadata: metadata as JsonObject } } };
     });
     // A MESH room becomes SFU when autoUpgradeParticipantCount participants (different users) have joined.
     if (c0.mode !== "P2P" || c0.autoUpgradeCount === null) return;
@@ -301,7 +316,7 @@ export class Conferences {
       if (c.mode !== "P2P" || c.autoUpgradeCount === null) return undefined;
       if (this.repo.countUsers(c.seq) < c.autoUpgradeCount) return undefined;
       this.repo.setMode(c.seq, "ROUTER");
-      return { type: "ConferenceModeUpdatedEvent", fields: { mode: "ROUTER", previousMode: "P2P" } };
+      return { payload: { case: "modeUpdated", value: { mode: "ROUTER", previousMode: "P2P" } } };
     });
   }
 
@@ -331,8 +346,7 @@ export class Conferences {
         const p = this.ownParticipant(c, actor, enforceUser);
         this.repo.removeParticipant(c.seq, p.endpointId);
         return {
-          type: "ConferenceLeftEvent",
-          fields: { reason },
+          payload: { case: "left", value: { reason } },
           alsoTo: { userId: p.userId, endpointId: p.endpointId },
         };
       },
@@ -353,7 +367,7 @@ export class Conferences {
       }
       this.repo.end(c.seq, reason);
       this.repo.removeAllStreams(c.seq);
-      return { type: "ConferenceEndedEvent", fields: { reason } };
+      return { payload: { case: "ended", value: { reason } } };
     });
     this.onConferenceEnded?.({ appId, conferenceId });
   }
@@ -371,7 +385,7 @@ export class Conferences {
     this.change(conferenceId, appId, actor, (c) => {
       this.ownParticipant(c, actor, enforceUser);
       this.repo.addStream(c.seq, stream);
-      return { type: "ConferenceStreamPublishedEvent", fields: { streamId: stream.streamId, streamType: stream.type } };
+      return { payload: { case: "streamPublished", value: { streamId: stream.streamId, streamType: stream.type } } };
     });
   }
 
@@ -384,7 +398,7 @@ export class Conferences {
       (c) => {
         const s = this.ownStream(c, actor, streamId, enforceUser);
         this.repo.removeStream(c.seq, streamId);
-        return { type: "ConferenceStreamUnpublishedEvent", fields: { streamId, streamType: s.type } };
+        return { payload: { case: "streamUnpublished", value: { streamId, streamType: s.type } } };
       },
       true,
     );
@@ -456,10 +470,10 @@ export class Conferences {
       if (enforceUser) this.ownParticipant(c, actor, true);
       if (operation === "SET") {
         this.repo.setMetadata(c.seq, key, value, this.now(), actor.endpointId, actor.userId);
-        return { type: "ConferenceMetadataUpdatedEvent", fields: { key, operation, value } };
+        return { payload: { case: "metadataUpdated", value: { key, operation, value } } };
       }
       if (!this.repo.removeMetadata(c.seq, key)) return undefined; // removing an absent key changes nothing
-      return { type: "ConferenceMetadataUpdatedEvent", fields: { key, operation, value: null } };
+      return { payload: { case: "metadataUpdated", value: { key, operation } } };
     });
   }
 
@@ -468,7 +482,7 @@ export class Conferences {
     this.change(conferenceId, appId, actor, (c) => {
       const p = this.ownParticipant(c, actor, enforceUser);
       this.repo.setParticipantMetadata(c.seq, p.endpointId, metadata);
-      return { type: "ConferenceParticipantMetadataUpdatedEvent", fields: { newMetadata: metadata } };
+      return { payload: { case: "participantMetadataUpdated", value: { newMetadata: metadata as JsonObject } } };
     });
   }
 
@@ -493,7 +507,7 @@ export class Conferences {
     this.change(conferenceId, appId, actor, (c) => {
       const s = this.ownStream(c, actor, streamId, enforceUser);
       this.repo.setStreamMetadata(c.seq, s.streamId, metadata);
-      return { type: "ConferenceStreamMetadataUpdatedEvent", fields: { streamId, newMetadata: metadata } };
+      return { payload: { case: "streamMetadataUpdated", value: { streamId, newMetadata: metadata as JsonObject } } };
     });
   }
 
@@ -512,7 +526,7 @@ export class Conferences {
       const s = this.ownStream(c, actor, streamId, enforceUser);
       if (s.videoBitrate === bitrate) return undefined;
       this.repo.setStreamBitrate(c.seq, s.streamId, bitrate);
-      return { type: "ConferenceStreamBitrateUpdatedEvent", fields: { streamId, videoBitrate: bitrate } };
+      return { payload: { case: "streamBitrateUpdated", value: { streamId, videoBitrate: bitrate } } };
     });
   }
 
@@ -537,13 +551,25 @@ export class Conferences {
     if (mode !== "AT_LEAST_ONCE" && mode !== "BEST_EFFORT")
       throw invalidArgument("qos: must be AT_LEAST_ONCE or BEST_EFFORT");
     const masked = applyMasks(event, masks);
+    // Live receivers get the app's event as sent; the log and long-polls the masked copy.
+    const custom = (c: ConferenceRow, version: number | null) => {
+      const full = this.event(
+        c,
+        { case: "custom", value: { type, data: event as JsonObject } },
+        undefined,
+        version,
+        Date.parse(timestamp),
+      );
+      const shown = clone(ConferenceEventSchema, full);
+      shown.payload = { case: "custom", value: create(CustomEventSchema, { type, data: masked as JsonObject }) };
+      return { full, shown };
+    };
     if (mode === "BEST_EFFORT") {
       const c = this.find(appId, conferenceId);
       if (c.ended) throw conferenceEnded(conferenceId);
       const recipients = this.recipients(c);
-      const full = { ...this.event(c, type, undefined, {}, null), ...event, conferenceId, organizationId: appId };
-      const shown = { ...full, ...masked };
-      this.log.debug({ conferenceId, event: shown }, "best-effort event sent");
+      const { full, shown } = custom(c, null);
+      this.log.debug({ conferenceId, type }, "best-effort event sent");
       this.bus.publish({ appId, conferenceId }, shown, recipients, false, full);
       return recipients.length;
     }
@@ -553,14 +579,12 @@ export class Conferences {
       if (c.ended) throw conferenceEnded(conferenceId);
       const recipients = this.recipients(c);
       sent = recipients.length;
-      const base = this.event(c, type, undefined, {}, c.version);
-      const full = { ...base, ...event, conferenceId, conferenceVersion: c.version, organizationId: appId };
-      const stored = { ...base, ...masked, conferenceId, conferenceVersion: c.version, organizationId: appId };
+      const { full, shown: stored } = custom(c, c.version);
       this.repo.appendEvent(c.seq, c.version, stored, this.now());
       this.repo.bumpVersion(c.seq, this.now());
       return { full, stored, recipients };
     })();
-    this.log.debug({ conferenceId, event: result.stored }, "event sent");
+    this.log.debug({ conferenceId, type, version: Number(result.stored.conferenceVersion) }, "event sent");
     this.bus.publish({ appId, conferenceId }, result.stored, result.recipients, true, result.full);
     return sent;
   }
@@ -578,7 +602,7 @@ export class Conferences {
   }
 
   /** Logged events with conferenceVersion >= fromVersion, at most 1000 per answer. */
-  events(appId: string, conferenceId: string, fromVersion: number): Json[] {
+  events(appId: string, conferenceId: string, fromVersion: number): ConferenceEvent[] {
     const c = this.find(appId, conferenceId);
     return this.repo.eventsSince(c.seq, fromVersion, MAX_EVENTS_PER_ANSWER);
   }
@@ -594,12 +618,12 @@ export class Conferences {
     fromVersion: number,
     signal: AbortSignal,
     tenantId: string,
-  ): Promise<Json[]> {
+  ): Promise<ConferenceEvent[]> {
     const c = this.find(appId, conferenceId);
     this.checkWaiterCaps(appId, conferenceId, tenantId);
-    return new Promise<Json[]>((resolve) => {
+    return new Promise<ConferenceEvent[]>((resolve) => {
       let done = false;
-      const finish = (events: Json[]) => {
+      const finish = (events: ConferenceEvent[]) => {
         if (done) return;
         done = true;
         unsubscribe();
@@ -612,8 +636,8 @@ export class Conferences {
         { appId, conferenceId },
         (event, logged) => {
           if (!logged) finish([event]);
-          else if (typeof event.conferenceVersion !== "number" || event.conferenceVersion >= fromVersion) {
-            finish(this.eventsForWaiters(c.seq, fromVersion, String(event.id)));
+          else if (event.conferenceVersion === undefined || Number(event.conferenceVersion) >= fromVersion) {
+            finish(this.eventsForWaiters(c.seq, fromVersion, event.id));
           }
         },
         tenantId,
@@ -632,13 +656,13 @@ export class Conferences {
   }
 
   /** Log reads made while one commit wakes its waiters, shared by waiters with the same cursor. */
-  private readonly wakeReads = new Map<string, Json[]>();
+  private readonly wakeReads = new Map<string, ConferenceEvent[]>();
 
   /**
    * The log from `fromVersion` for a waiter being woken. Hundreds of waiters usually hold the
    * same cursor, so the read is made once per waking event and cursor, and forgotten after.
    */
-  private eventsForWaiters(seq: number, fromVersion: number, wakingEventId: string): Json[] {
+  private eventsForWaiters(seq: number, fromVersion: number, wakingEventId: string): ConferenceEvent[] {
     const key = `${seq}:${fromVersion}:${wakingEventId}`;
     let events = this.wakeReads.get(key);
     if (events === undefined) {
@@ -672,10 +696,10 @@ export class Conferences {
     fromVersion: number,
     signal: AbortSignal,
     tenantId: string,
-  ): AsyncGenerator<Json> {
+  ): AsyncGenerator<ConferenceEvent> {
     const c = this.find(appId, conferenceId);
     this.checkWaiterCaps(appId, conferenceId, tenantId);
-    const queue: Json[] = [];
+    const queue: ConferenceEvent[] = [];
     let overflowed = false;
     let wake: (() => void) | undefined;
     const unsubscribe = this.bus.subscribe(
@@ -698,7 +722,7 @@ export class Conferences {
         for (const e of page) {
           if (seen.has(e.id)) continue;
           seen.add(e.id);
-          if (typeof e.conferenceVersion === "number") next = Math.max(next, e.conferenceVersion + 1);
+          if (e.conferenceVersion !== undefined) next = Math.max(next, Number(e.conferenceVersion) + 1);
           yield e;
         }
         if (page.length < MAX_EVENTS_PER_ANSWER || signal.aborted) break;
@@ -706,9 +730,9 @@ export class Conferences {
       while (!signal.aborted) {
         if (overflowed) throw resourceExhausted("the event stream's reader is too slow");
         while (queue.length > 0) {
-          const e = queue.shift() as Json;
+          const e = queue.shift() as ConferenceEvent;
           if (seen.has(e.id)) continue;
-          if (typeof e.conferenceVersion === "number" && e.conferenceVersion < next) continue;
+          if (e.conferenceVersion !== undefined && Number(e.conferenceVersion) < next) continue;
           yield e;
         }
         await new Promise<void>((resolve) => {
@@ -727,10 +751,10 @@ export class Conferences {
    * An observation about the conference (network indicators): pushed to participants and
    * waiters without a conferenceVersion, neither logged nor versioned.
    */
-  observe(ref: ConferenceRef, type: string, fields: Json): void {
+  observe(ref: ConferenceRef, payload: PayloadInit): void {
     const c = this.repo.get(ref.appId, ref.conferenceId);
     if (c === undefined || c.ended) return;
-    this.bus.publish(ref, this.event(c, type, undefined, fields, null), this.recipients(c), false);
+    this.bus.publish(ref, this.event(c, payload, undefined, null), this.recipients(c), false);
   }
 
   /** Marks an endpoint's participations HEALTHY or SICK (an observation: no version change). */

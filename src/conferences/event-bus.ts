@@ -5,7 +5,7 @@
  * conference, go to push channels and to per-user listeners. Nothing here polls SQLite.
  * Conference ids are unique per app only, so everything is keyed by both.
  */
-import type { Json } from "./conference-repository.js";
+import type { CallEvent, ConferenceEvent } from "../../gen/rtcplane/conference/v1/events_pb.js";
 
 /** A user endpoint that receives an event on its push topic. */
 export interface Recipient {
@@ -19,10 +19,10 @@ export interface ConferenceRef {
   readonly conferenceId: string;
 }
 
-export type ConferenceListener = (event: Json, logged: boolean) => void;
+export type ConferenceListener = (event: ConferenceEvent, logged: boolean) => void;
 /** Gets the events pushed to any endpoint of one user (one-to-one call events). */
-export type UserListener = (event: Json) => void;
-export type PushSink = (appId: string, recipients: readonly Recipient[], event: Json) => void;
+export type UserListener = (event: CallEvent) => void;
+export type PushSink = (appId: string, recipients: readonly Recipient[], event: ConferenceEvent | CallEvent) => void;
 
 function keyOf(ref: ConferenceRef): string {
   return `${ref.appId}/${ref.conferenceId}`;
@@ -113,10 +113,10 @@ export class EventBus {
    */
   publish(
     ref: ConferenceRef,
-    event: Json,
+    event: ConferenceEvent,
     recipients: readonly Recipient[],
     logged: boolean,
-    live: Json = event,
+    live: ConferenceEvent = event,
   ): void {
     for (const listener of [...(this.listeners.get(keyOf(ref)) ?? [])]) {
       try {
@@ -138,7 +138,7 @@ export class EventBus {
    * Pushes an event that belongs to no conference (a call's) to its recipients' endpoints and
    * to the listeners of their users; failures never reach the caller.
    */
-  push(appId: string, recipients: readonly Recipient[], event: Json): void {
+  push(appId: string, recipients: readonly Recipient[], event: CallEvent): void {
     if (recipients.length === 0) return;
     for (const sink of this.sinks) {
       try {

@@ -299,6 +299,10 @@ export class RestGateway {
       const field = schema.fields.find((f) => f.name === route.responseBody);
       if (field?.fieldKind === "message") schema = field.message;
       value = (output as unknown as Record<string, unknown>)[field?.localName ?? ""];
+      if (field?.fieldKind === "list" && field.listKind === "message" && dialect.legacyJson !== undefined) {
+        const legacy = (value as Message[]).map((m) => dialect.legacyJson?.(m));
+        if (legacy.every((j) => j !== undefined)) return jsonResponse(status, headers, legacy);
+      }
       if (field?.fieldKind !== "message") {
         const json = toJson(route.method.output, output, { ...dialect.jsonWrite, alwaysEmitImplicit: true }) as Record<
           string,
@@ -316,6 +320,8 @@ export class RestGateway {
         body: body?.data ?? new Uint8Array(),
       };
     }
+    const legacy = value === undefined ? undefined : dialect.legacyJson?.(value as Message);
+    if (legacy !== undefined) return jsonResponse(status, headers, legacy);
     const json = value === undefined ? null : toJson(schema, value as Message, dialect.jsonWrite);
     return jsonResponse(status, headers, shapeOutput(schema, json, dialect));
   }

@@ -25,8 +25,9 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { createWebSocketStream, type WebSocket, WebSocketServer } from "ws";
-import type { Json } from "../conferences/conference-repository.js";
+import type { CallEvent, ConferenceEvent } from "../../gen/rtcplane/conference/v1/events_pb.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
+import { legacyJson } from "../events/legacy-json.js";
 import type { CheckedPrincipal, Principals } from "../oauth/principals.js";
 import type { Logger } from "../observability/log.js";
 
@@ -203,8 +204,9 @@ export class MqttPush {
     return true;
   }
 
-  private publish(appId: string, recipients: readonly Recipient[], event: Json): void {
-    const payload = Buffer.from(JSON.stringify(event));
+  private publish(appId: string, recipients: readonly Recipient[], event: ConferenceEvent | CallEvent): void {
+    // The SDKs read the legacy JSON of each event.
+    const payload = Buffer.from(JSON.stringify(legacyJson(event)));
     this.payloadApps.set(payload, appId);
     for (const r of recipients) {
       this.broker.publish(

@@ -1,9 +1,8 @@
 /** CallService: one-to-one calls of the conference API (`/rtc-api/calls/...`), thin over Calls. */
-import type { JsonObject } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/calls_pb.js";
 import type { CallService } from "../../gen/rtcplane/conference/v1/calls_pb.js";
-import type { IceCandidate } from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import type { IceCandidate } from "../../gen/rtcplane/conference/v1/events_pb.js";
 import { bearerCaller } from "../auth/caller.js";
 import type { CallActor, Calls } from "../calls/calls.js";
 import { validateId } from "../conferences/conferences.js";
@@ -87,7 +86,7 @@ export class CallServiceImpl implements ServiceImpl<typeof CallService> {
     try {
       const signal = AbortSignal.any([ctx.signal, stop.signal]);
       for await (const event of this.calls.watch(p.appId, userId, signal, p.tenantId)) {
-        yield { event: event as JsonObject };
+        yield { event };
       }
     } finally {
       unwatch();

@@ -2,6 +2,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import type { ConferenceEvent, IceCandidate } from "../../gen/rtcplane/conference/v1/events_pb.js";
 import { bearerCaller } from "../auth/caller.js";
 import type {
   Actor,
@@ -112,7 +113,7 @@ function mediaUnavailable(): DomainError {
 }
 
 export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceService> {
-  private readonly eventAnswers = new WeakMap<object, { events: JsonObject[] }>();
+  private readonly eventAnswers = new WeakMap<object, { events: ConferenceEvent[] }>();
 
   constructor(
     private readonly callers: Callers,
@@ -374,7 +375,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     conferenceId: string,
     endpointId: string,
     streamId: string,
-    list: pb.IceCandidate[],
+    list: IceCandidate[],
   ) {
     const p = this.scoped(ctx, conferenceId);
     this.actor(p, endpointId);
@@ -422,7 +423,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     // Waiters woken by one commit share one event list: they get one answer object (rendered once).
     let answer = this.eventAnswers.get(events);
     if (answer === undefined) {
-      answer = { events: events as JsonObject[] };
+      answer = { events };
       this.eventAnswers.set(events, answer);
     }
     return answer;
@@ -446,7 +447,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
         signal,
         p.tenantId,
       )) {
-        yield { event: event as JsonObject };
+        yield { event };
       }
     } finally {
       unwatch();

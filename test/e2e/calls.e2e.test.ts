@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CallService } from "../../gen/rtcplane/conference/v1/calls_pb.js";
+import type { CallEvent } from "../../gen/rtcplane/conference/v1/events_pb.js";
 import { type Json, mqttClient, rest, roomToken, serviceToken, until } from "../helpers/conference-client.js";
 import { type SdkUser, sdkUser, uuid } from "../helpers/sdk-user.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
@@ -357,14 +358,14 @@ describe("one-to-one calls: timeouts, gone endpoints and the event stream", () =
     const transport = createGrpcTransport({ baseUrl: server.url });
     const client = createClient(CallService, transport);
     const watching = new AbortController();
-    const got: Json[] = [];
+    const got: CallEvent[] = [];
     const stream = (async () => {
       try {
         for await (const res of client.watchCallEvents(
           {},
           { headers: { authorization: `Bearer ${bob.access}` }, signal: watching.signal },
         )) {
-          got.push(res.event as Json);
+          if (res.event !== undefined) got.push(res.event);
         }
       } catch (e) {
         if (!watching.signal.aborted) throw e;
@@ -378,7 +379,12 @@ describe("one-to-one calls: timeouts, gone endpoints and the event stream", () =
       { headers: { authorization: `Bearer ${alice.access}` } },
     );
     const created = await until("the streamed CallCreatedEvent", () => got.find((e) => e.callId === callId));
-    assert.deepEqual([created.type, created.target, created.userId], ["CallCreatedEvent", bob.userId, alice.userId]);
+    assert.equal(created.payload.case, "created");
+    assert.deepEqual(
+      [created.payload.value?.$typeName, created.payload.case === "created" && created.payload.value.target],
+      ["rtcplane.conference.v1.CallCreatedEvent", bob.userId],
+    );
+    assert.deepEqual([created.userId, created.aggregateVersion], [alice.userId, 1n]);
     const refused = await (async () => {
       try {
         for await (const _ of client.watchCallEvents(

@@ -10,6 +10,8 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { ConferenceService } from "../../gen/rtcplane/conference/v1/conference_pb.js";
+import type { ConferenceEvent } from "../../gen/rtcplane/conference/v1/events_pb.js";
+import { legacyJson } from "../../src/events/legacy-json.js";
 import { type Json, mqttClient, rest, roomToken, serviceToken, token, until } from "../helpers/conference-client.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
 
@@ -664,20 +666,20 @@ describe("conference API: events delivery", () => {
     }
   });
 
-  it("the WatchConferenceEvents stream sees the same events as the long-poll", async () => {
+  it("the WatchConferenceEvents stream sees the same events as the long-poll, typed", async () => {
     const call = rest(server.url, service);
     await call("POST", "/rtc-api/conferences/create", { conferenceId: "streamed" });
     await call("POST", "/rtc-api/conferences/join", { conferenceId: "streamed", userEndpointId: "s1", userId: "u" });
     const client = createClient(ConferenceService, createGrpcTransport({ baseUrl: server.url }));
     const abort = new AbortController();
-    const seen: Json[] = [];
+    const seen: ConferenceEvent[] = [];
     const reading = (async () => {
       try {
         for await (const m of client.watchConferenceEvents(
           { conferenceId: "streamed", sinceVersion: 0n },
           { signal: abort.signal, headers: { authorization: `Bearer ${service}` } },
         )) {
-          seen.push(m.event as Json);
+          if (m.event !== undefined) seen.push(m.event);
           if (seen.length === 4) abort.abort();
         }
       } catch (e) {
@@ -695,7 +697,16 @@ describe("conference API: events delivery", () => {
     await call("POST", "/rtc-api/conferences/leave", { conferenceId: "streamed", userEndpointId: "s1" });
     await reading;
     const polled = (await call("GET", "/rtc-api/conferences/streamed/events?v=0")).json as Json[];
-    assert.deepEqual(seen, polled);
+    assert.deepEqual(
+      seen.map((e) => e.payload.case),
+      ["created", "joined", "metadataUpdated", "left"],
+    );
+    const [created, joined, metadata] = seen;
+    assert.equal(created?.conferenceVersion, undefined, "creation precedes the versions");
+    assert.deepEqual([joined?.conferenceVersion, metadata?.conferenceVersion], [0n, 1n]);
+    assert.equal(metadata?.payload.case === "metadataUpdated" && metadata.payload.value.key, "a");
+    // The long-poll's legacy JSON is the typed event's one rendering.
+    assert.deepEqual(seen.map(legacyJson), polled);
   });
 
   it("sendEvent: validates, masks what is stored and logged, AT_LEAST_ONCE is logged, BEST_EFFORT is live only", async () => {

@@ -7,7 +7,10 @@
  * empty SDP answer), while a non-JSON body on a status other than 200/204 is an error to it
  * and to every other client. The seed documents these errors without a body schema.
  */
+import type { Message } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import type { CallEvent, ConferenceEvent } from "../../../gen/rtcplane/conference/v1/events_pb.js";
+import { legacyJson } from "../../events/legacy-json.js";
 import { type Dialect, httpStatusFromCode, httpStatusFromRefusal } from "./dialect.js";
 
 const REASON_PHRASES: Record<number, string> = {
@@ -38,6 +41,11 @@ export const conferenceDialect: Dialect = {
   jsonWrite: { alwaysEmitImplicit: true },
   jsonRead: { ignoreUnknownFields: true },
   int64AsNumber: true,
+  // Events go out as the flat JSON the SDKs read, the same as over MQTT.
+  legacyJson: (m: Message) =>
+    m.$typeName === "rtcplane.conference.v1.ConferenceEvent" || m.$typeName === "rtcplane.conference.v1.CallEvent"
+      ? legacyJson(m as ConferenceEvent | CallEvent)
+      : undefined,
   renderError(error, refusal) {
     const status = refusal === undefined ? conferenceStatus(error.code) : httpStatusFromRefusal(refusal);
     return {

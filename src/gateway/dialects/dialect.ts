@@ -3,7 +3,7 @@
  * and how a ConnectError becomes its documented error response. Nothing else in the
  * gateway knows one API from another.
  */
-import type { DescMethod, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
+import type { DescMethod, JsonReadOptions, JsonWriteOptions, Message } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import type { CredentialName } from "../../auth/authenticator.js";
 
@@ -47,6 +47,11 @@ export interface Dialect {
    * query parameters (the OAuth2 token endpoint needs it).
    */
   readonly acceptsForm?: boolean;
+  /**
+   * The legacy JSON of a message whose REST form predates its proto (typed events the SDKs
+   * read as flat JSON); undefined for messages written with the proto JSON mapping.
+   */
+  legacyJson?(message: Message): unknown;
   /**
    * Renders an RPC error; `refusal` is set when the gateway refused the request itself, and
    * `method` when the route is known (some legacy APIs word errors per endpoint).
