@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { rest, serviceToken } from "../helpers/conference-client.js";
 import { ROOT } from "../helpers/protoc.js";
-import { createApp, run, startServer, type TestServer, tempDir } from "../helpers/server.js";
+import { bufCurl, createApp, run, startServer, type TestServer, tempDir } from "../helpers/server.js";
 import { RTCPeerConnection } from "../helpers/wrtc.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -113,5 +113,26 @@ describe("Python grpcio watching typed conference events", () => {
     assert.equal(seen[1]?.name, "Alice");
     assert.deepEqual([seen[2]?.streamId, seen[2]?.streamType, seen[2]?.userId], ["PY-STREAM-1", "SCREEN", "alice"]);
     assert.deepEqual([seen[3]?.key, seen[3]?.value], ["topic", "typed"]);
+
+    // Reflection serves the event types: buf curl decodes the typed ListEvents answer with
+    // nothing but what the server's reflection tells it.
+    for (const protocol of [
+      ["--protocol", "connect"],
+      ["--protocol", "grpc", "--http2-prior-knowledge"],
+    ]) {
+      const listed = await bufCurl([
+        ...protocol,
+        "-H",
+        `authorization: Bearer ${token}`,
+        "-d",
+        JSON.stringify({ id: conferenceId, v: "0" }),
+        `${server.url}/rtcplane.conference.v1.ConferenceService/ListEvents`,
+      ]);
+      assert.equal(listed.code, 0, listed.stderr);
+      const events = (JSON.parse(listed.stdout) as { events: Record<string, unknown>[] }).events;
+      const published = events.find((e) => e.streamPublished !== undefined);
+      assert.deepEqual(published?.streamPublished, { streamId: "PY-STREAM-1", streamType: "SCREEN" });
+      assert.equal(published?.conferenceVersion, "1", "int64 as the proto JSON mapping has it");
+    }
   });
 });
