@@ -104,6 +104,7 @@ export interface NewConference {
 
 export class ConferenceRepository {
   private readonly s;
+  private readonly decoded = new Map<number, { body: string; event: ConferenceEvent }>();
 
   constructor(db: Db) {
     this.s = {
@@ -179,7 +180,7 @@ export class ConferenceRepository {
         "INSERT INTO conference_events (conference_seq, conference_version, body, create_time_ms) VALUES (?, ?, ?, ?)",
       ),
       eventsSince: db.prepare(
-        `SELECT body FROM conference_events WHERE conference_seq = ?
+        `SELECT seq, body FROM conference_events WHERE conference_seq = ?
            AND (conference_version >= ? OR (conference_version IS NULL AND ? <= 0)) ORDER BY seq LIMIT ?`,
       ),
     };
@@ -326,11 +327,26 @@ export class ConferenceRepository {
 
   /** Logged events with conferenceVersion >= fromVersion (creation events too when fromVersion <= 0). */
   eventsSince(seq: number, fromVersion: number, limit: number): ConferenceEvent[] {
-    return (this.s.eventsSince.all(seq, fromVersion, fromVersion, limit) as { body: string }[]).map((r) =>
-      readEvent(r.body),
+    return (this.s.eventsSince.all(seq, fromVersion, fromVersion, limit) as { seq: number; body: string }[]).map(
+      (r) => {
+        // Row ids can be reused after deletions, so a hit must hold the same text.
+        const hit = this.decoded.get(r.seq);
+        if (hit !== undefined && hit.body === r.body) return hit.event;
+        const event = readEvent(r.body);
+        if (this.decoded.size >= DECODED_EVENTS) this.decoded.delete(this.decoded.keys().next().value as number);
+        this.decoded.set(r.seq, { body: r.body, event });
+        return event;
+      },
     );
   }
 }
+
+/**
+ * Logged events decoded lately, by row: events never change, and the recent ones are read
+ * by every long-poll and stream of their conference, so each row is parsed once (the
+ * legacy rendering is kept per event object too). Oldest first out.
+ */
+const DECODED_EVENTS = 10_000;
 
 /**
  * A logged event. Rows written before the log was typed hold the legacy JSON (it has a
