@@ -55,6 +55,14 @@ function streamKey(ref: ConferenceRef, streamId: string): string {
   return `${ref.appId}/${ref.conferenceId}/${streamId}`;
 }
 
+/**
+ * Key-frame requests for a producer are coalesced this long after one was sent: libwebrtc
+ * encoders ignore requests within 300 ms of the last one, and mediasoup retries an ignored
+ * one only after a second, so viewers joining just after another would wait over a second.
+ * Past this delay one more request goes out and is honoured.
+ */
+const KEY_FRAME_REQUEST_DELAY_MS = 350;
+
 /** One endpoint's network figures, as ConferenceNetworkIndicatorUpdatedEvent carries them. */
 export interface EndpointIndicator {
   averageJitter: number;
@@ -356,6 +364,7 @@ export class Media {
         return await transport.produce({
           kind: media.kind as types.MediaKind,
           rtpParameters: producerParameters(media, codec),
+          keyFrameRequestDelay: KEY_FRAME_REQUEST_DELAY_MS,
         });
       } catch (e) {
         if ((e as Error).name !== "UnsupportedError" && (e as Error).name !== "TypeError") throw e;
@@ -430,6 +439,20 @@ export class Media {
     return made;
   }
 
+  /**
+   * Consumers are created paused and resumed, with a key-frame request, only once the
+   * viewer's DTLS is up (as mediasoup-demo does): a key frame sent before then is lost, and
+   * the viewer would wait for its own retry (~1 s) — every viewer of a batch joining at once.
+   */
+  private static startSending(consumers: readonly types.Consumer[]): void {
+    for (const c of consumers) {
+      if (c.closed) continue;
+      c.resume()
+        .then(() => (c.kind === "video" && !c.closed ? c.requestKeyFrame() : undefined))
+        .catch(() => undefined); // closed meanwhile
+    }
+  }
+
   /** Views a published stream with a browser's recvonly offer; answers with the SDP to apply. */
   async view(
     ref: ConferenceRef,
@@ -485,13 +508,12 @@ export class Media {
       stream.views.set(viewerId, { transport, consumers, endpointId, owner });
       // A viewer that goes away without stopping frees its transport.
       transport.on("dtlsstatechange", (state) => {
+        if (state === "connected") Media.startSending(consumers);
         if ((state === "failed" || state === "closed") && stream.views.get(viewerId)?.transport === transport) {
           transport.close();
           stream.views.delete(viewerId);
         }
       });
-      // Created paused, resumed once the answer exists: the first packets carry a key frame.
-      for (const c of consumers) await c.resume();
       return writeAnswer(transport, sections);
     } catch (e) {
       transport.close();
