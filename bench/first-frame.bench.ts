@@ -7,7 +7,7 @@
 
 import { rest, serviceToken } from "../test/helpers/conference-client.js";
 import { createApp, startServer } from "../test/helpers/server.js";
-import { decodedFrames, movingCamera, RTCPeerConnection } from "../test/helpers/wrtc.js";
+import { movingCamera, RTCPeerConnection, viewUntilFirstFrame } from "../test/helpers/wrtc.js";
 
 const n = Number(process.argv[2] ?? 10);
 const server = await startServer({ MEDIA_WORKERS: "2" }, undefined, undefined, true);
@@ -31,24 +31,18 @@ await pub.setRemoteDescription({ type: "answer", sdp: published.json.sdpAnswer a
 await new Promise((r) => setTimeout(r, 4000));
 const results = await Promise.all(
   Array.from({ length: n }, async (_, i) => {
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver("video", { direction: "recvonly" });
-    const frames = decodedFrames(pc);
-    await pc.setLocalDescription(await pc.createOffer());
-    const t0 = Date.now();
-    const v = await call("POST", "/rtc-api/conferences/viewStream", {
-      conferenceId,
-      userEndpointId: "pub",
-      streamId: "S",
-      sdpOffer: pc.localDescription?.sdp,
-      viewerId: `v${i}`,
+    const { pc, answerMs, firstFrameMs } = await viewUntilFirstFrame(async (sdpOffer) => {
+      const v = await call("POST", "/rtc-api/conferences/viewStream", {
+        conferenceId,
+        userEndpointId: "pub",
+        streamId: "S",
+        sdpOffer,
+        viewerId: `v${i}`,
+      });
+      return v.json.sdpAnswer as string;
     });
-    const answerMs = Date.now() - t0;
-    await pc.setRemoteDescription({ type: "answer", sdp: v.json.sdpAnswer as string });
-    while (frames.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
-    const firstMs = Date.now() - t0;
     pc.close();
-    return { answerMs, firstMs };
+    return { answerMs, firstMs: firstFrameMs };
   }),
 );
 const sorted = (k: "answerMs" | "firstMs") => results.map((r) => r[k]).sort((a, b) => a - b);

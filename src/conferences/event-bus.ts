@@ -41,31 +41,19 @@ export class EventBus {
    * function that stops listening.
    */
   subscribe(ref: ConferenceRef, listener: ConferenceListener, owner = ref.appId): () => void {
-    const key = keyOf(ref);
-    let set = this.listeners.get(key);
-    if (set === undefined) {
-      set = new Set();
-      this.listeners.set(key, set);
-    }
-    set.add(listener);
-    this.count(owner, 1);
-    let subscribed = true;
-    return () => {
-      if (!subscribed) return;
-      subscribed = false;
-      set.delete(listener);
-      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
-      this.count(owner, -1);
-    };
+    return this.listen(this.listeners, keyOf(ref), listener, owner);
   }
 
   /** Listens to what is pushed to one user's endpoints, counted against `owner`'s quota. */
   subscribeUser(appId: string, userId: string, listener: UserListener, owner: string): () => void {
-    const key = `${appId}/${userId}`;
-    let set = this.userListeners.get(key);
+    return this.listen(this.userListeners, `${appId}/${userId}`, listener, owner);
+  }
+
+  private listen<L>(map: Map<string, Set<L>>, key: string, listener: L, owner: string): () => void {
+    let set = map.get(key);
     if (set === undefined) {
       set = new Set();
-      this.userListeners.set(key, set);
+      map.set(key, set);
     }
     set.add(listener);
     this.count(owner, 1);
@@ -74,7 +62,7 @@ export class EventBus {
       if (!subscribed) return;
       subscribed = false;
       set.delete(listener);
-      if (set.size === 0 && this.userListeners.get(key) === set) this.userListeners.delete(key);
+      if (set.size === 0 && map.get(key) === set) map.delete(key);
       this.count(owner, -1);
     };
   }

@@ -9,19 +9,18 @@
  * It also reads the legacy form back into a typed event (conferenceEventFromLegacy), for
  * events logged before the log held typed events.
  */
-import { create, type JsonObject } from "@bufbuild/protobuf";
+import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type CallEvent,
-  CallEventSchema,
   type ConferenceEvent,
   ConferenceEventSchema,
   type EndpointNetworkIndicator,
-  EndpointNetworkIndicatorSchema,
 } from "../../gen/rtcplane/conference/v1/events_pb.js";
 
 export type Json = { [key: string]: unknown };
 export type ConferencePayload = ConferenceEvent["payload"];
+type PayloadInit = MessageInitShape<typeof ConferenceEventSchema>["payload"];
 export type CallPayload = CallEvent["payload"];
 
 /** The legacy `type` of each conference payload (the payload's message name). */
@@ -188,13 +187,6 @@ export function legacyJson(e: ConferenceEvent | CallEvent): Json {
   return json;
 }
 
-/** The legacy `type` of a conference event. */
-export function conferenceEventType(e: ConferenceEvent): string {
-  const p = e.payload;
-  if (p.case === "custom") return p.value.type;
-  return p.case === undefined ? "" : CONFERENCE_EVENT_TYPES[p.case];
-}
-
 const ENVELOPE_KEYS = new Set([
   "type",
   "id",
@@ -214,108 +206,55 @@ function obj(v: unknown): JsonObject {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as JsonObject) : {};
 }
 
-/** The typed payload of a legacy event's own fields. */
-function payloadFromLegacy(type: string, j: Json): ConferencePayload {
-  const streamFields = { streamId: str(j.streamId), streamType: str(j.streamType) };
-  switch (type) {
-    case "ConferenceCreatedEvent":
-      return {
-        case: "created",
-        value: {
-          $typeName: "rtcplane.conference.v1.ConferenceCreatedEvent",
-          mode: str(j.mode),
-          creator: str(j.creator),
-        },
-      };
-    case "ConferenceJoinedEvent":
-      return {
-        case: "joined",
-        value: { $typeName: "rtcplane.conference.v1.ConferenceJoinedEvent", metadata: obj(j.metadata) },
-      };
-    case "ConferenceLeftEvent":
-      return {
-        case: "left",
-        value: { $typeName: "rtcplane.conference.v1.ConferenceLeftEvent", reason: str(j.reason) },
-      };
-    case "ConferenceEndedEvent":
-      return {
-        case: "ended",
-        value: { $typeName: "rtcplane.conference.v1.ConferenceEndedEvent", reason: str(j.reason) },
-      };
-    case "ConferenceModeUpdatedEvent":
-      return {
-        case: "modeUpdated",
-        value: {
-          $typeName: "rtcplane.conference.v1.ConferenceModeUpdatedEvent",
-          mode: str(j.mode),
-          previousMode: str(j.previousMode),
-        },
-      };
-    case "ConferenceStreamPublishedEvent":
-      return {
-        case: "streamPublished",
-        value: { $typeName: "rtcplane.conference.v1.ConferenceStreamPublishedEvent", ...streamFields },
-      };
-    case "ConferenceStreamUnpublishedEvent":
-      return {
-        case: "streamUnpublished",
-        value: { $typeName: "rtcplane.conference.v1.ConferenceStreamUnpublishedEvent", ...streamFields },
-      };
-    case "ConferenceMetadataUpdatedEvent":
+/** The legacy `type` → payload case (custom for any other type). */
+const CASE_OF_TYPE = new Map<string, keyof typeof CONFERENCE_EVENT_TYPES>(
+  Object.entries(CONFERENCE_EVENT_TYPES).map(([c, t]) => [t, c as keyof typeof CONFERENCE_EVENT_TYPES]),
+);
+
+/** The payload (as an init shape) of a legacy event's own fields. */
+function payloadFromLegacy(type: string, j: Json): PayloadInit {
+  const num = (x: unknown) => (typeof x === "number" ? x : 0);
+  const stream = { streamId: str(j.streamId), streamType: str(j.streamType) };
+  switch (CASE_OF_TYPE.get(type)) {
+    case "created":
+      return { case: "created", value: { mode: str(j.mode), creator: str(j.creator) } };
+    case "joined":
+      return { case: "joined", value: { metadata: obj(j.metadata) } };
+    case "left":
+      return { case: "left", value: { reason: str(j.reason) } };
+    case "ended":
+      return { case: "ended", value: { reason: str(j.reason) } };
+    case "modeUpdated":
+      return { case: "modeUpdated", value: { mode: str(j.mode), previousMode: str(j.previousMode) } };
+    case "streamPublished":
+      return { case: "streamPublished", value: stream };
+    case "streamUnpublished":
+      return { case: "streamUnpublished", value: stream };
+    case "metadataUpdated":
       return {
         case: "metadataUpdated",
         value: {
-          $typeName: "rtcplane.conference.v1.ConferenceMetadataUpdatedEvent",
           key: str(j.key),
           operation: str(j.operation),
           ...(typeof j.value === "string" ? { value: j.value } : {}),
         },
       };
-    case "ConferenceParticipantMetadataUpdatedEvent":
-      return {
-        case: "participantMetadataUpdated",
-        value: {
-          $typeName: "rtcplane.conference.v1.ConferenceParticipantMetadataUpdatedEvent",
-          newMetadata: obj(j.newMetadata),
-        },
-      };
-    case "ConferenceStreamMetadataUpdatedEvent":
-      return {
-        case: "streamMetadataUpdated",
-        value: {
-          $typeName: "rtcplane.conference.v1.ConferenceStreamMetadataUpdatedEvent",
-          streamId: str(j.streamId),
-          newMetadata: obj(j.newMetadata),
-        },
-      };
-    case "ConferenceStreamBitrateUpdatedEvent":
-      return {
-        case: "streamBitrateUpdated",
-        value: {
-          $typeName: "rtcplane.conference.v1.ConferenceStreamBitrateUpdatedEvent",
-          streamId: str(j.streamId),
-          videoBitrate: typeof j.videoBitrate === "number" ? j.videoBitrate : 0,
-        },
-      };
-    case "ConferenceNetworkIndicatorUpdatedEvent":
+    case "participantMetadataUpdated":
+      return { case: "participantMetadataUpdated", value: { newMetadata: obj(j.newMetadata) } };
+    case "streamMetadataUpdated":
+      return { case: "streamMetadataUpdated", value: { streamId: str(j.streamId), newMetadata: obj(j.newMetadata) } };
+    case "streamBitrateUpdated":
+      return { case: "streamBitrateUpdated", value: { streamId: str(j.streamId), videoBitrate: num(j.videoBitrate) } };
+    case "networkIndicatorUpdated":
       return {
         case: "networkIndicatorUpdated",
         value: {
-          $typeName: "rtcplane.conference.v1.ConferenceNetworkIndicatorUpdatedEvent",
-          averageNetworkQuality: typeof j.averageNetworkQuality === "number" ? j.averageNetworkQuality : 0,
+          averageNetworkQuality: num(j.averageNetworkQuality),
           participantIndicatorMap: Object.fromEntries(
             Object.entries(obj(j.participantIndicatorMap)).map(([k, v]) => {
               const i = obj(v);
-              const n = (x: unknown) => (typeof x === "number" ? x : 0);
-              return [
-                k,
-                create(EndpointNetworkIndicatorSchema, {
-                  averageJitter: n(i.averageJitter),
-                  averageRtt: n(i.averageRtt),
-                  averageNetworkQuality: n(i.averageNetworkQuality),
-                  grade: str(i.grade),
-                }),
-              ];
+              const figures = { averageJitter: num(i.averageJitter), averageRtt: num(i.averageRtt) };
+              return [k, { ...figures, averageNetworkQuality: num(i.averageNetworkQuality), grade: str(i.grade) }];
             }),
           ),
         },
@@ -324,7 +263,7 @@ function payloadFromLegacy(type: string, j: Json): ConferencePayload {
       const data: JsonObject = {};
       for (const [k, v] of Object.entries(j))
         if (k === "type" || k === "timestamp" || !ENVELOPE_KEYS.has(k)) data[k] = v as never;
-      return { case: "custom", value: { $typeName: "rtcplane.conference.v1.CustomEvent", type, data } };
+      return { case: "custom", value: { type, data } };
     }
   }
 }
@@ -341,26 +280,5 @@ export function conferenceEventFromLegacy(j: Json): ConferenceEvent {
     userEndpointId: str(j.userEndpointId),
     userId: str(j.userId),
     payload: payloadFromLegacy(str(j.type), j),
-  });
-}
-
-/** A typed call event's envelope. */
-export function callEvent(init: {
-  id: string;
-  callId: string;
-  timestampMs: number;
-  userEndpointId: string;
-  userId: string;
-  aggregateVersion: number;
-  payload: CallPayload;
-}): CallEvent {
-  return create(CallEventSchema, {
-    id: init.id,
-    callId: init.callId,
-    timestamp: timestampFromMs(init.timestampMs),
-    userEndpointId: init.userEndpointId,
-    userId: init.userId,
-    aggregateVersion: BigInt(init.aggregateVersion),
-    payload: init.payload,
   });
 }

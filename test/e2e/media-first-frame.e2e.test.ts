@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { rest, serviceToken } from "../helpers/conference-client.js";
 import { createApp, startServer, type TestServer } from "../helpers/server.js";
-import { decodedFrames, movingCamera, RTCPeerConnection } from "../helpers/wrtc.js";
+import { movingCamera, RTCPeerConnection, viewUntilFirstFrame } from "../helpers/wrtc.js";
 
 let server: TestServer;
 before(async () => {
@@ -42,23 +42,19 @@ describe("first frames", () => {
       await new Promise((r) => setTimeout(r, 2500));
       const firstFrameMs = await Promise.all(
         Array.from({ length: 10 }, async (_, i) => {
-          const pc = new RTCPeerConnection();
-          viewers.push(pc);
-          pc.addTransceiver("video", { direction: "recvonly" });
-          const frames = decodedFrames(pc);
-          await pc.setLocalDescription(await pc.createOffer());
-          const started = Date.now();
-          const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
-            conferenceId,
-            userEndpointId: "pub",
-            streamId: "burst",
-            sdpOffer: pc.localDescription?.sdp,
-            viewerId: `viewer-${i}`,
+          const viewer = await viewUntilFirstFrame(async (sdpOffer) => {
+            const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
+              conferenceId,
+              userEndpointId: "pub",
+              streamId: "burst",
+              sdpOffer,
+              viewerId: `viewer-${i}`,
+            });
+            assert.equal(viewed.status, 200, viewed.text);
+            return viewed.json.sdpAnswer as string;
           });
-          assert.equal(viewed.status, 200, viewed.text);
-          await pc.setRemoteDescription({ type: "answer", sdp: viewed.json.sdpAnswer as string });
-          while (frames.length === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 5));
-          return Date.now() - started;
+          viewers.push(viewer.pc);
+          return viewer.firstFrameMs;
         }),
       );
       const slowest = Math.max(...firstFrameMs);
