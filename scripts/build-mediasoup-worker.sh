@@ -4,17 +4,35 @@
 # binary or every C++ dependency from GitHub, neither reachable here. Each meson subproject
 # the worker asks for is replaced by a shim that hands over the system library.
 #
-#   scripts/build-mediasoup-worker.sh [mediasoup-version]   → prints the worker's path
+#   scripts/build-mediasoup-worker.sh   → prints the worker's path
 #
-# The result is cached in ${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}/mediasoup-worker-<version>,
-# so later runs (and later CI runs on the same machine) skip the ~6-minute build.
+# It builds the worker source of the installed package (node_modules/mediasoup, with our
+# patches/mediasoup+<version>.patch applied by scripts/install.sh: RTX payload types and
+# header-extension ids per consumer). The result is cached in
+# ${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}/mediasoup-worker-<version>-<patch hash>, so later
+# runs (and later CI runs on the same machine) skip the ~6-minute build, and linked where
+# mediasoup looks for its worker (node_modules/mediasoup/worker/out/Release/mediasoup-worker).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-VERSION="${1:-3.12.16}"
+PACKAGE=node_modules/mediasoup
+if [ ! -f "$PACKAGE/package.json" ]; then
+  echo "mediasoup is not installed: run scripts/install.sh first" >&2
+  exit 1
+fi
+VERSION="$(node -p "require('./$PACKAGE/package.json').version")"
+PATCH="patches/mediasoup+$VERSION.patch"
+HASH="$( (cat "$PATCH" 2>/dev/null || true) | sha256sum | cut -c1-12)"
 CACHE="${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}"
-OUT="$CACHE/mediasoup-worker-$VERSION"
-if [ -x "$OUT" ]; then
+OUT="$CACHE/mediasoup-worker-$VERSION-$HASH"
+LINK="$PACKAGE/worker/out/Release/mediasoup-worker"
+install_link() {
+  mkdir -p "$(dirname "$LINK")"
+  ln -sfn "$OUT" "$LINK"
   echo "$OUT"
+}
+if [ -x "$OUT" ]; then
+  install_link
   exit 0
 fi
 
@@ -34,7 +52,9 @@ fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-(cd "$WORK" && npm pack "mediasoup@$VERSION" --silent >/dev/null && tar xzf "mediasoup-$VERSION.tgz")
+mkdir -p "$WORK/package"
+cp -r "$PACKAGE/worker" "$WORK/package/worker"
+rm -rf "$WORK/package/worker/out" "$WORK/package/worker/build"
 SRC="$WORK/package/worker"
 # Debian 12 ships meson 1.0.1; the worker builds with it.
 sed -i "s/meson_version: '>= 1.1.0'/meson_version: '>= 1.0.0'/" "$SRC/meson.build"
@@ -76,4 +96,4 @@ shim Catch2-2.13.7 "catch2_dep = declare_dependency()"
 mkdir -p "$CACHE"
 cp "$SRC/build/mediasoup-worker" "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
-echo "$OUT"
+install_link

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
+import { createRequire } from "node:module";
 import path from "node:path";
 import type { types } from "mediasoup";
 import type { Logger } from "../observability/log.js";
@@ -63,6 +63,12 @@ function streamKey(ref: ConferenceRef, streamId: string): string {
  */
 const KEY_FRAME_REQUEST_DELAY_MS = 350;
 
+/** The signature of view routers on the publisher's own payload types. */
+const PUBLISHER_SIGNATURE = "publisher";
+
+/** How many more views than the least-loaded worker a worker that has the stream may take. */
+const VIEW_SPREAD_SLACK = 2;
+
 /** One endpoint's network figures, as ConferenceNetworkIndicatorUpdatedEvent carries them. */
 export interface EndpointIndicator {
   averageJitter: number;
@@ -71,27 +77,60 @@ export interface EndpointIndicator {
   grade: "OPTIMAL" | "SUBOPTIMAL" | "BAD";
 }
 
+/**
+ * A router viewers of a stream consume from: the stream's own, or one the stream is piped
+ * into — on another worker, to spread a big audience over every core, or on a viewer's
+ * payload types. Its producers are the stream's as that router knows them.
+ */
+interface ViewRouter {
+  readonly worker: types.Worker;
+  /** "publisher", or the viewer payload types it was made for (see routerSignature). */
+  readonly signature: string;
+  readonly ready: Promise<{ router: types.Router; producers: types.Producer[] }>;
+}
+
 interface Published {
   readonly ref: ConferenceRef;
   readonly streamId: string;
   readonly endpointId: string;
   /** The stream's own router, on the publisher's payload types. */
   readonly router: types.Router;
-  /** Routers the stream is piped into, by the viewers' payload-type signature. */
-  readonly pipes: Map<string, Promise<types.Router>>;
-  /** The workers those pipes live on (decided before they exist, so two never share one). */
-  readonly pipeWorkers: Map<string, types.Worker>;
+  /** The codecs that router was made with (clones on other workers take them too). */
+  readonly codecs: types.RtpCodecCapability[];
+  readonly viewRouters: ViewRouter[];
   readonly transport: types.WebRtcTransport;
   readonly producers: types.Producer[];
   readonly views: Map<string, View>;
 }
 
 interface View {
+  readonly worker: types.Worker;
   readonly transport: types.WebRtcTransport;
+  /** The worker's latest bandwidth estimate for this viewer (from transport-cc feedback). */
+  bwe: BandwidthEstimate | undefined;
   readonly consumers: types.Consumer[];
   readonly endpointId: string;
   /** Who may stop or replace it (the viewer's user); undefined for SERVICE callers. */
   readonly owner: string | undefined;
+}
+
+/** What mediasoup's "bwe" trace says of a viewer's downlink, bits per second. */
+export interface BandwidthEstimate {
+  readonly availableBitrate: number;
+  readonly desiredBitrate: number;
+}
+
+export interface ViewDescription {
+  readonly bwe: BandwidthEstimate | undefined;
+  readonly workerPid: number;
+  readonly consumers: {
+    kind: types.MediaKind;
+    type: types.ConsumerType;
+    rtpParameters: types.RtpParameters;
+    currentLayers: types.ConsumerLayers | undefined;
+    stats: types.ConsumerStat[];
+  }[];
+  readonly transport: types.WebRtcTransportStat | undefined;
 }
 
 /** A stream id that is published, or being published, already. */
@@ -102,17 +141,17 @@ export class StreamConflictError extends Error {
   }
 }
 
-/** The default place scripts/build-mediasoup-worker.sh puts the worker. */
+/**
+ * Where mediasoup looks for its worker, and scripts/build-mediasoup-worker.sh links the one
+ * it built (from the package's source with our patch) out of its cache.
+ */
 export function defaultWorkerBin(): string {
-  return path.join(
-    process.env.RTCPLANE_CACHE ?? path.join(os.homedir(), ".cache", "rtcplane"),
-    "mediasoup-worker-3.12.16",
-  );
+  const lib = createRequire(import.meta.url).resolve("mediasoup"); // <package>/node/lib/index.js
+  return path.join(path.dirname(lib), "..", "..", "worker", "out", "Release", "mediasoup-worker");
 }
 
 export class Media {
   private readonly workers: types.Worker[] = [];
-  private next = 0;
   /** Published streams by app, conference and stream id (see streamKey). */
   private readonly streams = new Map<string, Published>();
   private closed = false;
@@ -179,12 +218,7 @@ export class Media {
         lost.push({ ...s.ref, endpointId: s.endpointId, streamId: s.streamId });
         continue;
       }
-      for (const [key, worker] of [...s.pipeWorkers]) {
-        if (worker.closed) {
-          s.pipes.delete(key);
-          s.pipeWorkers.delete(key);
-        }
-      }
+      s.viewRouters.splice(0, s.viewRouters.length, ...s.viewRouters.filter((r) => !r.worker.closed));
       for (const [viewerId, view] of [...s.views]) if (view.transport.closed) s.views.delete(viewerId);
     }
     try {
@@ -195,22 +229,25 @@ export class Media {
     if (lost.length > 0) this.onStreamsLost?.(lost, true);
   }
 
-  private worker(): types.Worker {
-    const w = this.workers[this.next++ % this.workers.length];
-    if (w === undefined) throw new Error("no mediasoup worker is running");
+  /** Views and publishes each worker carries (reserved before they exist, released on close). */
+  private readonly load = new Map<types.Worker, number>();
+
+  private addLoad(worker: types.Worker, delta: number): void {
+    this.load.set(worker, (this.load.get(worker) ?? 0) + delta);
+  }
+
+  /** The least-loaded worker (publishers and viewers alike), reserved for one more endpoint. */
+  private reserveWorker(): types.Worker {
+    const w = this.leastLoaded(this.workers);
+    this.addLoad(w, 1);
     return w;
   }
 
-  private readonly routerWorkers = new WeakMap<types.Router, types.Worker>();
-
-  private async createRouter(worker: types.Worker, mediaCodecs: types.RtpCodecCapability[]): Promise<types.Router> {
-    const router = await worker.createRouter({ mediaCodecs });
-    this.routerWorkers.set(router, worker);
-    return router;
-  }
-
-  private workerOf(router: types.Router): types.Worker | undefined {
-    return this.routerWorkers.get(router);
+  private leastLoaded(workers: readonly types.Worker[]): types.Worker {
+    let best: types.Worker | undefined;
+    for (const w of workers) if (best === undefined || (this.load.get(w) ?? 0) < (this.load.get(best) ?? 0)) best = w;
+    if (best === undefined) throw new Error("no mediasoup worker is running");
+    return best;
   }
 
   private transport(router: types.Router): Promise<types.WebRtcTransport> {
@@ -290,6 +327,38 @@ export class Media {
     }
   }
 
+  /** What a view sends, for operators and tests: its worker, consumers and transport figures. */
+  async describeView(ref: ConferenceRef, streamId: string, viewerId: string): Promise<ViewDescription | undefined> {
+    const view = this.streams.get(streamKey(ref, streamId))?.views.get(viewerId);
+    if (view === undefined) return undefined;
+    const [transport] = await view.transport.getStats();
+    return {
+      bwe: view.bwe,
+      workerPid: view.worker.pid,
+      consumers: await Promise.all(
+        view.consumers.map(async (c) => ({
+          kind: c.kind,
+          type: c.type,
+          rtpParameters: c.rtpParameters,
+          currentLayers: c.currentLayers,
+          stats: await c.getStats(),
+        })),
+      ),
+      transport,
+    };
+  }
+
+  /** How many viewers' consumers each worker (by pid) carries. */
+  consumersPerWorker(): Map<number, number> {
+    const counts = new Map(this.workers.map((w) => [w.pid, 0]));
+    for (const stream of this.streams.values()) {
+      for (const view of stream.views.values()) {
+        counts.set(view.worker.pid, (counts.get(view.worker.pid) ?? 0) + view.consumers.length);
+      }
+    }
+    return counts;
+  }
+
   /** Process ids of the running workers (operators and tests use them). */
   workerPids(): number[] {
     return this.workers.map((w) => w.pid);
@@ -310,8 +379,11 @@ export class Media {
     if (this.hasStream(ref, streamId)) throw new StreamConflictError(streamId);
     this.pending.add(key);
     let router: types.Router | undefined;
+    const worker = this.reserveWorker();
+    const codecs = viewerRouterCodecs(offer);
     try {
-      router = await this.createRouter(this.worker(), viewerRouterCodecs(offer));
+      router = await worker.createRouter({ mediaCodecs: codecs });
+      router.observer.once("close", () => this.addLoad(worker, -1));
       const transport = await this.transport(router);
       await transport.connect({
         dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
@@ -335,8 +407,8 @@ export class Media {
         streamId,
         endpointId,
         router,
-        pipes: new Map(),
-        pipeWorkers: new Map(),
+        codecs,
+        viewRouters: [{ worker, signature: PUBLISHER_SIGNATURE, ready: Promise.resolve({ router, producers }) }],
         transport,
         producers,
         views: new Map(),
@@ -351,7 +423,8 @@ export class Media {
       });
       return writeAnswer(transport, sections);
     } catch (e) {
-      router?.close();
+      if (router === undefined) this.addLoad(worker, -1);
+      else router.close();
       throw e;
     } finally {
       this.pending.delete(key);
@@ -395,48 +468,85 @@ export class Media {
       });
   }
 
-  /** The router a viewer with other payload types consumes from: the stream piped into it. */
-  private pipeRouter(stream: Published, offer: ReturnType<typeof parseOffer>): Promise<types.Router> {
-    const codecs = viewerRouterCodecs(offer);
+  /**
+   * The router a viewer consumes from, on the least-loaded worker: a router of the stream on
+   * the viewer's payload types (the publisher's, or its own) there, piped in if need be. A
+   * worker that carries an existing one is kept unless it is VIEW_SPREAD_SLACK views busier
+   * than the least-loaded, so small audiences are not piped around. The worker is reserved
+   * for the view; the caller releases it.
+   */
+  private viewRouter(stream: Published, offer: ReturnType<typeof parseOffer>): ViewRouter {
+    const direct = Media.direct(stream, offer);
     const kinds = new Set(offer.medias.map((m) => m.kind));
-    const key = JSON.stringify([
-      [...kinds].sort(),
-      codecs.map((c) => `${c.mimeType}/${c.preferredPayloadType}/${JSON.stringify(c.parameters)}`),
-    ]);
-    const existing = stream.pipes.get(key);
-    if (existing !== undefined) return existing;
-    // A worker may hold one copy of a producer: skip the stream's worker and other pipes' workers.
-    const busy = new Set([this.workerOf(stream.router), ...stream.pipeWorkers.values()]);
-    const free = this.workers.find((w) => !busy.has(w));
-    if (free === undefined) {
-      return Promise.reject(
-        new SdpError(
-          "the viewer's payload types differ from the publisher's and every worker already carries this stream; add MEDIA_WORKERS",
-        ),
-      );
-    }
-    stream.pipeWorkers.set(key, free);
-    const made = (async () => {
-      const router = await this.createRouter(free, codecs);
-      try {
-        // Only the kinds the viewer receives: the pipe router has only the viewer's codecs.
-        for (const p of stream.producers.filter((p) => kinds.has(p.kind))) {
-          await stream.router.pipeToRouter({ producerId: p.id, router });
-        }
-        return router;
-      } catch (e) {
-        router.close();
-        if ((e as Error).name === "UnsupportedError")
-          throw new SdpError(`the viewer cannot receive this stream: ${(e as Error).message}`);
-        throw e;
-      }
-    })();
-    stream.pipes.set(key, made);
-    made.catch(() => {
-      stream.pipes.delete(key);
-      stream.pipeWorkers.delete(key);
+    const codecs = direct ? stream.codecs : viewerRouterCodecs(offer);
+    const signature = direct
+      ? PUBLISHER_SIGNATURE
+      : JSON.stringify([
+          [...kinds].sort(),
+          codecs.map((c) => `${c.mimeType}/${c.preferredPayloadType}/${JSON.stringify(c.parameters)}`),
+        ]);
+    const existing = stream.viewRouters.filter((r) => r.signature === signature && !r.worker.closed);
+    const least = this.leastLoaded(this.workers);
+    const held = existing.length > 0 ? this.leastLoaded(existing.map((r) => r.worker)) : undefined;
+    const worker =
+      held !== undefined && (this.load.get(held) ?? 0) <= (this.load.get(least) ?? 0) + VIEW_SPREAD_SLACK
+        ? held
+        : least;
+    this.addLoad(worker, 1);
+    const found = existing.find((r) => r.worker === worker);
+    if (found !== undefined) return found;
+    // Piped producers take new ids: mediasoup keeps a producer id unique per worker.
+    const producers = stream.producers.filter((p) => direct || kinds.has(p.kind));
+    const made: ViewRouter = { worker, signature, ready: this.pipeStream(stream, producers, worker, codecs) };
+    stream.viewRouters.push(made);
+    made.ready.catch(() => {
+      const i = stream.viewRouters.indexOf(made);
+      if (i >= 0) stream.viewRouters.splice(i, 1);
     });
     return made;
+  }
+
+  /** A router on `worker` with `codecs`, fed the stream's producers through a pipe transport pair. */
+  private async pipeStream(
+    stream: Published,
+    producers: readonly types.Producer[],
+    worker: types.Worker,
+    codecs: types.RtpCodecCapability[],
+  ): Promise<{ router: types.Router; producers: types.Producer[] }> {
+    const router = await worker.createRouter({ mediaCodecs: codecs });
+    try {
+      const listenIp = { ip: "127.0.0.1" };
+      const [from, to] = await Promise.all([
+        stream.router.createPipeTransport({ listenIp, enableRtx: true }),
+        router.createPipeTransport({ listenIp, enableRtx: true }),
+      ]);
+      // The pipe goes when either router does.
+      router.observer.once("close", () => from.close());
+      await Promise.all([
+        from.connect({ ip: to.tuple.localIp, port: to.tuple.localPort }),
+        to.connect({ ip: from.tuple.localIp, port: from.tuple.localPort }),
+      ]);
+      const piped: types.Producer[] = [];
+      for (const p of producers) {
+        const consumer = await from.consume({ producerId: p.id });
+        const producer = await to.produce({
+          kind: consumer.kind,
+          rtpParameters: consumer.rtpParameters,
+          paused: consumer.producerPaused,
+          keyFrameRequestDelay: KEY_FRAME_REQUEST_DELAY_MS,
+        });
+        consumer.observer.once("close", () => producer.close());
+        consumer.on("producerpause", () => void producer.pause());
+        consumer.on("producerresume", () => void producer.resume());
+        piped.push(producer);
+      }
+      return { router, producers: piped };
+    } catch (e) {
+      router.close();
+      if ((e as Error).name === "UnsupportedError")
+        throw new SdpError(`the viewer cannot receive this stream: ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   /**
@@ -469,8 +579,18 @@ export class Media {
       throw new SdpError(`viewerId ${viewerId} is another viewer's`);
     }
     const offer = parseOffer(sdpOffer);
-    const router = Media.direct(stream, offer) ? stream.router : await this.pipeRouter(stream, offer);
-    const transport = await this.transport(router);
+    const placed = this.viewRouter(stream, offer);
+    let transport: types.WebRtcTransport;
+    let router: types.Router;
+    let producers: types.Producer[];
+    try {
+      ({ router, producers } = await placed.ready);
+      transport = await this.transport(router);
+    } catch (e) {
+      this.addLoad(placed.worker, -1);
+      throw e;
+    }
+    transport.observer.once("close", () => this.addLoad(placed.worker, -1));
     try {
       await transport.connect({
         dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
@@ -479,7 +599,7 @@ export class Media {
       const consumers: types.Consumer[] = [];
       const used = new Set<string>();
       for (const media of offer.medias) {
-        const producer = stream.producers.find((p) => p.kind === media.kind && !used.has(p.id));
+        const producer = producers.find((p) => p.kind === media.kind && !used.has(p.id));
         if (
           media.kind === "application" ||
           producer === undefined ||
@@ -505,7 +625,15 @@ export class Media {
       }
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
       stream.views.get(viewerId)?.transport.close();
-      stream.views.set(viewerId, { transport, consumers, endpointId, owner });
+      const view: View = { worker: placed.worker, transport, consumers, endpointId, owner, bwe: undefined };
+      stream.views.set(viewerId, view);
+      // Bandwidth estimates exist once the viewer sends transport-cc feedback (see sdp-bridge).
+      await transport.enableTraceEvent(["bwe"]);
+      transport.on("trace", (trace) => {
+        if (trace.type !== "bwe") return;
+        const info = trace.info as { availableBitrate?: number; desiredBitrate?: number };
+        view.bwe = { availableBitrate: info.availableBitrate ?? 0, desiredBitrate: info.desiredBitrate ?? 0 };
+      });
       // A viewer that goes away without stopping frees its transport.
       transport.on("dtlsstatechange", (state) => {
         if (state === "connected") Media.startSending(consumers);
@@ -557,10 +685,10 @@ export class Media {
   private drop(key: string): void {
     const stream = this.streams.get(key);
     if (stream === undefined) return;
-    // The stream's router and its pipes take every transport, producer and consumer along.
-    for (const pipe of stream.pipes.values())
-      void pipe.then(
-        (r) => r.close(),
+    // The stream's routers take every transport, producer and consumer along.
+    for (const r of stream.viewRouters)
+      void r.ready.then(
+        ({ router }) => router.close(),
         () => undefined,
       );
     stream.router.close();

@@ -4,9 +4,10 @@
  * carrying every server candidate. Parsing and writing use `sdp-transform`.
  *
  * Viewing: a browser receives on the payload types and header-extension ids of its own offer,
- * but a mediasoup consumer sends with its router's. So each view gets a router whose codecs
- * take the viewer's offered payload types (`viewerRouterCodecs`), the stream is piped into it,
- * and the answer then matches the offer exactly.
+ * but a mediasoup consumer sends media on its router's payload types. So a viewer consumes
+ * from a router whose codecs take its offered payload types (`viewerRouterCodecs`; the stream
+ * is piped into it when they differ from the publisher's), and the consumer takes the viewer's
+ * RTX payload types and extension ids (`viewerCapabilities`), so the answer matches the offer.
  */
 import type { types } from "mediasoup";
 import * as sdpTransform from "sdp-transform";
@@ -197,19 +198,41 @@ export function viewerRouterCodecs(offer: ParsedOffer): types.RtpCodecCapability
   return out;
 }
 
-/** The viewer's RTP capabilities: its codecs without RTX, and only extensions with mediasoup's ids. */
+/**
+ * The viewer's RTP capabilities for one m-line: its media codecs (on the router's payload
+ * types, which are the viewer's), the RTX it offered for each on its own payload type, and
+ * every header extension the router can send that it offered, with the viewer's ids. A
+ * browser receives with the payload types and extension ids of its own offer, whatever the
+ * answer says; our mediasoup patch lets a consumer take the endpoint's RTX payload type and
+ * renumbers extensions per consumer (patches/mediasoup+3.12.16.patch).
+ */
 export function viewerCapabilities(media: OfferMedia, router: types.RtpCapabilities): types.RtpCapabilities {
-  const codecs = (router.codecs ?? []).filter(
-    (c) =>
-      c.kind === media.kind &&
-      !c.mimeType.toLowerCase().endsWith("/rtx") &&
-      media.codecs.some(
-        (o) => o.payloadType === c.preferredPayloadType && o.mimeType.toLowerCase() === c.mimeType.toLowerCase(),
-      ),
-  );
-  const headerExtensions = (router.headerExtensions ?? []).filter(
-    (h) => h.kind === media.kind && media.extensions.some((e) => e.id === h.preferredId && e.uri === h.uri),
-  );
+  const codecs: types.RtpCodecCapability[] = [];
+  for (const c of router.codecs ?? []) {
+    if (c.kind !== media.kind || c.mimeType.toLowerCase().endsWith("/rtx")) continue;
+    const offered = media.codecs.find(
+      (o) => o.payloadType === c.preferredPayloadType && o.mimeType.toLowerCase() === c.mimeType.toLowerCase(),
+    );
+    if (offered === undefined) continue;
+    codecs.push(c);
+    if (offered.rtxPayloadType !== undefined) {
+      codecs.push({
+        kind: c.kind,
+        mimeType: `${c.kind}/rtx`,
+        preferredPayloadType: offered.rtxPayloadType,
+        clockRate: c.clockRate,
+        parameters: { apt: offered.payloadType },
+        rtcpFeedback: [],
+      });
+    }
+  }
+  const headerExtensions: types.RtpHeaderExtension[] = [];
+  for (const h of router.headerExtensions ?? []) {
+    // recvonly: the router takes it from publishers but never sends it.
+    if (h.kind !== media.kind || h.direction === "recvonly") continue;
+    const offered = media.extensions.find((e) => e.uri === h.uri);
+    if (offered !== undefined) headerExtensions.push({ ...h, preferredId: offered.id });
+  }
   return { codecs, headerExtensions };
 }
 
@@ -307,10 +330,12 @@ export function writeAnswer(transport: TransportInfo, sections: readonly AnswerS
       const encoding = rp.encodings?.[0];
       const cname = rp.rtcp?.cname ?? "rtcplane";
       if (encoding?.ssrc !== undefined) {
-        desc.ssrcs = [
-          { id: encoding.ssrc, attribute: "cname", value: cname },
-          ...(s.msid ? [{ id: encoding.ssrc, attribute: "msid", value: s.msid }] : []),
-        ];
+        const ssrcs = encoding.rtx === undefined ? [encoding.ssrc] : [encoding.ssrc, encoding.rtx.ssrc];
+        desc.ssrcs = ssrcs.flatMap((id) => [
+          { id, attribute: "cname", value: cname },
+          ...(s.msid ? [{ id, attribute: "msid", value: s.msid }] : []),
+        ]);
+        if (ssrcs.length > 1) desc.ssrcGroups = [{ semantics: "FID", ssrcs: ssrcs.join(" ") }];
       }
       if (s.msid) desc.msid = s.msid;
     }

@@ -92,3 +92,12 @@ export async function viewUntilFirstFrame(
   while (frames.length === 0 && Date.now() - started < limitMs) await new Promise((r) => setTimeout(r, 5));
   return { pc, answerMs, firstFrameMs: Date.now() - started };
 }
+
+/** `pc`'s stats of one type ("inbound-rtp", "candidate-pair", …), as plain records. */
+export async function statsOfType(pc: RTCPeerConnection, type: string): Promise<Record<string, number & string>[]> {
+  const out: Record<string, number & string>[] = [];
+  (await pc.getStats()).forEach((s: Record<string, number & string>) => {
+    if (s.type === type) out.push(s);
+  });
+  return out;
+}
