@@ -50,6 +50,8 @@ export interface Config {
     /** The mediasoup worker binary (scripts/build-mediasoup-worker.sh); absent = no media. */
     readonly workerBin: string | undefined;
     readonly workers: number;
+    /** First of the single UDP+TCP ports, one per worker (mediasoup WebRtcServer); unset = a port per transport. */
+    readonly rtcPort: number | undefined;
     /** Where RTP sockets listen; with ANNOUNCED_IP unset, loopback (local use only). */
     readonly listenIp: string;
     /** How often ConferenceNetworkIndicatorUpdatedEvent is computed (0 = never). */
@@ -245,7 +247,12 @@ export function loadConfig(env: Env = process.env): Config {
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
     throw new ConfigError("TLS_CERT and TLS_KEY must be set together");
   }
+  // RTC_PORT: one UDP+TCP port per worker (RTC_PORT, RTC_PORT+1, …) instead of a port per transport.
+  const rtcPort = optional(env, "RTC_PORT") === undefined ? undefined : integer(env, "RTC_PORT", 0, 1024, 65535);
   const rtcMinPort = integer(env, "RTC_MIN_PORT", 40000, 1024, 65535);
+  const mediaWorkers = integer(env, "MEDIA_WORKERS", Math.min(os.availableParallelism(), 4), 1, 64);
+  if (rtcPort !== undefined && rtcPort + mediaWorkers - 1 > 65535)
+    throw new ConfigError(`RTC_PORT=${rtcPort} leaves no port for each of the ${mediaWorkers} MEDIA_WORKERS`);
   const rtcMaxPort = integer(env, "RTC_MAX_PORT", 49999, 1024, 65535);
   if (rtcMinPort > rtcMaxPort) throw new ConfigError(`RTC_MIN_PORT=${rtcMinPort} is above RTC_MAX_PORT=${rtcMaxPort}`);
   const announcedIp = optional(env, "ANNOUNCED_IP");
@@ -313,7 +320,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     media: {
       workerBin: optional(env, "MEDIASOUP_WORKER_BIN"),
-      workers: integer(env, "MEDIA_WORKERS", Math.min(os.availableParallelism(), 4), 1, 64),
+      workers: mediaWorkers,
+      rtcPort,
       listenIp: optional(env, "RTC_LISTEN_IP") ?? (announcedIp === undefined ? "127.0.0.1" : "0.0.0.0"),
       statsIntervalMs: integer(env, "MEDIA_STATS_INTERVAL_MS", 5000, 0, 3600000),
     },

@@ -84,6 +84,7 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
     {
       workerBin: config.media.workerBin ?? defaultWorkerBin(),
       workers: config.media.workers,
+      rtcPort: config.media.rtcPort,
       rtcMinPort: config.rtcMinPort,
       rtcMaxPort: config.rtcMaxPort,
       listenIp: config.media.listenIp,

@@ -33,6 +33,12 @@ export interface MediaSettings {
   readonly workers: number;
   readonly rtcMinPort: number;
   readonly rtcMaxPort: number;
+  /**
+   * With a port, each worker serves every transport on one UDP and one TCP port (rtcPort +
+   * its index, a mediasoup WebRtcServer): one firewall rule, and ICE over TCP on the same
+   * port for clients whose UDP is blocked. Without, each transport takes its own ports.
+   */
+  readonly rtcPort: number | undefined;
   readonly listenIp: string;
   readonly announcedIp: string | undefined;
   /** How often network indicators are computed per conference with media (0 = never). */
@@ -193,12 +199,36 @@ export class Media {
     return media;
   }
 
+  /** Each worker's WebRtcServer, when settings.rtcPort is set. */
+  private readonly webRtcServers = new Map<types.Worker, types.WebRtcServer>();
+
   private async addWorker(): Promise<types.Worker> {
     const worker = await this.mediasoup.createWorker({
       rtcMinPort: this.settings.rtcMinPort,
       rtcMaxPort: this.settings.rtcMaxPort,
       logLevel: "warn",
     });
+    if (this.settings.rtcPort !== undefined) {
+      // The first port no live worker holds (a replaced worker's port is free again).
+      const taken = new Set([...this.webRtcServers.values()].map((s) => s.appData.port));
+      let port = this.settings.rtcPort;
+      while (taken.has(port)) port++;
+      const at = { ip: this.settings.listenIp, port, announcedIp: this.settings.announcedIp };
+      try {
+        const server = await worker.createWebRtcServer({
+          listenInfos: [
+            { protocol: "udp", ...at },
+            { protocol: "tcp", ...at },
+          ],
+          appData: { port },
+        });
+        this.webRtcServers.set(worker, server);
+        worker.observer.once("close", () => this.webRtcServers.delete(worker));
+      } catch (e) {
+        worker.close();
+        throw e;
+      }
+    }
     this.workers.push(worker);
     worker.on("died", (err) => {
       this.log.error({ err, pid: worker.pid }, "mediasoup worker died; replacing it");
@@ -250,7 +280,11 @@ export class Media {
     return best;
   }
 
-  private transport(router: types.Router): Promise<types.WebRtcTransport> {
+  private transport(router: types.Router, worker: types.Worker): Promise<types.WebRtcTransport> {
+    const webRtcServer = this.webRtcServers.get(worker);
+    if (webRtcServer !== undefined) {
+      return router.createWebRtcTransport({ webRtcServer, enableUdp: true, enableTcp: true, preferUdp: true });
+    }
     return router.createWebRtcTransport({
       listenIps: [
         {
@@ -384,7 +418,7 @@ export class Media {
     try {
       router = await worker.createRouter({ mediaCodecs: codecs });
       router.observer.once("close", () => this.addLoad(worker, -1));
-      const transport = await this.transport(router);
+      const transport = await this.transport(router, worker);
       await transport.connect({
         dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
       });
@@ -585,7 +619,7 @@ export class Media {
     let producers: types.Producer[];
     try {
       ({ router, producers } = await placed.ready);
-      transport = await this.transport(router);
+      transport = await this.transport(router, placed.worker);
     } catch (e) {
       this.addLoad(placed.worker, -1);
       throw e;

@@ -10,8 +10,9 @@ import { after, before, describe, it } from "node:test";
 import * as sdpTransform from "sdp-transform";
 import { rest, serviceToken } from "../helpers/conference-client.js";
 import { answerCandidate, lossyLink, throughLink } from "../helpers/lossy-link.js";
+import { publishCamera, viewVideo } from "../helpers/media-peers.js";
 import { createApp, startServer, type TestServer } from "../helpers/server.js";
-import { decodedFrames, movingCamera, RTCPeerConnection, statsOfType } from "../helpers/wrtc.js";
+import { type RTCPeerConnection, statsOfType } from "../helpers/wrtc.js";
 
 const TCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 const ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
@@ -28,53 +29,19 @@ before(async () => {
   appRef.appId = app.appId;
   call = rest(server.url, await serviceToken(server.url, app));
   await call("POST", "/rtc-api/conferences/create", { conferenceId: appRef.conferenceId });
-  await call("POST", "/rtc-api/conferences/join", {
-    conferenceId: appRef.conferenceId,
-    userEndpointId: "pub",
-    userId: "p",
-  });
-  const camera = movingCamera();
-  const pub = new RTCPeerConnection();
-  cleanup.push(
-    () => camera.stop(),
-    () => pub.close(),
-  );
-  pub.addTransceiver(camera.track, { direction: "sendonly" });
-  await pub.setLocalDescription(await pub.createOffer());
-  const published = await call("POST", "/rtc-api/conferences/publishStream", {
-    conferenceId: appRef.conferenceId,
-    userEndpointId: "pub",
-    conferenceStreamType: "CAM",
-    streamId: "cam",
-    sdpOffer: pub.localDescription?.sdp,
-  });
-  assert.equal(published.status, 200, published.text);
-  await pub.setRemoteDescription({ type: "answer", sdp: published.json.sdpAnswer as string });
+  const pub = await publishCamera(call, appRef.conferenceId, "pub", "cam");
+  cleanup.push(() => pub.close());
 });
 after(async () => {
   for (const f of cleanup) f();
   await server.close();
 });
 
-/** A recvonly video viewer of "cam": its offer, the server's answer, and its decoded frames. */
-async function view(viewerId: string, shapeAnswer = async (sdp: string) => sdp) {
-  const pc = new RTCPeerConnection();
-  cleanup.push(() => pc.close());
-  pc.addTransceiver("video", { direction: "recvonly" });
-  const frames = decodedFrames(pc);
-  await pc.setLocalDescription(await pc.createOffer());
-  const offer = pc.localDescription?.sdp ?? "";
-  const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
-    conferenceId: appRef.conferenceId,
-    userEndpointId: "pub",
-    streamId: "cam",
-    sdpOffer: offer,
-    viewerId,
-  });
-  assert.equal(viewed.status, 200, viewed.text);
-  const answer = viewed.json.sdpAnswer as string;
-  await pc.setRemoteDescription({ type: "answer", sdp: await shapeAnswer(answer) });
-  return { pc, offer, answer, frames };
+/** A viewer of "cam", closed after the tests. */
+async function view(viewerId: string, shapeAnswer?: (sdp: string) => Promise<string>) {
+  const viewer = await viewVideo(call, appRef.conferenceId, "pub", "cam", viewerId, shapeAnswer);
+  cleanup.push(() => viewer.pc.close());
+  return viewer;
 }
 
 async function inboundVideo(pc: RTCPeerConnection): Promise<Record<string, number>> {

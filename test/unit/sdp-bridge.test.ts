@@ -155,21 +155,38 @@ describe("codec support", () => {
     assert.equal(new Set(pts).size, pts.length);
   });
 
-  it("offers the viewer only extensions whose ids match mediasoup's", () => {
+  it("gives the viewer's consumer its own RTX payload type and extension ids, not the router's", () => {
     const media = parseOffer(offer("chrome-view")).medias[0];
     assert.ok(media);
+    const vp8 = media.codecs.find((c) => c.mimeType === "video/VP8");
+    assert.ok(vp8?.rtxPayloadType !== undefined);
     const caps = viewerCapabilities(media, {
-      codecs: [{ kind: "video", mimeType: "video/VP8", clockRate: 90000, preferredPayloadType: 96 }],
+      codecs: [
+        { kind: "video", mimeType: "video/VP8", clockRate: 90000, preferredPayloadType: vp8.payloadType },
+        { kind: "video", mimeType: "video/rtx", clockRate: 90000, preferredPayloadType: 100, parameters: { apt: 96 } },
+      ],
       headerExtensions: [
-        { kind: "video", uri: "urn:ietf:params:rtp-hdrext:sdes:mid", preferredId: 1 },
-        { kind: "video", uri: "urn:ietf:params:rtp-hdrext:toffset", preferredId: 99 },
+        { kind: "video", uri: "urn:ietf:params:rtp-hdrext:sdes:mid", preferredId: 1, direction: "sendrecv" },
+        { kind: "video", uri: "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", preferredId: 2, direction: "recvonly" },
+        { kind: "video", uri: "urn:ietf:params:rtp-hdrext:toffset", preferredId: 12, direction: "sendrecv" },
+        { kind: "video", uri: "urn:example:not-offered", preferredId: 13, direction: "sendrecv" },
+        { kind: "audio", uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level", preferredId: 10 },
       ],
     });
     assert.deepEqual(
-      caps.headerExtensions?.map((h) => h.uri),
-      media.extensions.some((e) => e.id === 1 && e.uri === "urn:ietf:params:rtp-hdrext:sdes:mid")
-        ? ["urn:ietf:params:rtp-hdrext:sdes:mid"]
-        : [],
+      caps.codecs?.map((c) => [c.mimeType, c.preferredPayloadType, c.parameters?.apt]),
+      [
+        ["video/VP8", vp8.payloadType, undefined],
+        ["video/rtx", vp8.rtxPayloadType, vp8.payloadType],
+      ],
+    );
+    const offeredId = (uri: string) => media.extensions.find((e) => e.uri === uri)?.id;
+    // Only what the router sends (not recvonly rid) and the viewer offered, with the viewer's ids.
+    assert.deepEqual(
+      caps.headerExtensions?.map((h) => [h.uri, h.preferredId]),
+      ["urn:ietf:params:rtp-hdrext:sdes:mid", "urn:ietf:params:rtp-hdrext:toffset"]
+        .filter((uri) => offeredId(uri) !== undefined)
+        .map((uri) => [uri, offeredId(uri)]),
     );
   });
 });

@@ -1,0 +1,69 @@
+/** Publishers and viewers of a conference stream: libwebrtc peers driven through the REST API. */
+import assert from "node:assert/strict";
+import type { rest } from "./conference-client.js";
+import { decodedFrames, movingCamera, RTCPeerConnection } from "./wrtc.js";
+
+type Call = ReturnType<typeof rest>;
+
+/** Joins `endpointId` and publishes a moving camera as `streamId`; close() stops it. */
+export async function publishCamera(
+  call: Call,
+  conferenceId: string,
+  endpointId: string,
+  streamId: string,
+): Promise<{ pc: RTCPeerConnection; answer: string; close(): void }> {
+  await call("POST", "/rtc-api/conferences/join", { conferenceId, userEndpointId: endpointId, userId: endpointId });
+  const camera = movingCamera();
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver(camera.track, { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  const published = await call("POST", "/rtc-api/conferences/publishStream", {
+    conferenceId,
+    userEndpointId: endpointId,
+    conferenceStreamType: "CAM",
+    streamId,
+    sdpOffer: pc.localDescription?.sdp,
+  });
+  assert.equal(published.status, 200, published.text);
+  const answer = published.json.sdpAnswer as string;
+  await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  return {
+    pc,
+    answer,
+    close() {
+      camera.stop();
+      pc.close();
+    },
+  };
+}
+
+/**
+ * A recvonly video viewer of `streamId`: its offer, the server's answer (as the viewer applied
+ * it after `shapeAnswer`, which stands for the network: a relay, blocked UDP) and the luma of
+ * each frame it decodes.
+ */
+export async function viewVideo(
+  call: Call,
+  conferenceId: string,
+  publisherEndpointId: string,
+  streamId: string,
+  viewerId: string,
+  shapeAnswer: (sdp: string) => Promise<string> | string = (sdp) => sdp,
+): Promise<{ pc: RTCPeerConnection; offer: string; answer: string; frames: number[] }> {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const frames = decodedFrames(pc);
+  await pc.setLocalDescription(await pc.createOffer());
+  const offer = pc.localDescription?.sdp ?? "";
+  const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
+    conferenceId,
+    userEndpointId: publisherEndpointId,
+    streamId,
+    sdpOffer: offer,
+    viewerId,
+  });
+  assert.equal(viewed.status, 200, viewed.text);
+  const answer = viewed.json.sdpAnswer as string;
+  await pc.setRemoteDescription({ type: "answer", sdp: await shapeAnswer(answer) });
+  return { pc, offer, answer, frames };
+}
