@@ -1,19 +1,28 @@
 /**
- * SFU figures with real libwebrtc peers (@roamhq/wrtc) on loopback, measured in one run:
- * publish request → answer, view request → first decoded frame, and one publisher fanned out
- * to N viewers with the workers' CPU and the viewers' mean frame rate. Prints a table.
+ * SFU figures with real libwebrtc peers (@roamhq/wrtc) on loopback, one run per audience size:
+ * one publisher, N viewers joining at once through viewStream, 4 s warm-up, an 8 s window.
+ * Prints per N: first frame p50/max from the view request, answer p50/max, viewers' mean fps
+ * and share ≥ 25 fps, worker CPU (cores, and % of a core per viewer), consumers per worker.
  *
- *   npx tsx bench/media.bench.ts                 # BENCH_VIEWERS=10,50,100 BENCH_SECONDS=5
- * Needs the worker (scripts/build-mediasoup-worker.sh). The peers share the 2 cores with
- * the workers, so viewer frame rates fall for large N partly because of the peers themselves.
+ *   npm run bench:media                              # BENCH_VIEWERS=1,10,30 BENCH_SOURCE=flat
+ *   BENCH_SOURCE=textured BENCH_LOSS=5 npm run bench:media   # 960x540 source; 5 % downlink loss
+ *
+ * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in this process and
+ * share the 2 cores with the workers, so viewer frame rates at large N are partly the peers'.
+ * Loss is a user-space relay per viewer (test/helpers/lossy-link.ts; no sch_netem here).
  */
 import fs from "node:fs";
-import { performance } from "node:perf_hooks";
-import { createApp, serviceToken, startServer } from "../test/helpers/server.js";
-import { nonstandard, RTCPeerConnection } from "../test/helpers/wrtc.js";
+import { rest, serviceToken } from "../test/helpers/conference-client.js";
+import { answerCandidate, type LossyLink, lossyLink, throughLink } from "../test/helpers/lossy-link.js";
+import { publishCamera, viewVideo } from "../test/helpers/media-peers.js";
+import { createApp, startServer } from "../test/helpers/server.js";
+import { type RTCPeerConnection, statsOfType } from "../test/helpers/wrtc.js";
 
-const VIEWERS = (process.env.BENCH_VIEWERS ?? "10,50,100").split(",").map(Number);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const VIEWERS = (process.env.BENCH_VIEWERS ?? "1,10,30").split(",").map(Number);
+const TEXTURED = process.env.BENCH_SOURCE === "textured";
+const LOSS = Number(process.env.BENCH_LOSS ?? 0);
+const WARMUP_MS = 4000;
+const WINDOW_MS = 8000;
 
 /** CPU seconds used so far by a process (utime + stime from /proc). */
 function cpuSeconds(pid: number): number {
@@ -21,102 +30,86 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? NaN;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const server = await startServer({ LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
-const peers: RTCPeerConnection[] = [];
-let pushing: NodeJS.Timeout | undefined;
+const media = server.media;
+if (media === undefined) throw new Error("no media");
+const app = await createApp(server.url);
+const call = rest(server.url, await serviceToken(server.url, app));
+console.log(
+  `source ${TEXTURED ? "textured 960x540, 3 simulcast layers" : "flat 320x240"} at 30 fps; downlink loss ${LOSS} %; ${media.workerPids().length} workers`,
+);
+console.log(
+  "viewers  first frame p50/max ms  answer p50/max ms  fps mean  ≥25 fps  worker CPU  %core/viewer  consumers/worker  RTX sent",
+);
 try {
-  const access_token = await serviceToken(server.url, await createApp(server.url));
-  const api = async (path: string, body: unknown) => {
-    const res = await fetch(`${server.url}/rtc-api/conferences/${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  };
-  await api("create", { conferenceId: "bench" });
-  await api("join", { conferenceId: "bench", userEndpointId: "pub", userId: "p" });
-
-  const source = new nonstandard.RTCVideoSource();
-  let n = 0;
-  pushing = setInterval(() => {
-    const data = new Uint8Array(320 * 240 * 1.5);
-    data.fill(n++ % 200, 0, 320 * 240);
-    data.fill(128, 320 * 240);
-    source.onFrame({ width: 320, height: 240, data });
-  }, 66);
-  const pub = new RTCPeerConnection();
-  peers.push(pub);
-  pub.addTransceiver(source.createTrack(), { direction: "sendonly" });
-  await pub.setLocalDescription(await pub.createOffer());
-  let t = performance.now();
-  const published = await api("publishStream", {
-    conferenceId: "bench",
-    userEndpointId: "pub",
-    conferenceStreamType: "CAM",
-    sdpOffer: pub.localDescription?.sdp,
-  });
-  console.log(`publish request → answer            ${(performance.now() - t).toFixed(1)} ms`);
-  await pub.setRemoteDescription({ type: "answer", sdp: published.sdpAnswer as string });
-  const streamId = (published.streamId as { id: string }).id;
-
-  const frameCounts: number[] = [];
-  const view = async (i: number): Promise<number> => {
-    const pc = new RTCPeerConnection();
-    peers.push(pc);
-    pc.addTransceiver("video", { direction: "recvonly" });
-    const started = performance.now();
-    const firstFrame = new Promise<number>((resolve) => {
-      pc.ontrack = (e) => {
-        const sink = new nonstandard.RTCVideoSink(e.track);
-        frameCounts[i] = 0;
-        sink.onframe = () => {
-          if (frameCounts[i] === 0) resolve(performance.now() - started);
-          frameCounts[i] = (frameCounts[i] ?? 0) + 1;
-        };
+  for (const n of VIEWERS) {
+    const conferenceId = `bench-${n}`;
+    await call("POST", "/rtc-api/conferences/create", { conferenceId });
+    const pub = await publishCamera(call, conferenceId, "pub", "cam", TEXTURED);
+    const peers: RTCPeerConnection[] = [pub.pc];
+    const links: LossyLink[] = [];
+    try {
+      await sleep(2000); // past the publisher's first key frames
+      const shape = async (answer: string) => {
+        if (LOSS === 0) return answer;
+        const link = await lossyLink(answerCandidate(answer), { lossPercent: LOSS }, links.length + 1);
+        links.push(link);
+        return throughLink(answer, link.port);
       };
-    });
-    await pc.setLocalDescription(await pc.createOffer());
-    const viewed = await api("viewStream", {
-      conferenceId: "bench",
-      userEndpointId: "pub",
-      streamId: { id: streamId },
-      sdpOffer: pc.localDescription?.sdp,
-    });
-    await pc.setRemoteDescription({ type: "answer", sdp: viewed.sdpAnswer as string });
-    return firstFrame;
-  };
-
-  t = performance.now();
-  const first = await view(0);
-  console.log(`view request → first decoded frame  ${first.toFixed(1)} ms`);
-
-  console.log("\nviewers  worker CPU (cores)  viewer fps (mean)  setup s");
-  let viewers = 1;
-  for (const target of VIEWERS) {
-    t = performance.now();
-    let late = 0;
-    while (viewers < target) {
-      const got = await Promise.race([view(viewers++), new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
-      if (got < 0) late++;
+      const joined = await Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          const started = Date.now();
+          const v = await viewVideo(call, conferenceId, "pub", "cam", `v${i}`, shape);
+          const answerMs = Date.now() - started;
+          peers.push(v.pc);
+          while (v.frames.length === 0 && Date.now() - started < 10_000) await sleep(5);
+          return { pc: v.pc, answerMs, firstFrameMs: v.frames.length > 0 ? Date.now() - started : Infinity };
+        }),
+      );
+      await sleep(WARMUP_MS);
+      const pids = media.workerPids();
+      const decoded = async () =>
+        Promise.all(joined.map(async (v) => (await statsOfType(v.pc, "inbound-rtp"))[0]?.framesDecoded ?? 0));
+      const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+      const frames0 = await decoded();
+      const t0 = Date.now();
+      await sleep(WINDOW_MS);
+      const frames1 = await decoded();
+      const seconds = (Date.now() - t0) / 1000;
+      const cpu = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / seconds;
+      const fps = frames1.map((f, i) => (f - (frames0[i] ?? 0)) / seconds);
+      let rtx = 0; // viewers that got retransmissions as RTX
+      for (let i = 0; i < n; i++) {
+        const view = await media.describeView({ appId: app.appId, conferenceId }, "cam", `v${i}`);
+        if ((view?.transport?.rtxBytesSent ?? 0) > 0) rtx++;
+      }
+      const first = joined.map((v) => v.firstFrameMs);
+      const answers = joined.map((v) => v.answerMs);
+      console.log(
+        [
+          String(n).padStart(7),
+          `${quantile(first, 0.5)} / ${Math.max(...first)}`.padStart(22),
+          `${quantile(answers, 0.5)} / ${Math.max(...answers)}`.padStart(17),
+          (fps.reduce((a, b) => a + b, 0) / n).toFixed(1).padStart(8),
+          `${Math.round((100 * fps.filter((f) => f >= 25).length) / n)} %`.padStart(7),
+          cpu.toFixed(2).padStart(10),
+          ((100 * cpu) / n).toFixed(2).padStart(12),
+          [...media.consumersPerWorker().values()].join("/").padStart(16),
+          `${rtx}/${n}`.padStart(8),
+        ].join("  "),
+      );
+    } finally {
+      for (const pc of peers) pc.close();
+      for (const link of links) link.close();
+      pub.close();
+      await call("POST", "/rtc-api/conferences/end", { conferenceId });
+      await sleep(500);
     }
-    if (late > 0) console.log(`  (${late} viewers had no frame within 5 s of joining)`);
-    const setup = (performance.now() - t) / 1000;
-    const pids = server.media?.workerPids() ?? [];
-    const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
-    const frames0 = frameCounts.slice(0, viewers).map((f) => f ?? 0);
-    await new Promise((r) => setTimeout(r, SECONDS * 1000));
-    const cpu = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / SECONDS;
-    const fps = frameCounts.slice(0, viewers).map((f, i) => ((f ?? 0) - (frames0[i] ?? 0)) / SECONDS);
-    const mean = fps.reduce((a, b) => a + b, 0) / fps.length;
-    console.log(
-      `${String(viewers).padStart(7)}  ${cpu.toFixed(2).padStart(17)}  ${mean.toFixed(1).padStart(17)}  ${setup.toFixed(1).padStart(7)}`,
-    );
   }
-  console.log(`(source sends 15 fps; resident memory ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB)`);
 } finally {
-  if (pushing) clearInterval(pushing);
-  for (const pc of peers) pc.close();
   await server.close();
   process.exit(0);
 }

@@ -139,6 +139,14 @@ export interface ViewDescription {
   readonly transport: types.WebRtcTransportStat | undefined;
 }
 
+/** Layers were asked of a stream published with one layer. */
+export class NotSimulcastError extends Error {
+  constructor(streamId: string) {
+    super(`stream ${streamId} is not simulcast: it has a single layer`);
+    this.name = "NotSimulcastError";
+  }
+}
+
 /** A stream id that is published, or being published, already. */
 export class StreamConflictError extends Error {
   constructor(streamId: string) {
@@ -661,8 +669,9 @@ export class Media {
       stream.views.get(viewerId)?.transport.close();
       const view: View = { worker: placed.worker, transport, consumers, endpointId, owner, bwe: undefined };
       stream.views.set(viewerId, view);
-      // Bandwidth estimates exist once the viewer sends transport-cc feedback (see sdp-bridge).
-      await transport.enableTraceEvent(["bwe"]);
+      // Bandwidth estimates exist once the viewer sends transport-cc feedback (see sdp-bridge);
+      // not awaited: the answer need not wait for one more round trip to the worker.
+      transport.enableTraceEvent(["bwe"]).catch(() => undefined); // closed meanwhile
       transport.on("trace", (trace) => {
         if (trace.type !== "bwe") return;
         const info = trace.info as { availableBitrate?: number; desiredBitrate?: number };
@@ -709,6 +718,27 @@ export class Media {
       stopped++;
     }
     return stopped;
+  }
+
+  /**
+   * Sets the simulcast layers a view prefers: its consumer climbs up to them as the viewer's
+   * estimated bandwidth allows. Undefined when there is no such view the caller may change;
+   * NotSimulcastError when the stream has one layer only.
+   */
+  async setViewLayers(
+    ref: ConferenceRef,
+    streamId: string,
+    viewerId: string,
+    owner: string | undefined,
+    layers: types.ConsumerLayers,
+  ): Promise<{ preferred: types.ConsumerLayers; current: types.ConsumerLayers | undefined } | undefined> {
+    const view = this.streams.get(streamKey(ref, streamId))?.views.get(viewerId);
+    if (view === undefined || (owner !== undefined && view.owner !== owner)) return undefined;
+    const consumer = view.consumers.find((c) => c.type === "simulcast" || c.type === "svc");
+    if (consumer === undefined) throw new NotSimulcastError(streamId);
+    await consumer.setPreferredLayers(layers);
+    const preferred = consumer.preferredLayers ?? layers;
+    return { preferred, current: consumer.currentLayers };
   }
 
   unpublish(ref: ConferenceRef, streamId: string): void {

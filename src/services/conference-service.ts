@@ -18,10 +18,11 @@ import {
   type DomainError,
   failedPrecondition,
   invalidArgument,
+  notFound,
   permissionDenied,
   unauthenticated,
 } from "../errors.js";
-import { Media, SdpError, StreamConflictError } from "../media/media.js";
+import { Media, NotSimulcastError, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { CheckedPrincipal } from "../oauth/principals.js";
 import { iceCandidatesProblem } from "../validation.js";
@@ -343,6 +344,34 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       media.view({ appId: p.appId, conferenceId: req.conferenceId }, streamId, viewerId, viewer, owner, req.sdpOffer),
     );
     return { sdpAnswer: answer, viewerId };
+  }
+
+  async updateViewLayers(req: pb.UpdateViewLayersRequest, ctx: HandlerContext) {
+    const p = this.scoped(ctx, req.conferenceId);
+    this.actor(p, req.userEndpointId);
+    const streamId = required("streamId.id", req.streamId?.id ?? "");
+    const viewerId = required("viewerId", req.viewerId);
+    const layer = (name: string, value: number) => {
+      if (!Number.isInteger(value) || value < 0 || value > 9) throw invalidArgument(`${name}: must be 0 to 9`);
+      return value;
+    };
+    const layers = {
+      spatialLayer: layer("spatialLayer", req.spatialLayer),
+      ...(req.temporalLayer === undefined ? {} : { temporalLayer: layer("temporalLayer", req.temporalLayer) }),
+    };
+    const media = this.sfu(p, req.conferenceId);
+    const ref = { appId: p.appId, conferenceId: req.conferenceId };
+    const owner = p.role === "USER" ? p.userId : undefined;
+    const set = await media.setViewLayers(ref, streamId, viewerId, owner, layers).catch((e: unknown) => {
+      if (e instanceof NotSimulcastError) throw failedPrecondition(e.message);
+      throw e;
+    });
+    if (set === undefined) throw notFound(`viewer ${JSON.stringify(viewerId)} of stream ${JSON.stringify(streamId)}`);
+    return {
+      preferredSpatialLayer: set.preferred.spatialLayer,
+      preferredTemporalLayer: set.preferred.temporalLayer ?? 0,
+      currentSpatialLayer: set.current?.spatialLayer ?? -1,
+    };
   }
 
   async unpublishStream(req: pb.UnpublishStreamRequest, ctx: HandlerContext) {

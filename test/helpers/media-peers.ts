@@ -1,21 +1,35 @@
 /** Publishers and viewers of a conference stream: libwebrtc peers driven through the REST API. */
 import assert from "node:assert/strict";
 import type { rest } from "./conference-client.js";
-import { decodedFrames, movingCamera, RTCPeerConnection } from "./wrtc.js";
+import { decodedFrames, movingCamera, RTCPeerConnection, texturedCamera } from "./wrtc.js";
 
 type Call = ReturnType<typeof rest>;
 
-/** Joins `endpointId` and publishes a moving camera as `streamId`; close() stops it. */
+/** Simulcast as browsers send it: three rids, each half the size of the next. */
+export const THREE_LAYERS = [
+  { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 400_000 },
+  { rid: "h", maxBitrate: 1_200_000 },
+];
+
+/**
+ * Joins `endpointId` and publishes a camera as `streamId` (a flat moving one, or the textured
+ * 960x540 one in three simulcast layers); close() stops it.
+ */
 export async function publishCamera(
   call: Call,
   conferenceId: string,
   endpointId: string,
   streamId: string,
+  simulcast = false,
+  fps = 30,
 ): Promise<{ pc: RTCPeerConnection; answer: string; close(): void }> {
   await call("POST", "/rtc-api/conferences/join", { conferenceId, userEndpointId: endpointId, userId: endpointId });
-  const camera = movingCamera();
+  const camera = simulcast ? texturedCamera(960, 540, fps) : movingCamera();
   const pc = new RTCPeerConnection();
-  pc.addTransceiver(camera.track, { direction: "sendonly" });
+  // @roamhq/wrtc takes sendEncodings with rids (libwebrtc simulcast), though its typings do not say so.
+  const init = simulcast ? { direction: "sendonly", sendEncodings: THREE_LAYERS } : { direction: "sendonly" };
+  pc.addTransceiver(camera.track, init as RTCRtpTransceiverInit);
   await pc.setLocalDescription(await pc.createOffer());
   const published = await call("POST", "/rtc-api/conferences/publishStream", {
     conferenceId,

@@ -40,6 +40,32 @@ export function movingCamera(width = 320, height = 240): { track: MediaStreamTra
   return { track: source.createTrack(), stop: () => clearInterval(timer) };
 }
 
+/**
+ * A camera with texture and motion: a fixed noise pattern panning across the frame, which an
+ * encoder cannot squeeze to nothing as it does the flat frames of movingCamera (a 960x540
+ * layer takes ~1 Mbit/s). The first luma byte still steps every frame.
+ */
+export function texturedCamera(width = 960, height = 540, fps = 30): { track: MediaStreamTrack; stop(): void } {
+  const source = new nonstandard.RTCVideoSource();
+  const noise = new Uint8Array(width * 2 * height);
+  let seed = 7;
+  for (let i = 0; i < noise.length; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    noise[i] = 16 + ((seed >>> 16) % 200);
+  }
+  let frameNo = 0;
+  const timer = setInterval(() => {
+    const data = new Uint8Array(width * height * 1.5);
+    const shift = (frameNo * 4) % width;
+    for (let y = 0; y < height; y++)
+      data.set(noise.subarray(y * 2 * width + shift, y * 2 * width + shift + width), y * width);
+    data[0] = (frameNo++ * 9) % 200;
+    data.fill(128, width * height);
+    source.onFrame({ width, height, data });
+  }, 1000 / fps);
+  return { track: source.createTrack(), stop: () => clearInterval(timer) };
+}
+
 /** The first luma byte of every video frame `pc` decodes, appended as they come. */
 export function decodedFrames(pc: RTCPeerConnection): number[] {
   const frames: number[] = [];

@@ -153,6 +153,17 @@ export const conferenceServiceRoutes = [
   },
   {
     service: ConferenceService,
+    method: ConferenceService.method.updateViewLayers,
+    dialect: "conference",
+    verb: "POST",
+    pattern: "/rtc-api/conferences/updateViewLayers",
+    template: {"segments":[{"kind":"literal","value":"rtc-api"},{"kind":"literal","value":"conferences"},{"kind":"literal","value":"updateViewLayers"}],"variables":[]},
+    body: "*",
+    responseBody: "",
+    successStatus: 0,
+  },
+  {
+    service: ConferenceService,
     method: ConferenceService.method.addPublishStreamIceCandidates,
     dialect: "conference",
     verb: "POST",
