@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import { rest, serviceToken } from "../test/helpers/conference-client.js";
 import { answerCandidate, type LossyLink, lossyLink, throughLink } from "../test/helpers/lossy-link.js";
-import { publishCamera, viewVideo } from "../test/helpers/media-peers.js";
+import { publishCamera, viewUntilFirstFrame } from "../test/helpers/media-peers.js";
 import { createApp, startServer } from "../test/helpers/server.js";
 import { type RTCPeerConnection, statsOfType } from "../test/helpers/wrtc.js";
 
@@ -61,12 +61,9 @@ try {
       };
       const joined = await Promise.all(
         Array.from({ length: n }, async (_, i) => {
-          const started = Date.now();
-          const v = await viewVideo(call, conferenceId, "pub", "cam", `v${i}`, shape);
-          const answerMs = Date.now() - started;
+          const v = await viewUntilFirstFrame(call, conferenceId, "pub", "cam", `v${i}`, shape);
           peers.push(v.pc);
-          while (v.frames.length === 0 && Date.now() - started < 10_000) await sleep(5);
-          return { pc: v.pc, answerMs, firstFrameMs: v.frames.length > 0 ? Date.now() - started : Infinity };
+          return v;
         }),
       );
       await sleep(WARMUP_MS);

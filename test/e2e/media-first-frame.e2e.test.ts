@@ -8,8 +8,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { rest, serviceToken } from "../helpers/conference-client.js";
+import { publishCamera, viewUntilFirstFrame } from "../helpers/media-peers.js";
 import { createApp, startServer, type TestServer } from "../helpers/server.js";
-import { movingCamera, RTCPeerConnection, viewUntilFirstFrame } from "../helpers/wrtc.js";
+import type { RTCPeerConnection } from "../helpers/wrtc.js";
 
 let server: TestServer;
 before(async () => {
@@ -22,37 +23,14 @@ describe("first frames", () => {
     const call = rest(server.url, await serviceToken(server.url, await createApp(server.url)));
     const conferenceId = "first-frames";
     await call("POST", "/rtc-api/conferences/create", { conferenceId });
-    await call("POST", "/rtc-api/conferences/join", { conferenceId, userEndpointId: "pub", userId: "p" });
-    const camera = movingCamera();
-    const pub = new RTCPeerConnection();
+    const pub = await publishCamera(call, conferenceId, "pub", "burst");
     const viewers: RTCPeerConnection[] = [];
     try {
-      pub.addTransceiver(camera.track, { direction: "sendonly" });
-      await pub.setLocalDescription(await pub.createOffer());
-      const published = await call("POST", "/rtc-api/conferences/publishStream", {
-        conferenceId,
-        userEndpointId: "pub",
-        conferenceStreamType: "CAM",
-        streamId: "burst",
-        sdpOffer: pub.localDescription?.sdp,
-      });
-      assert.equal(published.status, 200, published.text);
-      await pub.setRemoteDescription({ type: "answer", sdp: published.json.sdpAnswer as string });
       // Past the publisher's first key frames, as for viewers joining a running stream.
       await new Promise((r) => setTimeout(r, 2500));
       const firstFrameMs = await Promise.all(
         Array.from({ length: 10 }, async (_, i) => {
-          const viewer = await viewUntilFirstFrame(async (sdpOffer) => {
-            const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
-              conferenceId,
-              userEndpointId: "pub",
-              streamId: "burst",
-              sdpOffer,
-              viewerId: `viewer-${i}`,
-            });
-            assert.equal(viewed.status, 200, viewed.text);
-            return viewed.json.sdpAnswer as string;
-          });
+          const viewer = await viewUntilFirstFrame(call, conferenceId, "pub", "burst", `viewer-${i}`);
           viewers.push(viewer.pc);
           return viewer.firstFrameMs;
         }),
@@ -60,7 +38,6 @@ describe("first frames", () => {
       const slowest = Math.max(...firstFrameMs);
       assert.ok(slowest < 1000, `first frames (ms): ${firstFrameMs.sort((a, b) => a - b).join(", ")}`);
     } finally {
-      camera.stop();
       pub.close();
       for (const pc of viewers) pc.close();
     }

@@ -81,3 +81,27 @@ export async function viewVideo(
   await pc.setRemoteDescription({ type: "answer", sdp: await shapeAnswer(answer) });
   return { pc, offer, answer, frames };
 }
+
+/** viewVideo, timed from the view request to its answer and to its first decoded frame (≤ limitMs). */
+export async function viewUntilFirstFrame(
+  call: Call,
+  conferenceId: string,
+  publisherEndpointId: string,
+  streamId: string,
+  viewerId: string,
+  shapeAnswer?: (sdp: string) => Promise<string> | string,
+  limitMs = 10_000,
+): Promise<{ pc: RTCPeerConnection; answerMs: number; firstFrameMs: number }> {
+  const started = Date.now();
+  let answered = 0;
+  const viewer = await viewVideo(call, conferenceId, publisherEndpointId, streamId, viewerId, (sdp) => {
+    answered = Date.now();
+    return shapeAnswer === undefined ? sdp : shapeAnswer(sdp);
+  });
+  while (viewer.frames.length === 0 && Date.now() - started < limitMs) await new Promise((r) => setTimeout(r, 5));
+  return {
+    pc: viewer.pc,
+    answerMs: answered - started,
+    firstFrameMs: viewer.frames.length > 0 ? Date.now() - started : Number.POSITIVE_INFINITY,
+  };
+}

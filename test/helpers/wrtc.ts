@@ -99,26 +99,6 @@ export function loopbackCandidates(
   });
 }
 
-/**
- * A recvonly video viewer: its offer goes to `view`, which answers the SDP answer; timed from
- * the view request to the answer and to the first decoded frame (at most `limitMs`).
- */
-export async function viewUntilFirstFrame(
-  view: (sdpOffer: string) => Promise<string>,
-  limitMs = 5000,
-): Promise<{ pc: RTCPeerConnection; answerMs: number; firstFrameMs: number }> {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver("video", { direction: "recvonly" });
-  const frames = decodedFrames(pc);
-  await pc.setLocalDescription(await pc.createOffer());
-  const started = Date.now();
-  const answer = await view(pc.localDescription?.sdp ?? "");
-  const answerMs = Date.now() - started;
-  await pc.setRemoteDescription({ type: "answer", sdp: answer });
-  while (frames.length === 0 && Date.now() - started < limitMs) await new Promise((r) => setTimeout(r, 5));
-  return { pc, answerMs, firstFrameMs: Date.now() - started };
-}
-
 /** `pc`'s stats of one type ("inbound-rtp", "candidate-pair", …), as plain records. */
 export async function statsOfType(pc: RTCPeerConnection, type: string): Promise<Record<string, number & string>[]> {
   const out: Record<string, number & string>[] = [];
