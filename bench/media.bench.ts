@@ -1,26 +1,35 @@
 /**
  * SFU figures with real libwebrtc peers (@roamhq/wrtc) on loopback, one run per audience size:
- * one publisher, N viewers joining at once through viewStream, 4 s warm-up, an 8 s window.
- * Prints per N: first frame p50/max from the view request, answer p50/max, viewers' mean fps
- * and share ≥ 25 fps, worker CPU (cores, and % of a core per viewer), consumers per worker.
+ * one publisher, N viewers joining at once, 4 s warm-up, an 8 s window. Per N and server:
+ * first frame p50/max from the view request, answer p50/max, viewers' mean fps and share
+ * ≥ 25 fps, server CPU (media workers and Node; % of a core per viewer), consumers per worker,
+ * viewers repaired with RTX. Janus 1.1.2 (Debian `janus`, videoroom) serves the same audience
+ * in the same run as the baseline, when installed and the source is the flat one without loss.
  *
  *   npm run bench:media                              # BENCH_VIEWERS=1,10,30 BENCH_SOURCE=flat
  *   BENCH_SOURCE=textured BENCH_LOSS=5 npm run bench:media   # 960x540 source; 5 % downlink loss
+ *   BENCH_JANUS=0 npm run bench:media                # rtcplane only
  *
- * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in this process and
- * share the 2 cores with the workers, so viewer frame rates at large N are partly the peers'.
- * Loss is a user-space relay per viewer (test/helpers/lossy-link.ts; no sch_netem here).
+ * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in a child process
+ * (bench/media-audience.ts) and share the 2 cores with the servers. Loss is a user-space relay
+ * per viewer (test/helpers/lossy-link.ts; no sch_netem here).
  */
+import { fork } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { rest, serviceToken } from "../test/helpers/conference-client.js";
-import { answerCandidate, type LossyLink, lossyLink, throughLink } from "../test/helpers/lossy-link.js";
-import { publishCamera, viewUntilFirstFrame } from "../test/helpers/media-peers.js";
 import { createApp, startServer } from "../test/helpers/server.js";
-import { type RTCPeerConnection, statsOfType } from "../test/helpers/wrtc.js";
+import type { AudienceReply, AudienceRequest, AudienceTarget } from "./media-audience.js";
 
 const VIEWERS = (process.env.BENCH_VIEWERS ?? "1,10,30").split(",").map(Number);
 const TEXTURED = process.env.BENCH_SOURCE === "textured";
 const LOSS = Number(process.env.BENCH_LOSS ?? 0);
+const JANUS = process.env.BENCH_JANUS !== "0" && !TEXTURED && LOSS === 0 && fs.existsSync("/usr/bin/janus");
+/** Viewers are spread over this many processes, as over browsers (BENCH_AUDIENCE_PROCESSES). */
+const AUDIENCE_PROCESSES = Number(process.env.BENCH_AUDIENCE_PROCESSES ?? 3);
+const NICE = Number(process.env.BENCH_AUDIENCE_NICE ?? 0);
 const WARMUP_MS = 4000;
 const WINDOW_MS = 8000;
 
@@ -33,80 +42,174 @@ function cpuSeconds(pid: number): number {
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A process of bench/media-audience.ts, asked one thing at a time. */
+class AudienceProcess {
+  private readonly child = fork(path.join(path.dirname(fileURLToPath(import.meta.url)), "media-audience.ts"), {
+    execArgv: ["--import", "tsx"],
+  });
+
+  constructor() {
+    if (NICE !== 0) os.setPriority(this.child.pid ?? 0, NICE);
+  }
+
+  ask<T extends AudienceReply["type"]>(
+    request: AudienceRequest,
+    expect: T,
+  ): Promise<Extract<AudienceReply, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`audience process exited with ${code}`));
+      this.child.once("exit", onExit);
+      this.child.once("message", (reply: AudienceReply) => {
+        this.child.off("exit", onExit);
+        if (reply.type === expect) resolve(reply as Extract<AudienceReply, { type: T }>);
+        else reject(new Error(reply.type === "error" ? reply.message : `unexpected ${reply.type}`));
+      });
+      this.child.send(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once("exit", resolve));
+    await this.ask({ type: "close" }, "closed").catch(() => undefined);
+    this.child.kill();
+    await exited;
+  }
+}
+
+interface Measured {
+  firstFrameMs: number[];
+  answerMs: number[];
+  fps: number[];
+  /** CPU cores used in the window: media processes (workers, or Janus) and our Node process. */
+  mediaCpu: number;
+  nodeCpu: number;
+  /** Read while the audience is still there. */
+  extra: string[];
+}
+
+/**
+ * One publisher and n viewers (over AUDIENCE_PROCESSES processes) joining at once; `mediaPids`
+ * are sampled over the window (with this process's own CPU when `ownCpu`), `whileThere` is
+ * read before the audience leaves.
+ */
+async function audience(
+  target: AudienceTarget,
+  n: number,
+  mediaPids: () => number[],
+  ownCpu: boolean,
+  whileThere: () => Promise<string[]>,
+): Promise<Measured> {
+  const publisher = new AudienceProcess();
+  const groups = Array.from({ length: Math.min(n, AUDIENCE_PROCESSES) }, () => new AudienceProcess());
+  try {
+    const { feedId } = await publisher.ask({ type: "publish", target, textured: TEXTURED }, "published");
+    await sleep(2000); // past the publisher's first key frames
+    const joined = await Promise.all(
+      groups.map((g, k) =>
+        g.ask(
+          {
+            type: "view",
+            target,
+            feedId,
+            lossPercent: LOSS,
+            viewerIds: Array.from({ length: n }, (_, i) => `v${i}`).filter((_, i) => i % groups.length === k),
+          },
+          "joined",
+        ),
+      ),
+    );
+    await sleep(WARMUP_MS);
+    const count = async () =>
+      (await Promise.all(groups.map((g) => g.ask({ type: "count" }, "counted")))).flatMap((c) => c.framesDecoded);
+    const pids = mediaPids();
+    const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+    const node0 = process.cpuUsage();
+    const frames0 = await count();
+    const t0 = Date.now();
+    await sleep(WINDOW_MS);
+    const frames1 = await count();
+    const seconds = (Date.now() - t0) / 1000;
+    const mediaCpu = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / seconds;
+    const node = process.cpuUsage(node0);
+    return {
+      firstFrameMs: joined.flatMap((j) => j.firstFrameMs),
+      answerMs: joined.flatMap((j) => j.answerMs),
+      fps: frames1.map((f, i) => (f - (frames0[i] ?? 0)) / seconds),
+      mediaCpu,
+      nodeCpu: ownCpu ? (node.user + node.system) / 1e6 / seconds : 0,
+      extra: await whileThere(),
+    };
+  } finally {
+    await Promise.all([publisher, ...groups].map((p) => p.close()));
+  }
+}
+
+function row(server: string, n: number, m: Measured): string {
+  const cpu = m.mediaCpu + m.nodeCpu;
+  return [
+    server.padEnd(8),
+    String(n).padStart(7),
+    `${quantile(m.firstFrameMs, 0.5)} / ${Math.max(...m.firstFrameMs)}`.padStart(22),
+    `${quantile(m.answerMs, 0.5)} / ${Math.max(...m.answerMs)}`.padStart(17),
+    (m.fps.reduce((a, b) => a + b, 0) / n).toFixed(1).padStart(8),
+    `${Math.round((100 * m.fps.filter((f) => f >= 25).length) / n)} %`.padStart(7),
+    `${m.mediaCpu.toFixed(2)} + ${m.nodeCpu.toFixed(2)}`.padStart(14),
+    ((100 * cpu) / n).toFixed(2).padStart(12),
+    ...m.extra.map((e) => e.padStart(16)),
+  ].join("  ");
+}
+
 const server = await startServer({ LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
 const media = server.media;
 if (media === undefined) throw new Error("no media");
 const app = await createApp(server.url);
-const call = rest(server.url, await serviceToken(server.url, app));
+const token = await serviceToken(server.url, app);
+const call = rest(server.url, token);
+const janus = JANUS ? await (await import("./janus.js")).startJanus() : undefined;
 console.log(
-  `source ${TEXTURED ? "textured 960x540, 3 simulcast layers" : "flat 320x240"} at 30 fps; downlink loss ${LOSS} %; ${media.workerPids().length} workers`,
+  `source ${TEXTURED ? "textured 960x540, 3 simulcast layers" : "flat 320x240"} at 30 fps; downlink loss ${LOSS} %; ${media.workerPids().length} workers${janus ? "; Janus 1.1.2 beside" : ""}`,
 );
 console.log(
-  "viewers  first frame p50/max ms  answer p50/max ms  fps mean  ≥25 fps  worker CPU  %core/viewer  consumers/worker  RTX sent",
+  "server   viewers  first frame p50/max ms  answer p50/max ms  fps mean  ≥25 fps  CPU media+node  %core/viewer  consumers/worker  RTX sent",
 );
+let failed = false;
 try {
-  for (const n of VIEWERS) {
-    const conferenceId = `bench-${n}`;
+  for (const [run, n] of VIEWERS.entries()) {
+    const conferenceId = `bench-${run}-${n}`;
     await call("POST", "/rtc-api/conferences/create", { conferenceId });
-    const pub = await publishCamera(call, conferenceId, "pub", "cam", TEXTURED);
-    const peers: RTCPeerConnection[] = [pub.pc];
-    const links: LossyLink[] = [];
-    try {
-      await sleep(2000); // past the publisher's first key frames
-      const shape = async (answer: string) => {
-        if (LOSS === 0) return answer;
-        const link = await lossyLink(answerCandidate(answer), { lossPercent: LOSS }, links.length + 1);
-        links.push(link);
-        return throughLink(answer, link.port);
-      };
-      const joined = await Promise.all(
-        Array.from({ length: n }, async (_, i) => {
-          const v = await viewUntilFirstFrame(call, conferenceId, "pub", "cam", `v${i}`, shape);
-          peers.push(v.pc);
-          return v;
-        }),
+    const ours = await audience(
+      { server: "rtcplane", url: server.url, token, conferenceId },
+      n,
+      () => media.workerPids(),
+      true,
+      async () => {
+        let rtx = 0; // viewers that got retransmissions as RTX
+        for (let i = 0; i < n; i++) {
+          const view = await media.describeView({ appId: app.appId, conferenceId }, "cam", `v${i}`);
+          if ((view?.transport?.rtxBytesSent ?? 0) > 0) rtx++;
+        }
+        return [[...media.consumersPerWorker().values()].join("/"), `${rtx}/${n}`];
+      },
+    );
+    console.log(row("rtcplane", n, ours));
+    await call("POST", "/rtc-api/conferences/end", { conferenceId });
+    if (janus !== undefined) {
+      const theirs = await audience(
+        { server: "janus", url: janus.url, room: 1000 + run },
+        n,
+        () => [janus.pid],
+        false,
+        async () => [],
       );
-      await sleep(WARMUP_MS);
-      const pids = media.workerPids();
-      const decoded = async () =>
-        Promise.all(joined.map(async (v) => (await statsOfType(v.pc, "inbound-rtp"))[0]?.framesDecoded ?? 0));
-      const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
-      const frames0 = await decoded();
-      const t0 = Date.now();
-      await sleep(WINDOW_MS);
-      const frames1 = await decoded();
-      const seconds = (Date.now() - t0) / 1000;
-      const cpu = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / seconds;
-      const fps = frames1.map((f, i) => (f - (frames0[i] ?? 0)) / seconds);
-      let rtx = 0; // viewers that got retransmissions as RTX
-      for (let i = 0; i < n; i++) {
-        const view = await media.describeView({ appId: app.appId, conferenceId }, "cam", `v${i}`);
-        if ((view?.transport?.rtxBytesSent ?? 0) > 0) rtx++;
-      }
-      const first = joined.map((v) => v.firstFrameMs);
-      const answers = joined.map((v) => v.answerMs);
-      console.log(
-        [
-          String(n).padStart(7),
-          `${quantile(first, 0.5)} / ${Math.max(...first)}`.padStart(22),
-          `${quantile(answers, 0.5)} / ${Math.max(...answers)}`.padStart(17),
-          (fps.reduce((a, b) => a + b, 0) / n).toFixed(1).padStart(8),
-          `${Math.round((100 * fps.filter((f) => f >= 25).length) / n)} %`.padStart(7),
-          cpu.toFixed(2).padStart(10),
-          ((100 * cpu) / n).toFixed(2).padStart(12),
-          [...media.consumersPerWorker().values()].join("/").padStart(16),
-          `${rtx}/${n}`.padStart(8),
-        ].join("  "),
-      );
-    } finally {
-      for (const pc of peers) pc.close();
-      for (const link of links) link.close();
-      pub.close();
-      await call("POST", "/rtc-api/conferences/end", { conferenceId });
-      await sleep(500);
+      console.log(row("janus", n, theirs));
     }
+    await sleep(500);
   }
+} catch (e) {
+  console.error(e);
+  failed = true;
 } finally {
+  await janus?.stop();
   await server.close();
-  process.exit(0);
+  process.exit(failed ? 1 : 0);
 }

@@ -575,7 +575,8 @@ export class Media {
           kind: consumer.kind,
           rtpParameters: consumer.rtpParameters,
           paused: consumer.producerPaused,
-          keyFrameRequestDelay: KEY_FRAME_REQUEST_DELAY_MS,
+          // No delay of its own: its requests reach the stream's producer, which coalesces them
+          // with every other worker's; two delays in series would push some viewers a key frame on.
         });
         consumer.observer.once("close", () => producer.close());
         consumer.on("producerpause", () => void producer.pause());
@@ -588,20 +589,6 @@ export class Media {
       if ((e as Error).name === "UnsupportedError")
         throw new SdpError(`the viewer cannot receive this stream: ${(e as Error).message}`);
       throw e;
-    }
-  }
-
-  /**
-   * Consumers are created paused and resumed, with a key-frame request, only once the
-   * viewer's DTLS is up (as mediasoup-demo does): a key frame sent before then is lost, and
-   * the viewer would wait for its own retry (~1 s) — every viewer of a batch joining at once.
-   */
-  private static startSending(consumers: readonly types.Consumer[]): void {
-    for (const c of consumers) {
-      if (c.closed) continue;
-      c.resume()
-        .then(() => (c.kind === "video" && !c.closed ? c.requestKeyFrame() : undefined))
-        .catch(() => undefined); // closed meanwhile
     }
   }
 
@@ -633,10 +620,12 @@ export class Media {
       throw e;
     }
     transport.observer.once("close", () => this.addLoad(placed.worker, -1));
+    // Not awaited before consuming (one round trip to the worker less); awaited before answering.
+    const connected = transport.connect({
+      dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
+    });
+    connected.catch(() => undefined); // awaited below, or the transport closed on another error
     try {
-      await transport.connect({
-        dtlsParameters: { role: "client", fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
-      });
       const sections: AnswerSection[] = [];
       const consumers: types.Consumer[] = [];
       const used = new Set<string>();
@@ -656,7 +645,10 @@ export class Media {
           sections.push({ media, direction: "sendonly" });
           continue;
         }
-        const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities, paused: true });
+        // Not paused: a consumer sends nothing before the viewer's DTLS is up, and the worker
+        // asks for a key frame the moment it is (Consumer::TransportConnected) — resuming from
+        // here on the "connected" event would add two round trips to Node to every first frame.
+        const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities });
         consumers.push(consumer);
         sections.push({
           media,
@@ -666,6 +658,7 @@ export class Media {
         });
       }
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
+      await connected;
       stream.views.get(viewerId)?.transport.close();
       const view: View = { worker: placed.worker, transport, consumers, endpointId, owner, bwe: undefined };
       stream.views.set(viewerId, view);
@@ -679,7 +672,6 @@ export class Media {
       });
       // A viewer that goes away without stopping frees its transport.
       transport.on("dtlsstatechange", (state) => {
-        if (state === "connected") Media.startSending(consumers);
         if ((state === "failed" || state === "closed") && stream.views.get(viewerId)?.transport === transport) {
           transport.close();
           stream.views.delete(viewerId);

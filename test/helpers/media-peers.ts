@@ -63,12 +63,14 @@ export async function viewVideo(
   streamId: string,
   viewerId: string,
   shapeAnswer: (sdp: string) => Promise<string> | string = (sdp) => sdp,
+  onRequest: () => void = () => undefined,
 ): Promise<{ pc: RTCPeerConnection; offer: string; answer: string; frames: number[] }> {
   const pc = new RTCPeerConnection();
   pc.addTransceiver("video", { direction: "recvonly" });
   const frames = decodedFrames(pc);
   await pc.setLocalDescription(await pc.createOffer());
   const offer = pc.localDescription?.sdp ?? "";
+  onRequest();
   const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
     conferenceId,
     userEndpointId: publisherEndpointId,
@@ -82,7 +84,10 @@ export async function viewVideo(
   return { pc, offer, answer, frames };
 }
 
-/** viewVideo, timed from the view request to its answer and to its first decoded frame (≤ limitMs). */
+/**
+ * viewVideo, timed from the view request (the offer is made before, as a page makes it before
+ * it calls the API) to its answer and to its first decoded frame (≤ limitMs).
+ */
 export async function viewUntilFirstFrame(
   call: Call,
   conferenceId: string,
@@ -92,12 +97,22 @@ export async function viewUntilFirstFrame(
   shapeAnswer?: (sdp: string) => Promise<string> | string,
   limitMs = 10_000,
 ): Promise<{ pc: RTCPeerConnection; answerMs: number; firstFrameMs: number }> {
-  const started = Date.now();
+  let started = Date.now();
   let answered = 0;
-  const viewer = await viewVideo(call, conferenceId, publisherEndpointId, streamId, viewerId, (sdp) => {
-    answered = Date.now();
-    return shapeAnswer === undefined ? sdp : shapeAnswer(sdp);
-  });
+  const viewer = await viewVideo(
+    call,
+    conferenceId,
+    publisherEndpointId,
+    streamId,
+    viewerId,
+    (sdp) => {
+      answered = Date.now();
+      return shapeAnswer === undefined ? sdp : shapeAnswer(sdp);
+    },
+    () => {
+      started = Date.now();
+    },
+  );
   while (viewer.frames.length === 0 && Date.now() - started < limitMs) await new Promise((r) => setTimeout(r, 5));
   return {
     pc: viewer.pc,
