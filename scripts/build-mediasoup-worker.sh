@@ -22,7 +22,8 @@ if [ ! -f "$PACKAGE/package.json" ]; then
 fi
 VERSION="$(node -p "require('./$PACKAGE/package.json').version")"
 PATCH="patches/mediasoup+$VERSION.patch"
-HASH="$( (cat "$PATCH" 2>/dev/null || true) | sha256sum | cut -c1-12)"
+# The build recipe (this script) is part of the key: a worker built another way is another worker.
+HASH="$( (cat "$PATCH" "$0" 2>/dev/null || true) | sha256sum | cut -c1-12)"
 CACHE="${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}"
 OUT="$CACHE/mediasoup-worker-$VERSION-$HASH"
 LINK="$PACKAGE/worker/out/Release/mediasoup-worker"
@@ -37,7 +38,7 @@ if [ -x "$OUT" ]; then
 fi
 
 need=()
-for pkg in libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev meson ninja-build pkg-config g++; do
+for pkg in libssl-dev libuv1-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev meson ninja-build pkg-config g++ make dpkg-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -79,7 +80,21 @@ $(empty_lib libssl_lib)"
 shim libuv-v1.44.2 "libuv_dep = dependency('libuv')
 $(empty_lib libuv)" "option('build_tests', type: 'boolean', value: false)
 option('build_benchmarks', type: 'boolean', value: false)"
-shim libsrtp-2.5.0 "libsrtp2_dep = declare_dependency(dependencies: dependency('libsrtp2'), include_directories: include_directories('/usr/include/srtp2'))
+# libsrtp2 from Debian's source package, built on OpenSSL as mediasoup's own build does:
+# Debian's binary libsrtp2 is built on NSS, whose PKCS#11 layer (a context per packet) took
+# ~17 % of a worker's CPU with 30 viewers (perf). The source comes from the Debian archive
+# through a sources list of our own (the system's apt configuration is left alone).
+SRTP="$WORK/srtp"
+mkdir -p "$SRTP/lists/partial"
+. /etc/os-release
+printf 'deb-src %s %s main\n' "${RTCPLANE_DEBIAN_MIRROR:-http://deb.debian.org/debian}" "$VERSION_CODENAME" >"$SRTP/sources.list"
+APT_SRC=(-o "Dir::Etc::SourceList=$SRTP/sources.list" -o Dir::Etc::SourceParts=/dev/null
+  -o "Dir::State::Lists=$SRTP/lists" -o APT::Sandbox::User=root)
+apt-get "${APT_SRC[@]}" update -qq >&2
+(cd "$SRTP" && apt-get "${APT_SRC[@]}" source -qq libsrtp2 >&2)
+(cd "$SRTP"/libsrtp2-*/ && ./configure --prefix="$SRTP/prefix" --enable-openssl CFLAGS="-O2 -fPIC" >&2 &&
+  make -j"$(nproc)" libsrtp2.a >&2 && make install >&2)
+shim libsrtp-2.5.0 "libsrtp2_dep = declare_dependency(link_args: ['$SRTP/prefix/lib/libsrtp2.a', '-lcrypto'], include_directories: include_directories('$SRTP/prefix/include/srtp2'))
 $(empty_lib libsrtp2)" "option('crypto-library', type: 'string', value: 'openssl')
 option('crypto-library-kdf', type: 'string', value: 'disabled')
 option('tests', type: 'string', value: 'disabled')"

@@ -165,9 +165,8 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   if (media !== undefined) {
     media.onNetworkIndicators = (ref, indicators) =>
       conferences.observe(ref, { case: "networkIndicatorUpdated", value: indicators });
-    media.onStreamsLost = (lost, publisherSick) => {
-      for (const l of lost) conferences.streamLost(l, l.endpointId, l.streamId, publisherSick);
-    };
+    media.onStreamLost = (lost, publisherSick) =>
+      conferences.streamLost(lost, lost.endpointId, lost.streamId, publisherSick);
   }
   const spreedHub = new SpreedHub(serverKey, config.spreed, logger);
   const spreedAppId = config.spreed.appId;

@@ -1,0 +1,159 @@
+/**
+ * The mediasoup workers of this node: started at boot, replaced when one dies, and loaded by
+ * the endpoints (publishers and views) placed on them, so every new one goes to the
+ * least-loaded worker — a big audience uses every core.
+ */
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import type { types } from "mediasoup";
+import type { Logger } from "../observability/log.js";
+
+export interface MediaSettings {
+  readonly workerBin: string;
+  readonly workers: number;
+  readonly rtcMinPort: number;
+  readonly rtcMaxPort: number;
+  /**
+   * With a port, each worker serves every transport on one UDP and one TCP port (rtcPort +
+   * its index, a mediasoup WebRtcServer): one firewall rule, and ICE over TCP on the same
+   * port for clients whose UDP is blocked. Without, each transport takes its own ports.
+   */
+  readonly rtcPort: number | undefined;
+  readonly listenIp: string;
+  readonly announcedIp: string | undefined;
+  /** How often network indicators are computed per conference with media (0 = never). */
+  readonly statsIntervalMs: number;
+}
+
+/**
+ * Where mediasoup looks for its worker, and scripts/build-mediasoup-worker.sh links the one
+ * it built (from the package's source with our patch) out of its cache.
+ */
+export function defaultWorkerBin(): string {
+  const lib = createRequire(import.meta.url).resolve("mediasoup"); // <package>/node/lib/index.js
+  return path.join(path.dirname(lib), "..", "..", "worker", "out", "Release", "mediasoup-worker");
+}
+
+export class WorkerPool {
+  private readonly workers: types.Worker[] = [];
+  /** Endpoints each worker carries (reserved before they exist, released on close). */
+  private readonly load = new Map<types.Worker, number>();
+  /** Each worker's WebRtcServer, when settings.rtcPort is set. */
+  private readonly webRtcServers = new Map<types.Worker, types.WebRtcServer>();
+  private closed = false;
+  /** Told when a worker died and took its routers along (a replacement is being started). */
+  onWorkerDied: (() => void) | undefined;
+
+  private constructor(
+    private readonly mediasoup: typeof import("mediasoup"),
+    private readonly settings: MediaSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the workers, or answers undefined (media unavailable) without a worker binary. */
+  static async start(settings: MediaSettings, log: Logger): Promise<WorkerPool | undefined> {
+    if (!fs.existsSync(settings.workerBin)) {
+      log.warn(
+        { workerBin: settings.workerBin },
+        "no mediasoup worker binary: publish/view answer 412 (run scripts/build-mediasoup-worker.sh)",
+      );
+      return undefined;
+    }
+    process.env.MEDIASOUP_WORKER_BIN = settings.workerBin;
+    const pool = new WorkerPool(await import("mediasoup"), settings, log);
+    for (let i = 0; i < settings.workers; i++) await pool.addWorker();
+    log.info({ workers: settings.workers }, "mediasoup workers started");
+    return pool;
+  }
+
+  private async addWorker(): Promise<void> {
+    const worker = await this.mediasoup.createWorker({
+      rtcMinPort: this.settings.rtcMinPort,
+      rtcMaxPort: this.settings.rtcMaxPort,
+      logLevel: "warn",
+    });
+    if (this.settings.rtcPort !== undefined) {
+      // The first port no live worker holds (a replaced worker's port is free again).
+      const taken = new Set([...this.webRtcServers.values()].map((s) => s.appData.port));
+      let port = this.settings.rtcPort;
+      while (taken.has(port)) port++;
+      const at = { ip: this.settings.listenIp, port, announcedIp: this.settings.announcedIp };
+      try {
+        const server = await worker.createWebRtcServer({
+          listenInfos: [
+            { protocol: "udp", ...at },
+            { protocol: "tcp", ...at },
+          ],
+          appData: { port },
+        });
+        this.webRtcServers.set(worker, server);
+        worker.observer.once("close", () => this.webRtcServers.delete(worker));
+      } catch (e) {
+        worker.close();
+        throw e;
+      }
+    }
+    this.workers.push(worker);
+    worker.on("died", (err) => {
+      this.log.error({ err, pid: worker.pid }, "mediasoup worker died; replacing it");
+      this.workers.splice(this.workers.indexOf(worker), 1);
+      this.load.delete(worker);
+      if (this.closed) return;
+      this.onWorkerDied?.();
+      this.addWorker().catch((e: unknown) => this.log.error({ err: e }, "could not replace the mediasoup worker"));
+    });
+  }
+
+  addLoad(worker: types.Worker, delta: number): void {
+    if (!worker.closed) this.load.set(worker, (this.load.get(worker) ?? 0) + delta);
+  }
+
+  loadOf(worker: types.Worker): number {
+    return this.load.get(worker) ?? 0;
+  }
+
+  /** The least-loaded of `among` (every worker by default). */
+  leastLoaded(among: readonly types.Worker[] = this.workers): types.Worker {
+    let best: types.Worker | undefined;
+    for (const w of among) if (best === undefined || this.loadOf(w) < this.loadOf(best)) best = w;
+    if (best === undefined) throw new Error("no mediasoup worker is running");
+    return best;
+  }
+
+  /** The least-loaded worker, reserved for one more endpoint (release with addLoad(w, -1)). */
+  reserve(): types.Worker {
+    const w = this.leastLoaded();
+    this.addLoad(w, 1);
+    return w;
+  }
+
+  /** A WebRTC transport on `router` (of `worker`): on the worker's WebRtcServer, or ports of its own. */
+  webRtcTransport(router: types.Router, worker: types.Worker): Promise<types.WebRtcTransport> {
+    const webRtcServer = this.webRtcServers.get(worker);
+    if (webRtcServer !== undefined) {
+      return router.createWebRtcTransport({ webRtcServer, enableUdp: true, enableTcp: true, preferUdp: true });
+    }
+    return router.createWebRtcTransport({
+      listenIps: [
+        {
+          ip: this.settings.listenIp,
+          ...(this.settings.announcedIp ? { announcedIp: this.settings.announcedIp } : {}),
+        },
+      ],
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+    });
+  }
+
+  /** Process ids of the running workers (operators and tests use them). */
+  pids(): number[] {
+    return this.workers.map((w) => w.pid);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.workers) w.close();
+  }
+}
