@@ -74,6 +74,12 @@ describe("simulcast", () => {
     const bwe = (await server.media?.describeView(ref, "cam", "limited"))?.bwe;
     assert.equal(top, 2, `unconstrained viewer's layer ${top}`);
     assert.ok(low >= 0 && low < 2, `limited viewer's layer ${low} (bwe ${JSON.stringify(bwe)})`);
+    // The layers can settle before both viewers decoded their first frame.
+    for (
+      const until = Date.now() + 5000;
+      Date.now() < until && (open.frames.length === 0 || limited.frames.length === 0);
+    )
+      await sleep(100);
     assert.ok(open.frames.length > 0 && limited.frames.length > 0, "both decode frames");
   });
 
