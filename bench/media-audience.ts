@@ -97,6 +97,9 @@ async function handle(request: AudienceRequest): Promise<AudienceReply> {
   }
 }
 
+// Orphaned (the bench died): the peers' timers would keep this process alive.
+process.on("disconnect", () => process.exit(0));
+
 process.on("message", (request: AudienceRequest) => {
   handle(request).then(
     (reply) => process.send?.(reply),

@@ -46,6 +46,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class AudienceProcess {
   private readonly child = fork(path.join(path.dirname(fileURLToPath(import.meta.url)), "media-audience.ts"), {
     execArgv: ["--import", "tsx"],
+    serialization: "advanced", // keeps Infinity (a viewer that decoded no frame) as Infinity
   });
 
   constructor() {
@@ -69,6 +70,7 @@ class AudienceProcess {
   }
 
   async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return; // gone already
     const exited = new Promise((resolve) => this.child.once("exit", resolve));
     await this.ask({ type: "close" }, "closed").catch(() => undefined);
     this.child.kill();

@@ -61,8 +61,8 @@ export class ConferenceMedia {
   publish(endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
     const offer = parseOffer(sdpOffer);
     this.queued++;
-    const done = this.queue.then(() => this.publishNow(offer, endpointId, streamId));
-    this.queue = done.catch(() => undefined).finally(() => this.queued--);
+    const done = this.queue.then(() => this.publishNow(offer, endpointId, streamId)).finally(() => this.queued--);
+    this.queue = done.catch(() => undefined);
     return done;
   }
 
@@ -92,6 +92,7 @@ export class ConferenceMedia {
         sections.push({ media, direction: "recvonly", rtpParameters: produced.rtpParameters });
       }
       if (producers.length === 0) throw new SdpError("the offer sends no audio or video");
+      const answer = writeAnswer(transport, sections);
       const stream: Published = {
         streamId,
         endpointId,
@@ -103,9 +104,10 @@ export class ConferenceMedia {
         views: new Map(),
       };
       this.streams.set(streamId, stream);
-      // Closed while still published (drop() forgets a stream first): its worker died.
+      // Closed while still published (drop() forgets a stream first): its worker died. A
+      // worker closed at shutdown closes its routers too, and that loses no stream.
       router.observer.once("close", () => {
-        if (this.streams.get(streamId) !== stream) return;
+        if (this.streams.get(streamId) !== stream || !worker.died) return;
         this.streams.delete(streamId);
         this.onStreamLost({ ...this.ref, endpointId, streamId }, true);
       });
@@ -117,7 +119,7 @@ export class ConferenceMedia {
           this.onStreamLost({ ...this.ref, endpointId, streamId }, state === "failed");
         }
       });
-      return writeAnswer(transport, sections);
+      return answer;
     } catch (e) {
       if (router === undefined) this.pool.addLoad(worker, -1);
       else router.close();
@@ -217,6 +219,8 @@ export class ConferenceMedia {
       }
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");
       await connected;
+      // Its router went meanwhile (the stream was unpublished, or its worker died).
+      if (transport.closed) throw new SdpError(`stream ${streamId} was unpublished while the view was set up`);
       stream.views.get(viewerId)?.transport.close();
       const view: View = { worker: placed.worker, transport, consumers, endpointId, owner, bwe: undefined };
       stream.views.set(viewerId, view);

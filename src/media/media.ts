@@ -231,6 +231,8 @@ export class Media {
 
   close(): void {
     if (this.statsTimer !== undefined) clearInterval(this.statsTimer);
+    for (const conference of this.conferences.values()) conference.close();
+    this.conferences.clear();
     this.pool.close();
   }
 }

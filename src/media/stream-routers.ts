@@ -101,10 +101,12 @@ export function placeView(pool: WorkerPool, stream: Published, offer: ParsedOffe
   const producers = stream.producers.filter((p) => direct || kinds.has(p.kind));
   const made: ViewRouter = { worker, signature, ready: pipe(stream, producers, worker, codecs) };
   stream.viewRouters.push(made);
-  made.ready.catch(() => {
+  // Forgotten when it fails or its router goes (its worker died, or the stream's router closed).
+  const forget = () => {
     const i = stream.viewRouters.indexOf(made);
     if (i >= 0) stream.viewRouters.splice(i, 1);
-  });
+  };
+  made.ready.then(({ router }) => router.observer.once("close", forget), forget);
   return made;
 }
 
@@ -123,8 +125,12 @@ async function pipe(
       router.createPipeTransport({ listenIp, enableRtx: true }),
     ]);
     // The pipe goes when either router does; the stream's router takes this one along.
-    router.observer.once("close", () => from.close());
-    stream.router.observer.once("close", () => router.close());
+    const closeRouter = () => router.close();
+    stream.router.observer.once("close", closeRouter);
+    router.observer.once("close", () => {
+      from.close();
+      stream.router.observer.off("close", closeRouter);
+    });
     await Promise.all([
       from.connect({ ip: to.tuple.localIp, port: to.tuple.localPort }),
       to.connect({ ip: from.tuple.localIp, port: from.tuple.localPort }),
