@@ -13,7 +13,8 @@
 # runs (and later CI runs on the same machine) skip the ~6-minute build, and linked where
 # mediasoup looks for its worker (node_modules/mediasoup/worker/out/Release/mediasoup-worker).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF="$(readlink -f "$0")"
+cd "$(dirname "$SELF")/.."
 
 PACKAGE=node_modules/mediasoup
 if [ ! -f "$PACKAGE/package.json" ]; then
@@ -23,7 +24,7 @@ fi
 VERSION="$(node -p "require('./$PACKAGE/package.json').version")"
 PATCH="patches/mediasoup+$VERSION.patch"
 # The build recipe (this script) is part of the key: a worker built another way is another worker.
-HASH="$( (cat "$PATCH" "$0" 2>/dev/null || true) | sha256sum | cut -c1-12)"
+HASH="$( (cat "$PATCH" 2>/dev/null || true; cat "$SELF") | sha256sum | cut -c1-12)"
 CACHE="${RTCPLANE_CACHE:-$HOME/.cache/rtcplane}"
 OUT="$CACHE/mediasoup-worker-$VERSION-$HASH"
 LINK="$PACKAGE/worker/out/Release/mediasoup-worker"
@@ -85,11 +86,11 @@ option('build_benchmarks', type: 'boolean', value: false)"
 # ~17 % of a worker's CPU with 30 viewers (perf). The source comes from the Debian archive
 # through a sources list of our own (the system's apt configuration is left alone).
 SRTP="$WORK/srtp"
-mkdir -p "$SRTP/lists/partial"
-. /etc/os-release
-printf 'deb-src %s %s main\n' "${RTCPLANE_DEBIAN_MIRROR:-http://deb.debian.org/debian}" "$VERSION_CODENAME" >"$SRTP/sources.list"
+mkdir -p "$SRTP/lists/partial" "$SRTP/cache"
+CODENAME="$(. /etc/os-release && echo "$VERSION_CODENAME")"
+printf 'deb-src %s %s main\n' "${RTCPLANE_DEBIAN_MIRROR:-http://deb.debian.org/debian}" "$CODENAME" >"$SRTP/sources.list"
 APT_SRC=(-o "Dir::Etc::SourceList=$SRTP/sources.list" -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State::Lists=$SRTP/lists" -o APT::Sandbox::User=root)
+  -o "Dir::State::Lists=$SRTP/lists" -o "Dir::Cache=$SRTP/cache" -o APT::Sandbox::User=root)
 apt-get "${APT_SRC[@]}" update -qq >&2
 (cd "$SRTP" && apt-get "${APT_SRC[@]}" source -qq libsrtp2 >&2)
 (cd "$SRTP"/libsrtp2-*/ && ./configure --prefix="$SRTP/prefix" --enable-openssl CFLAGS="-O2 -fPIC" >&2 &&
