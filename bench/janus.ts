@@ -6,8 +6,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
+import { tempDir } from "../test/helpers/server.js";
 import { decodedFrames, RTCPeerConnection } from "../test/helpers/wrtc.js";
 
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
@@ -50,7 +50,7 @@ async function freeLoopbackPort(): Promise<number> {
 
 /** Starts Janus with a config of its own in a temp dir; stop() ends it and removes the dir. */
 export async function startJanus(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "janus-"));
+  const dir = tempDir("janus-");
   const port = await freeLoopbackPort();
   const log = path.join(dir, "janus.log");
   fs.writeFileSync(

@@ -21,6 +21,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { rest, serviceToken } from "../test/helpers/conference-client.js";
 import { createApp, startServer } from "../test/helpers/server.js";
+import { cpuMs } from "./lib/processes.js";
 import type { AudienceReply, AudienceRequest, AudienceTarget } from "./media-audience.js";
 
 const VIEWERS = (process.env.BENCH_VIEWERS ?? "1,10,30").split(",").map(Number);
@@ -33,12 +34,7 @@ const NICE = Number(process.env.BENCH_AUDIENCE_NICE ?? 0);
 const WARMUP_MS = 4000;
 const WINDOW_MS = 8000;
 
-/** CPU seconds used so far by a process (utime + stime from /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
+const cpuSeconds = (pid: number) => cpuMs(pid) / 1000;
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
