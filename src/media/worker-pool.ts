@@ -27,6 +27,16 @@ export interface MediaSettings {
 }
 
 /**
+ * The outgoing estimate a transport starts from (mediasoup's default: 600 kbit/s). Without
+ * probes a browser counts (see the README), the estimate climbs on media alone, and GoogCC
+ * lets it grow only to about 1.5x what is acknowledged: a simulcast viewer started below its
+ * top layer could not reach it (the simulcast test failed one CI run in four). 1.5 Mbit/s
+ * stands for what libwebrtc's own start-up probes find on a good link; a weaker viewer's
+ * delay-based estimate takes it down to a lower layer within a second or two.
+ */
+const INITIAL_OUTGOING_BITRATE = 1_500_000;
+
+/**
  * Where mediasoup looks for its worker, and scripts/build-mediasoup-worker.sh links the one
  * it built (from the package's source with our patch) out of its cache.
  */
@@ -132,9 +142,16 @@ export class WorkerPool {
   webRtcTransport(router: types.Router, worker: types.Worker): Promise<types.WebRtcTransport> {
     const webRtcServer = this.webRtcServers.get(worker);
     if (webRtcServer !== undefined) {
-      return router.createWebRtcTransport({ webRtcServer, enableUdp: true, enableTcp: true, preferUdp: true });
+      return router.createWebRtcTransport({
+        webRtcServer,
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        initialAvailableOutgoingBitrate: INITIAL_OUTGOING_BITRATE,
+      });
     }
     return router.createWebRtcTransport({
+      initialAvailableOutgoingBitrate: INITIAL_OUTGOING_BITRATE,
       listenIps: [
         {
           ip: this.settings.listenIp,
