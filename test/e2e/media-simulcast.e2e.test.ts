@@ -92,8 +92,9 @@ describe("simulcast", () => {
     assert.equal(set.json.preferredSpatialLayer, 0);
     while ((await spatial("chooser")) !== 0 && Date.now() < deadline + 5000) await sleep(200);
     assert.equal(await spatial("chooser"), 0);
+    // The switch waits for the low layer's next key frame; decoding goes on from there.
     const frames = v.frames.length;
-    await sleep(1000);
+    for (const until = Date.now() + 5000; v.frames.length <= frames + 10 && Date.now() < until; ) await sleep(100);
     assert.ok(v.frames.length > frames, "still decoding on the low layer");
 
     const unknown = await updateLayers("nobody", 0);

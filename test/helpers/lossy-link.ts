@@ -48,11 +48,13 @@ export async function lossyLink(
     new Promise<void>((r) => front.bind(0, "127.0.0.1", r)),
     new Promise<void>((r) => back.bind(0, "127.0.0.1", r)),
   ]);
+  let closed = false;
   const link: LossyLink = {
     port: front.address().port,
     shape: { lossPercent: 0, rateKbps: 0, queueMs: 200, ...shape },
     counts: { forwarded: 0, dropped: 0 },
     close() {
+      closed = true; // packets still queued on the rate limit are dropped with the link
       front.close();
       back.close();
     },
@@ -84,7 +86,9 @@ export async function lossyLink(
     }
     departure = start + (msg.length * 8) / link.shape.rateKbps;
     link.counts.forwarded++;
-    setTimeout(() => front.send(msg, to.port, to.address), departure - now);
+    setTimeout(() => {
+      if (!closed) front.send(msg, to.port, to.address);
+    }, departure - now);
   });
   return link;
 }
