@@ -7,16 +7,11 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { migrations as defaultMigrations, type Migration } from "./migrations.js";
+import { SchemaError } from "./store.js";
 
 export type Db = Database.Database;
 
-/** Raised when the database file cannot be used as it is. */
-export class SchemaError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SchemaError";
-  }
-}
+export { SchemaError };
 
 /** Opens (creating if needed) the database and brings its schema up to date. */
 export function openDatabase(file: string, migrations: readonly Migration[] = defaultMigrations): Db {
@@ -56,7 +51,7 @@ export function migrate(db: Db, migrations: readonly Migration[]): number {
     if (m.rebuildsTables) db.pragma("foreign_keys = OFF");
     try {
       db.transaction(() => {
-        db.exec(m.sql);
+        db.exec(m.sqlite);
         if (m.rebuildsTables) {
           const broken = db.pragma("foreign_key_check") as unknown[];
           if (broken.length > 0) throw new SchemaError(`migration ${m.version} breaks ${broken.length} foreign keys`);
