@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives as real clients: protoc (fixture descriptors and
 # Python messages), Python grpcio, headless Chromium, openssl (TLS test certificates), curl;
-# and h2load (nghttp2-client), the HTTP/2 load generator of `npm run bench:api`.
+# h2load (nghttp2-client), the HTTP/2 load generator of `npm run bench:api`; and the cluster's
+# parts: PostgreSQL 15 (the shared store), nats-server (the Spreed bus), haproxy (the tested
+# load balancer config).
 # Installs only what is missing; needs root (CI and these machines run as root).
 set -euo pipefail
 
@@ -12,6 +14,10 @@ command -v curl >/dev/null || missing+=(curl)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql)
+command -v nats-server >/dev/null || missing+=(nats-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v haproxy >/dev/null || missing+=(haproxy)
 /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || missing+=(python3-protobuf)
 
 if [ ${#missing[@]} -eq 0 ]; then

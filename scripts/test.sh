@@ -23,7 +23,11 @@ echo "== typecheck (tsc --strict)"
 tsc --noEmit
 echo "== biome (format + lint)"
 biome check .
-echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' -not -path 'test/.tmp/*' | sort)
+mapfile -t e2e < <(find test/e2e -name '*.e2e.test.ts' | sort)
 # --test-force-exit: libwebrtc (@roamhq/wrtc) keeps native handles alive after its peers close.
+echo "== tests (embedded SQLite store)"
 node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}"
+echo "== end-to-end tests again on PostgreSQL (DATABASE_URL; one throwaway server for the run)"
+node --import tsx test/helpers/with-postgres.ts \
+  node --import tsx --test --test-force-exit --test-reporter=spec "${e2e[@]}"

@@ -12,6 +12,18 @@ export interface Config {
   readonly dataDir: string;
   /** Operator token from ADMIN_TOKEN; when absent one is generated into dataDir. */
   readonly adminToken: string | undefined;
+  /**
+   * The cluster's shared store (DATABASE_URL, a libpq URL: postgres://user:pass@host:port/db);
+   * undefined = the embedded SQLite file in dataDir.
+   */
+  readonly databaseUrl: string | undefined;
+  /** PostgreSQL connections this node keeps (DATABASE_POOL_SIZE). */
+  readonly databasePoolSize: number;
+  /**
+   * CLUSTER_SECRET: every node of a cluster derives the same signing, page-token and
+   * encryption keys from it (required with DATABASE_URL; DATA_DIR/server.key otherwise).
+   */
+  readonly clusterSecret: string | undefined;
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly announcedIp: string | undefined;
@@ -242,6 +254,20 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError("ADMIN_TOKEN must be at least 16 characters (or unset to generate one)");
   }
+  const databaseUrl = optional(env, "DATABASE_URL");
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL must be a PostgreSQL URL like postgres://user:password@host:5432/rtcplane");
+  }
+  const clusterSecret = optional(env, "CLUSTER_SECRET");
+  if (clusterSecret !== undefined && clusterSecret.length < 32) {
+    throw new ConfigError("CLUSTER_SECRET must be at least 32 characters (e.g. openssl rand -hex 32)");
+  }
+  if (databaseUrl !== undefined && clusterSecret === undefined) {
+    throw new ConfigError("DATABASE_URL needs CLUSTER_SECRET: every node derives its keys from it");
+  }
+  if (databaseUrl !== undefined && adminToken === undefined) {
+    throw new ConfigError("DATABASE_URL needs ADMIN_TOKEN: every node of a cluster must accept the same one");
+  }
   const tlsCertFile = optional(env, "TLS_CERT");
   const tlsKeyFile = optional(env, "TLS_KEY");
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
@@ -293,6 +319,9 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, "PORT", 8080, 0, 65535),
     dataDir: path.resolve(optional(env, "DATA_DIR") ?? "./data"),
     adminToken,
+    databaseUrl,
+    databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    clusterSecret,
     tlsCertFile,
     tlsKeyFile,
     announcedIp,

@@ -14,7 +14,11 @@ import { AppAuth } from "./auth/app-auth.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { CredentialChanges } from "./auth/credential-changes.js";
 import { ServerKey } from "./auth/server-key.js";
+import { Background } from "./background.js";
 import { Calls } from "./calls/calls.js";
+import { ClusterBus } from "./cluster/cluster-bus.js";
+import { ClusterCaches } from "./cluster/cluster-caches.js";
+import { ClusterChannel } from "./cluster/cluster-channel.js";
 import { Conferences } from "./conferences/conferences.js";
 import { EventBus } from "./conferences/event-bus.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
@@ -56,7 +60,7 @@ import { TokenServiceImpl } from "./services/token-service.js";
 import { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
 import { SpreedHub } from "./spreed/hub.js";
 import { SpreedUsers } from "./spreed/users.js";
-import { openDatabase } from "./storage/database.js";
+import { openStore } from "./storage/open-store.js";
 import { Tenants } from "./tenants/tenants.js";
 
 export interface RunningServer {
@@ -70,6 +74,8 @@ export interface RunningServer {
 export interface Server {
   readonly logger: Logger;
   listen(): Promise<RunningServer>;
+  /** Closes what build() opened (the store) when listen() is never called. */
+  discard(): Promise<void>;
 }
 
 export interface BuildOptions {
@@ -96,26 +102,32 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
 }
 
 /** Wires the whole server from its configuration; nothing listens until listen(). */
-export function build(config: Config, options: BuildOptions = {}): Server {
+export async function build(config: Config, options: BuildOptions = {}): Promise<Server> {
   const logger = options.logger ?? createLogger(config.logLevel);
   // Keys, the admin token's hash and the database: readable by the server's user only.
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(config.dataDir, 0o700);
-  const serverKey = ServerKey.loadOrCreate(config.dataDir);
+  const serverKey =
+    config.clusterSecret === undefined
+      ? ServerKey.loadOrCreate(config.dataDir)
+      : ServerKey.fromClusterSecret(config.clusterSecret);
   const admin = AdminCredentials.load(config.dataDir, config.adminToken, (token, file) => {
     // Printed once, outside the JSON log stream, so it does not end up in log storage.
     process.stderr.write(`\nGenerated ADMIN_TOKEN (shown only now; its hash is in ${file}):\n  ${token}\n\n`);
   });
-  const db = openDatabase(path.join(config.dataDir, "rtcplane.db"));
+  const db = await openStore(config, logger);
   const tenants = new Tenants(db, serverKey);
   const apps = new Apps(db, serverKey);
-  const rooms = new Rooms(db, serverKey, config.rooms);
+  const rooms = new Rooms(db, serverKey, config.rooms, logger);
   const roomTokens = new RoomTokens(serverKey);
   const appAuth = new AppAuth(apps, tenants);
+  // In a cluster, nodes hear of each other's commits on the store's notification channel.
+  const channel = db.kind === "postgres" ? new ClusterChannel(db, logger) : undefined;
   const bus = new EventBus();
+  if (channel !== undefined) bus.relay = new ClusterBus(channel, bus, logger);
   const roomLookup = {
     find: (appId: string, roomId: string) => rooms.find(appId, roomId),
-    use: (appId: string, roomId: string) => void rooms.use(appId, roomId),
+    use: (appId: string, roomId: string) => rooms.use(appId, roomId),
   };
   const conferences = new Conferences(
     db,
@@ -124,19 +136,26 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     { longPollTimeoutMs: config.longPollTimeoutMs, ...config.conference },
     logger,
   );
-  // Connections opened with credentials that stop working are closed (see Principals.watch).
+  // Single node: streams are the media this process held; they went with its last run.
+  if (db.kind === "sqlite") await conferences.forgetStreams();
+  // Connections opened with credentials that stop working are closed (see Principals.watch),
+  // and cached apps and tenants are forgotten, on every node before the change is answered.
   const credentialChanges = new CredentialChanges();
-  apps.onCredentialsChanged = (appId) => credentialChanges.notify({ appId });
-  tenants.onStatusChanged = (tenantId) => credentialChanges.notify({ tenantId });
+  const caches = new ClusterCaches(channel, apps, tenants, credentialChanges);
+  apps.onChanged = (appId, credentials) => caches.appChanged(appId, credentials);
+  tenants.onChanged = (tenantId, credentials) => caches.tenantChanged(tenantId, credentials);
   // A deleted or expired room ends its conference and its tokens stop working.
-  rooms.onDeleted = ({ appId, roomId }, why) => {
-    conferences.endIfOpen(appId, roomId, `room ${why}`);
-    credentialChanges.notify({ appId });
+  rooms.onDeleted = async ({ appId, roomId }, why) => {
+    await conferences.endIfOpen(appId, roomId, `room ${why}`);
+    await caches.credentialsChanged({ appId });
   };
   const endpoints = new Endpoints(db, conferences, logger);
   const calls = new Calls(
     db,
-    { ofUser: (appId, userId) => endpoints.list(appId, userId).map((e) => ({ userId, endpointId: e.endpointId })) },
+    {
+      ofUser: async (appId, userId) =>
+        (await endpoints.list(appId, userId)).map((e) => ({ userId, endpointId: e.endpointId })),
+    },
     bus,
     {
       ringTimeoutMs: config.conference.callRingTimeoutSeconds * 1000,
@@ -154,7 +173,11 @@ export function build(config: Config, options: BuildOptions = {}): Server {
     config.conference.refreshTokenTtlSeconds,
   );
   const families = new RefreshFamilies(db);
-  families.onRevoked = (appId) => credentialChanges.notify({ appId });
+  families.onRevoked = (appId) => {
+    caches
+      .credentialsChanged({ appId })
+      .catch((err: unknown) => logger.error({ err }, "could not announce a revocation"));
+  };
   const principals = new Principals(accessTokens, appAuth, families, rooms, credentialChanges, (appId, userId) =>
     endpoints.hasAny(appId, userId),
   );
@@ -172,7 +195,11 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   const spreedAppId = config.spreed.appId;
   if (spreedAppId !== undefined) {
     // The realm's sessions count into its app's usage_summary.signaling.
-    spreedHub.onSession = () => apps.recordUsage(spreedAppId, { signaling: 1 });
+    spreedHub.onSession = () => {
+      apps.recordUsage(spreedAppId, { signaling: 1 }).catch((err: unknown) => {
+        logger.warn({ err }, "could not count a Spreed session");
+      });
+    };
   }
   const spreedUsers = new SpreedUsers(
     spreedHub,
@@ -301,63 +328,66 @@ export function build(config: Config, options: BuildOptions = {}): Server {
   /** Where clients reach us: PUBLIC_URL, else the listening address once it is known. */
   let publicUrl = config.publicUrl;
 
+  const background = new Background(logger);
   return {
     logger,
+    discard: () => db.close(),
     async listen() {
+      if (channel !== undefined) {
+        channel.onGap = () => {
+          // Missed news: cached credentials are read again, waiters re-read the log.
+          caches.refreshAll();
+          bus.resync();
+        };
+        await channel.start();
+      }
       mqtt = await MqttPush.start(principals, bus, config.mqtt, logger);
       const address = await server.listen(config.port, config.host);
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
       if (publicUrl === "") publicUrl = url;
       logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
-      // Rooms unused for their roomTTLSeconds are deleted in the background.
-      const sweeper = setInterval(() => {
-        try {
-          const expired = rooms.sweepExpired();
-          if (expired.length > 0) logger.info({ rooms: expired.map((r) => r.roomId) }, "expired rooms deleted");
-        } catch (err) {
-          logger.error({ err }, "room sweep failed");
-        }
-        try {
-          families.sweep();
-        } catch (err) {
-          logger.error({ err }, "refresh family sweep failed");
-        }
-      }, config.rooms.sweepIntervalMs);
-      sweeper.unref();
-      // Room reads remember their use; it is written once a minute (and at shutdown).
-      const usesFlusher = setInterval(() => {
-        try {
-          rooms.flushUses();
-        } catch (err) {
-          logger.error({ err }, "writing room uses failed");
-        }
-      }, ROOM_USE_FLUSH_MS);
-      usesFlusher.unref();
-      // Endpoints that miss their keep-alive turn SICK, then leave their conferences; calls
-      // that ring unanswered for CALL_RING_TIMEOUT_SECONDS are cancelled.
-      const endpointSweeper = setInterval(() => {
-        try {
-          endpoints.sweep();
-        } catch (err) {
-          logger.error({ err }, "endpoint sweep failed");
-        }
-        try {
-          calls.sweep();
-        } catch (err) {
-          logger.error({ err }, "call sweep failed");
-        }
-      }, config.conference.endpointSweepIntervalMs);
-      endpointSweeper.unref();
+      background.start([
+        {
+          // Rooms unused for their roomTTLSeconds are deleted.
+          name: "room expiry",
+          everyMs: config.rooms.sweepIntervalMs,
+          run: async () => {
+            const expired = await rooms.sweepExpired();
+            if (expired.length > 0) logger.info({ rooms: expired.map((r) => r.roomId) }, "expired rooms deleted");
+          },
+        },
+        {
+          name: "refresh families",
+          everyMs: config.rooms.sweepIntervalMs,
+          run: async () => void (await families.sweep()),
+        },
+        // Room reads remember their use; it is written once a minute (and at shutdown).
+        { name: "room uses", everyMs: ROOM_USE_FLUSH_MS, run: async () => void (await rooms.flushUses()) },
+        // Endpoints that miss their keep-alive turn SICK, then leave their conferences; calls
+        // that ring unanswered for CALL_RING_TIMEOUT_SECONDS are cancelled.
+        {
+          name: "endpoint keep-alives",
+          everyMs: config.conference.endpointSweepIntervalMs,
+          run: async () => void (await endpoints.sweep()),
+        },
+        {
+          name: "call timeouts",
+          everyMs: config.conference.endpointSweepIntervalMs,
+          run: async () => void (await calls.sweep()),
+        },
+        ...(channel === undefined
+          ? []
+          : [{ name: "cluster messages", everyMs: 60_000, run: async () => void (await channel.sweep()) }]),
+      ]);
       let closing: Promise<void> | undefined;
       return {
         url,
         port: address.port,
         close() {
           closing ??= (async () => {
-            clearInterval(sweeper);
-            clearInterval(usesFlusher);
-            clearInterval(endpointSweeper);
+            await background.stop();
+            channel?.stop();
             await mqtt?.close();
             await spreedHub.close();
             media?.close();
@@ -365,8 +395,12 @@ export function build(config: Config, options: BuildOptions = {}): Server {
             shutdown.abort();
             await server.close(config.shutdownGraceMs);
             requestLog.close();
-            rooms.flushUses();
-            db.close();
+            try {
+              await rooms.flushUses();
+            } catch (err) {
+              logger.error({ err }, "writing room uses failed");
+            }
+            await db.close();
             logger.info("stopped");
           })();
           return closing;
@@ -420,7 +454,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   guardProcess(logger);
-  const server = build(config, { logger, ...(await startMediaOrNone(config, logger)) });
+  const server = await build(config, { logger, ...(await startMediaOrNone(config, logger)) });
   const running = await server.listen();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {

@@ -1,8 +1,9 @@
 /**
  * The only module that reads or writes the `apps` and `app_usage` tables. Secrets arrive
- * here already hashed and encrypted; lists are stored as JSON text.
+ * here already hashed and encrypted; lists are stored as JSON text. SQL is written once per
+ * statement (the stores prepare it once per text); values are always bound.
  */
-import type { Db } from "../storage/database.js";
+import type { Queryable } from "../storage/store.js";
 
 export type AppStatus = "active" | "suspended";
 
@@ -69,6 +70,29 @@ function fromRaw(r: RawApp): AppRecord {
   };
 }
 
+const INSERT = `INSERT INTO apps (app_id, tenant_id, apikey, secret_hash, secret_enc, description, domains, permissions,
+                    status, recording_bucket, recording_key_enc, create_time_ms, update_time_ms)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  RETURNING ${COLUMNS}`;
+const BY_ID = `SELECT ${COLUMNS} FROM apps WHERE app_id = ?`;
+const BY_SECRET = `SELECT ${COLUMNS} FROM apps WHERE secret_hash = ?`;
+const BY_APIKEY = `SELECT ${COLUMNS} FROM apps WHERE apikey = ?`;
+const BY_TENANT = `SELECT ${COLUMNS} FROM apps WHERE tenant_id = ? ORDER BY seq`;
+const UPDATE = `UPDATE apps SET description = ?, domains = ?, permissions = ?, status = ?,
+         recording_bucket = ?, recording_key_enc = ?, update_time_ms = ?
+  WHERE app_id = ? RETURNING ${COLUMNS}`;
+/** Only from the generation the caller read: a renewal never lands on top of another unseen. */
+const SET_SECRET = `UPDATE apps SET secret_hash = ?, secret_enc = ?, update_time_ms = ?,
+         credential_gen = credential_gen + 1
+  WHERE app_id = ? AND credential_gen = ? RETURNING ${COLUMNS}`;
+const DELETE = "DELETE FROM apps WHERE app_id = ?";
+const USAGE = "SELECT month, signaling, turn, sfu FROM app_usage WHERE app_seq = ? ORDER BY month";
+const USAGE_BY_TENANT = `SELECT u.app_seq AS app_seq, u.month AS month, u.signaling AS signaling, u.turn AS turn, u.sfu AS sfu
+  FROM app_usage u JOIN apps a ON a.seq = u.app_seq WHERE a.tenant_id = ? ORDER BY u.month`;
+const ADD_USAGE = `INSERT INTO app_usage (app_seq, month, signaling, turn, sfu) VALUES (?, ?, ?, ?, ?)
+  ON CONFLICT (app_seq, month) DO UPDATE SET signaling = app_usage.signaling + excluded.signaling,
+    turn = app_usage.turn + excluded.turn, sfu = app_usage.sfu + excluded.sfu`;
+
 /** What an insert or update writes, besides keys and times. */
 export interface AppFields {
   description: string;
@@ -80,54 +104,14 @@ export interface AppFields {
 }
 
 export class AppRepository {
-  private readonly insertStmt;
-  private readonly byIdStmt;
-  private readonly bySecretStmt;
-  private readonly byApikeyStmt;
-  private readonly byTenantStmt;
-  private readonly updateStmt;
-  private readonly secretStmt;
-  private readonly deleteStmt;
-  private readonly usageStmt;
-  private readonly usageByTenantStmt;
-  private readonly addUsageStmt;
+  constructor(private readonly q: Queryable) {}
 
-  constructor(db: Db) {
-    this.insertStmt = db.prepare(
-      `INSERT INTO apps (app_id, tenant_id, apikey, secret_hash, secret_enc, description, domains, permissions,
-                         status, recording_bucket, recording_key_enc, create_time_ms, update_time_ms)
-       VALUES (@appId, @tenantId, @apikey, @secretHash, @secretEnc, @description, @domains, @permissions,
-               @status, @recordingBucket, @recordingKeyEnc, @now, @now)
-       RETURNING ${COLUMNS}`,
-    );
-    this.byIdStmt = db.prepare(`SELECT ${COLUMNS} FROM apps WHERE app_id = ?`);
-    this.bySecretStmt = db.prepare(`SELECT ${COLUMNS} FROM apps WHERE secret_hash = ?`);
-    this.byApikeyStmt = db.prepare(`SELECT ${COLUMNS} FROM apps WHERE apikey = ?`);
-    this.byTenantStmt = db.prepare(`SELECT ${COLUMNS} FROM apps WHERE tenant_id = ? ORDER BY seq`);
-    this.updateStmt = db.prepare(
-      `UPDATE apps SET description = @description, domains = @domains, permissions = @permissions, status = @status,
-              recording_bucket = @recordingBucket, recording_key_enc = @recordingKeyEnc, update_time_ms = @now
-       WHERE app_id = @appId RETURNING ${COLUMNS}`,
-    );
-    this.secretStmt = db.prepare(
-      `UPDATE apps SET secret_hash = @secretHash, secret_enc = @secretEnc, update_time_ms = @now,
-              credential_gen = credential_gen + 1
-       WHERE app_id = @appId RETURNING ${COLUMNS}`,
-    );
-    this.deleteStmt = db.prepare("DELETE FROM apps WHERE app_id = ?");
-    this.usageStmt = db.prepare("SELECT month, signaling, turn, sfu FROM app_usage WHERE app_seq = ? ORDER BY month");
-    this.usageByTenantStmt = db.prepare(
-      `SELECT u.app_seq AS app_seq, u.month AS month, u.signaling AS signaling, u.turn AS turn, u.sfu AS sfu
-       FROM app_usage u JOIN apps a ON a.seq = u.app_seq WHERE a.tenant_id = ? ORDER BY u.month`,
-    );
-    this.addUsageStmt = db.prepare(
-      `INSERT INTO app_usage (app_seq, month, signaling, turn, sfu) VALUES (@appSeq, @month, @signaling, @turn, @sfu)
-       ON CONFLICT (app_seq, month) DO UPDATE SET signaling = signaling + excluded.signaling,
-         turn = turn + excluded.turn, sfu = sfu + excluded.sfu`,
-    );
+  /** The same repository over another queryable (a transaction's `tx`). */
+  in(q: Queryable): AppRepository {
+    return new AppRepository(q);
   }
 
-  insert(
+  async insert(
     appId: string,
     tenantId: string,
     apikey: string,
@@ -135,69 +119,90 @@ export class AppRepository {
     secretEnc: Buffer,
     fields: AppFields,
     now: number,
-  ): AppRecord {
-    return fromRaw(
-      this.insertStmt.get({
-        appId,
-        tenantId,
-        apikey,
-        secretHash,
-        secretEnc,
-        ...fields,
-        domains: JSON.stringify(fields.domains),
-        permissions: JSON.stringify(fields.permissions),
-        now,
-      }) as RawApp,
-    );
-  }
-
-  get(appId: string): AppRecord | undefined {
-    const r = this.byIdStmt.get(appId) as RawApp | undefined;
-    return r && fromRaw(r);
-  }
-
-  getBySecretHash(secretHash: Buffer): AppRecord | undefined {
-    const r = this.bySecretStmt.get(secretHash) as RawApp | undefined;
-    return r && fromRaw(r);
-  }
-
-  getByApikey(apikey: string): AppRecord | undefined {
-    const r = this.byApikeyStmt.get(apikey) as RawApp | undefined;
-    return r && fromRaw(r);
-  }
-
-  listByTenant(tenantId: string): AppRecord[] {
-    return (this.byTenantStmt.all(tenantId) as RawApp[]).map(fromRaw);
-  }
-
-  update(appId: string, fields: AppFields, now: number): AppRecord | undefined {
-    const r = this.updateStmt.get({
+  ): Promise<AppRecord> {
+    const r = await this.q.get<RawApp>(INSERT, [
       appId,
-      ...fields,
-      domains: JSON.stringify(fields.domains),
-      permissions: JSON.stringify(fields.permissions),
+      tenantId,
+      apikey,
+      secretHash,
+      secretEnc,
+      fields.description,
+      JSON.stringify(fields.domains),
+      JSON.stringify(fields.permissions),
+      fields.status,
+      fields.recordingBucket,
+      fields.recordingKeyEnc,
       now,
-    }) as RawApp | undefined;
+      now,
+    ]);
+    if (r === undefined) throw new Error("INSERT … RETURNING gave no row");
+    return fromRaw(r);
+  }
+
+  /**
+   * The app, if any. `forUpdate` (the store's) locks the row for the rest of the
+   * transaction, for a read the transaction then changes.
+   */
+  async get(appId: string, forUpdate = ""): Promise<AppRecord | undefined> {
+    const r = await this.q.get<RawApp>(BY_ID + forUpdate, [appId]);
     return r && fromRaw(r);
   }
 
-  setSecret(appId: string, secretHash: Buffer, secretEnc: Buffer, now: number): AppRecord | undefined {
-    const r = this.secretStmt.get({ appId, secretHash, secretEnc, now }) as RawApp | undefined;
+  async getBySecretHash(secretHash: Buffer): Promise<AppRecord | undefined> {
+    const r = await this.q.get<RawApp>(BY_SECRET, [secretHash]);
     return r && fromRaw(r);
   }
 
-  delete(appId: string): boolean {
-    return this.deleteStmt.run(appId).changes > 0;
+  async getByApikey(apikey: string): Promise<AppRecord | undefined> {
+    const r = await this.q.get<RawApp>(BY_APIKEY, [apikey]);
+    return r && fromRaw(r);
   }
 
-  usage(appSeq: number): Map<string, MonthlyUsage> {
-    const rows = this.usageStmt.all(appSeq) as ({ month: string } & MonthlyUsage)[];
+  async listByTenant(tenantId: string): Promise<AppRecord[]> {
+    return (await this.q.all<RawApp>(BY_TENANT, [tenantId])).map(fromRaw);
+  }
+
+  async update(appId: string, fields: AppFields, now: number): Promise<AppRecord | undefined> {
+    const r = await this.q.get<RawApp>(UPDATE, [
+      fields.description,
+      JSON.stringify(fields.domains),
+      JSON.stringify(fields.permissions),
+      fields.status,
+      fields.recordingBucket,
+      fields.recordingKeyEnc,
+      now,
+      appId,
+    ]);
+    return r && fromRaw(r);
+  }
+
+  /**
+   * Replaces the secret and raises the credential generation by one, only if the app is
+   * still at `expectedGen` (read, locked, by the caller's transaction); undefined otherwise.
+   */
+  async setSecret(
+    appId: string,
+    expectedGen: number,
+    secretHash: Buffer,
+    secretEnc: Buffer,
+    now: number,
+  ): Promise<AppRecord | undefined> {
+    const r = await this.q.get<RawApp>(SET_SECRET, [secretHash, secretEnc, now, appId, expectedGen]);
+    return r && fromRaw(r);
+  }
+
+  async delete(appId: string): Promise<boolean> {
+    return (await this.q.run(DELETE, [appId])) > 0;
+  }
+
+  async usage(appSeq: number): Promise<Map<string, MonthlyUsage>> {
+    const rows = await this.q.all<{ month: string } & MonthlyUsage>(USAGE, [appSeq]);
     return new Map(rows.map((r) => [r.month, { signaling: r.signaling, turn: r.turn, sfu: r.sfu }]));
   }
 
   /** Usage of every app of a tenant in one query, keyed by app seq (for expanded lists). */
-  usageByTenant(tenantId: string): Map<number, Map<string, MonthlyUsage>> {
-    const rows = this.usageByTenantStmt.all(tenantId) as ({ app_seq: number; month: string } & MonthlyUsage)[];
+  async usageByTenant(tenantId: string): Promise<Map<number, Map<string, MonthlyUsage>>> {
+    const rows = await this.q.all<{ app_seq: number; month: string } & MonthlyUsage>(USAGE_BY_TENANT, [tenantId]);
     const out = new Map<number, Map<string, MonthlyUsage>>();
     for (const r of rows) {
       const months = out.get(r.app_seq) ?? new Map<string, MonthlyUsage>();
@@ -207,7 +212,7 @@ export class AppRepository {
     return out;
   }
 
-  addUsage(appSeq: number, month: string, delta: MonthlyUsage): void {
-    this.addUsageStmt.run({ appSeq, month, ...delta });
+  async addUsage(appSeq: number, month: string, delta: MonthlyUsage): Promise<void> {
+    await this.q.run(ADD_USAGE, [appSeq, month, delta.signaling, delta.turn, delta.sfu]);
   }
 }

@@ -8,8 +8,8 @@ import { randomUUID } from "node:crypto";
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newSecretToken } from "../auth/tokens.js";
 import { Lru } from "../cache/lru.js";
-import { invalidArgument, notFound } from "../errors.js";
-import type { Db } from "../storage/database.js";
+import { failedPrecondition, invalidArgument, notFound } from "../errors.js";
+import type { Store } from "../storage/store.js";
 import { hasControlCharacters } from "../validation.js";
 import { type AppFields, type AppRecord, AppRepository, type AppStatus, type MonthlyUsage } from "./app-repository.js";
 
@@ -131,25 +131,35 @@ export class Apps {
   private readonly byId = new Lru<string, AppRecord>(CACHED_APPS);
   private readonly idBySecret = new Lru<string, string>(CACHED_APPS);
   private readonly idByApikey = new Lru<string, string>(CACHED_APPS);
-  /** Told after an app's credentials may have changed (renewed secret, status, deletion). */
-  onCredentialsChanged: ((appId: string) => void) | undefined;
+  /**
+   * Raised by every forget(): a lookup only caches what it read if no app changed while it
+   * waited for the database, so a read from before a renewal never outlives the renewal.
+   */
+  private changes = 0;
+  /**
+   * Told after a change to an app commits, and awaited before the change's caller gets its
+   * answer: `credentials` when what the app's credentials can do changed (renewed secret,
+   * status, deletion). A cluster makes every node forget the app before that answer.
+   */
+  onChanged: ((appId: string, credentials: boolean) => Promise<void> | void) | undefined;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly serverKey: ServerKey,
     private readonly now: () => number = Date.now,
   ) {
-    this.repo = new AppRepository(db);
+    this.repo = new AppRepository(store);
   }
 
-  private view(record: AppRecord, usage?: Map<string, MonthlyUsage>): AppView {
+  private view(record: AppRecord, usage: Map<string, MonthlyUsage>): AppView {
     const recordingReady =
       record.permissions.includes("RECORDING") && record.recordingBucket !== "" && record.recordingKeyEnc !== null;
-    return {
-      record,
-      usage: usage ?? this.repo.usage(record.seq),
-      recordingStatus: recordingReady ? "active" : "unavailable",
-    };
+    return { record, usage, recordingStatus: recordingReady ? "active" : "unavailable" };
+  }
+
+  /** The view with the app's usage, read through `repo` (a transaction's, inside one). */
+  private async viewWithUsage(repo: AppRepository, record: AppRecord): Promise<AppView> {
+    return this.view(record, await repo.usage(record.seq));
   }
 
   /** Validates a change against current fields (or defaults for a new app). */
@@ -177,7 +187,7 @@ export class Apps {
     return { secret, hash: hashToken(secret), enc: this.serverKey.encrypt(SECRET_PURPOSE, secret, appId) };
   }
 
-  create(tenantId: string, change: AppChange): AppView {
+  async create(tenantId: string, change: AppChange): Promise<AppView> {
     const appId = randomUUID();
     const defaults: AppFields = {
       description: "",
@@ -189,67 +199,82 @@ export class Apps {
     };
     const fields = this.apply(change, defaults, appId);
     const { hash, enc } = this.newSecret(appId);
-    const record = this.repo.insert(appId, tenantId, randomUUID(), hash, enc, fields, this.now());
+    const record = await this.repo.insert(appId, tenantId, randomUUID(), hash, enc, fields, this.now());
     return this.view(record, new Map());
   }
 
-  /** The tenant's app, or NOT_FOUND whether it is missing or another tenant's. */
-  private owned(tenantId: string, appId: string): AppRecord {
-    const record = this.repo.get(appId);
+  /**
+   * The tenant's app, or NOT_FOUND whether it is missing or another tenant's. Inside a
+   * transaction, `repo` is the transaction's and `forUpdate` the store's when the row is
+   * about to change (it stays locked until the transaction ends).
+   */
+  private async owned(repo: AppRepository, tenantId: string, appId: string, forUpdate = ""): Promise<AppRecord> {
+    const record = await repo.get(appId, forUpdate);
     if (record === undefined || record.tenantId !== tenantId) throw notFound(`app ${JSON.stringify(appId)} not found`);
     return record;
   }
 
-  get(tenantId: string, appId: string): AppView {
-    return this.view(this.owned(tenantId, appId));
+  async get(tenantId: string, appId: string): Promise<AppView> {
+    return await this.viewWithUsage(this.repo, await this.owned(this.repo, tenantId, appId));
   }
 
   /** Every app of the tenant, oldest first; usage is read in one query when asked for. */
-  list(tenantId: string, withUsage: boolean): AppView[] {
-    const records = this.repo.listByTenant(tenantId);
-    const usage = withUsage ? this.repo.usageByTenant(tenantId) : new Map<number, Map<string, MonthlyUsage>>();
+  async list(tenantId: string, withUsage: boolean): Promise<AppView[]> {
+    const records = await this.repo.listByTenant(tenantId);
+    const usage = withUsage ? await this.repo.usageByTenant(tenantId) : new Map<number, Map<string, MonthlyUsage>>();
     return records.map((r) => this.view(r, usage.get(r.seq) ?? new Map()));
   }
 
-  update(tenantId: string, appId: string, change: AppChange): AppView {
-    const updated = this.db.transaction(() => {
-      const current = this.owned(tenantId, appId);
-      const updated = this.repo.update(appId, this.apply(change, current, appId), this.now());
+  async update(tenantId: string, appId: string, change: AppChange): Promise<AppView> {
+    const updated = await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const current = await this.owned(repo, tenantId, appId, this.store.forUpdate);
+      const updated = await repo.update(appId, this.apply(change, current, appId), this.now());
       if (updated === undefined) throw notFound(`app ${JSON.stringify(appId)} not found`);
-      return { view: this.view(updated), statusChanged: updated.status !== current.status };
-    })();
-    this.forget(appId);
-    if (updated.statusChanged) this.onCredentialsChanged?.(appId);
+      // Forgotten as the change commits, so no request here can still see the old app.
+      tx.afterCommit(() => this.forget(appId));
+      return { view: await this.viewWithUsage(repo, updated), statusChanged: updated.status !== current.status };
+    });
+    await this.onChanged?.(appId, updated.statusChanged);
     return updated.view;
   }
 
-  delete(tenantId: string, appId: string): void {
-    this.db.transaction(() => {
-      this.owned(tenantId, appId);
-      this.repo.delete(appId);
-    })();
-    this.forget(appId);
-    this.onCredentialsChanged?.(appId);
+  async delete(tenantId: string, appId: string): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      await this.owned(repo, tenantId, appId, this.store.forUpdate);
+      await repo.delete(appId);
+      tx.afterCommit(() => this.forget(appId));
+    });
+    await this.onChanged?.(appId, true);
   }
 
-  secretKey(tenantId: string, appId: string): string {
-    const record = this.owned(tenantId, appId);
+  async secretKey(tenantId: string, appId: string): Promise<string> {
+    const record = await this.owned(this.repo, tenantId, appId);
     return this.serverKey.decrypt(SECRET_PURPOSE, record.secretEnc, record.appId);
   }
 
   /**
    * Replaces the secret and raises the app's credential generation: lookups by the old
    * secret, and every token issued under the old generation, fail from the moment this commits.
+   * The row is read locked (PostgreSQL: FOR UPDATE), so renewals of one app on several nodes
+   * run one after the other, each raising the generation by exactly one; the last to commit
+   * holds the secret that works. The update only applies to the generation read: should it
+   * ever find another (the row was not locked), the renewal fails instead of passing silently.
    */
-  renewSecretKey(tenantId: string, appId: string): string {
-    const secret = this.db.transaction(() => {
-      this.owned(tenantId, appId);
+  async renewSecretKey(tenantId: string, appId: string): Promise<string> {
+    const secret = await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const current = await this.owned(repo, tenantId, appId, this.store.forUpdate);
       const { secret, hash, enc } = this.newSecret(appId);
-      this.repo.setSecret(appId, hash, enc, this.now());
+      const renewed = await repo.setSecret(appId, current.credentialGen, hash, enc, this.now());
+      if (renewed === undefined) {
+        throw failedPrecondition(`app ${JSON.stringify(appId)} changed while its secret key was renewed; try again`);
+      }
+      tx.afterCommit(() => this.forget(appId));
       return secret;
-    })();
-    this.forget(appId);
-    this.onCredentialsChanged?.(appId);
+    });
+    await this.onChanged?.(appId, true);
     return secret;
   }
 
@@ -258,32 +283,47 @@ export class Apps {
    * Known secrets are looked up by their text, without hashing; any change to any app
    * forgets them all, so a renewed secret never resolves.
    */
-  findBySecretKey(secret: string): AppRecord | undefined {
+  async findBySecretKey(secret: string): Promise<AppRecord | undefined> {
     const id = this.idBySecret.get(secret);
     if (id !== undefined) {
-      const app = this.findById(id);
+      const app = await this.findById(id);
       if (app !== undefined) return app;
       this.idBySecret.delete(secret);
     }
-    return this.remember(this.repo.getBySecretHash(hashToken(secret)), (app) => this.idBySecret.set(secret, app.appId));
+    return await this.remember(
+      () => this.repo.getBySecretHash(hashToken(secret)),
+      (app) => this.idBySecret.set(secret, app.appId),
+    );
   }
 
-  findById(appId: string): AppRecord | undefined {
-    return this.byId.get(appId) ?? this.remember(this.repo.get(appId));
+  async findById(appId: string): Promise<AppRecord | undefined> {
+    return this.byId.get(appId) ?? (await this.remember(() => this.repo.get(appId)));
   }
 
-  findByApikey(apikey: string): AppRecord | undefined {
+  async findByApikey(apikey: string): Promise<AppRecord | undefined> {
     const id = this.idByApikey.get(apikey);
     if (id !== undefined) {
-      const app = this.findById(id);
+      const app = await this.findById(id);
       if (app?.apikey === apikey) return app;
       this.idByApikey.delete(apikey);
     }
-    return this.remember(this.repo.getByApikey(apikey), (app) => this.idByApikey.set(apikey, app.appId));
+    return await this.remember(
+      () => this.repo.getByApikey(apikey),
+      (app) => this.idByApikey.set(apikey, app.appId),
+    );
   }
 
-  private remember(app: AppRecord | undefined, index?: (app: AppRecord) => void): AppRecord | undefined {
-    if (app !== undefined) {
+  /**
+   * Caches what `read` finds, unless an app changed (forget()) while it was being read: that
+   * read may be from before the change.
+   */
+  private async remember(
+    read: () => Promise<AppRecord | undefined>,
+    index?: (app: AppRecord) => void,
+  ): Promise<AppRecord | undefined> {
+    const changes = this.changes;
+    const app = await read();
+    if (app !== undefined && changes === this.changes) {
       this.byId.set(app.appId, app);
       index?.(app);
     }
@@ -292,15 +332,24 @@ export class Apps {
 
   /** Forgets what is cached of an app (it changed, here or on another node). */
   forget(appId: string): void {
+    this.changes += 1;
     this.byId.delete(appId);
     this.idBySecret.clear();
   }
 
+  /** Forgets every cached app (news of other nodes' changes may have been missed). */
+  forgetAll(): void {
+    this.changes += 1;
+    this.byId.clear();
+    this.idBySecret.clear();
+    this.idByApikey.clear();
+  }
+
   /** Adds usage to the app's month (called by signaling, TURN and SFU as they meter). */
-  recordUsage(appId: string, delta: Partial<MonthlyUsage>, atMs = this.now()): void {
-    const record = this.repo.get(appId);
+  async recordUsage(appId: string, delta: Partial<MonthlyUsage>, atMs = this.now()): Promise<void> {
+    const record = await this.repo.get(appId);
     if (record === undefined) return;
-    this.repo.addUsage(record.seq, usageMonth(atMs), {
+    await this.repo.addUsage(record.seq, usageMonth(atMs), {
       signaling: delta.signaling ?? 0,
       turn: delta.turn ?? 0,
       sfu: delta.sfu ?? 0,

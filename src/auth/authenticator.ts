@@ -22,9 +22,9 @@ export class Authenticator {
 
   /**
    * The caller a credential speaks for; UNAUTHENTICATED (with the API's reason) when none.
-   * Answers at once unless a bearer token must have its signature checked.
+   * Cached credentials answer without the store; the others wait for it.
    */
-  resolve(credential: CredentialName, presented: string | undefined): Caller | Promise<Caller> {
+  async resolve(credential: CredentialName, presented: string | undefined): Promise<Caller> {
     switch (credential) {
       case "admin":
         if (presented === undefined) throw unauthenticated("missing Authorization: Bearer <admin token>");
@@ -32,18 +32,15 @@ export class Authenticator {
         return { kind: "admin" };
       case "tenant": {
         if (presented === undefined || presented === "") throw unauthenticated("missing tenant auth token");
-        const tenant = this.tenants.findByAuthToken(presented);
+        const tenant = await this.tenants.findByAuthToken(presented);
         if (tenant === undefined) throw unauthenticated("unknown tenant auth token");
         return { kind: "tenant", tenant };
       }
       case "app":
-        return { kind: "app", app: this.apps.bySecretKey(presented) };
+        return { kind: "app", app: await this.apps.bySecretKey(presented) };
       case "bearer": {
         if (presented === undefined) throw unauthenticated("missing Authorization: Bearer <token>");
-        const principal = this.principals.fromToken(presented);
-        return principal instanceof Promise
-          ? principal.then((p): Caller => ({ kind: "bearer", principal: p }))
-          : { kind: "bearer", principal };
+        return { kind: "bearer", principal: await this.principals.fromToken(presented) };
       }
     }
   }

@@ -1,13 +1,19 @@
 /**
- * The server's own secret, kept in DATA_DIR beside (not inside) the database, so a
- * leaked database file alone cannot forge page tokens or decrypt stored secrets.
+ * The server's own secret, kept outside the database so a leaked database alone cannot
+ * forge page tokens or decrypt stored secrets: DATA_DIR/server.key on one machine, or
+ * derived from CLUSTER_SECRET, so every node of a cluster seals and opens the same way.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
 export class ServerKey {
   private constructor(private readonly key: Buffer) {}
+
+  /** The key of a cluster: HKDF-SHA256 of the shared secret (same on every node). */
+  static fromClusterSecret(secret: string): ServerKey {
+    return new ServerKey(Buffer.from(hkdfSync("sha256", secret, "rtcplane", "rtcplane server key v1", 32)));
+  }
 
   /** Reads DATA_DIR/server.key, creating it (mode 0600) on first start. */
   static loadOrCreate(dataDir: string): ServerKey {

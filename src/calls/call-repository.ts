@@ -1,9 +1,10 @@
 /**
  * The calls table: one row per one-to-one call, keyed by app and the client's call id. Every
  * state change is a conditional UPDATE (`WHERE state IN (...)`) that bumps the call's version,
- * so two commands racing for one call cannot both win, in one process or many.
+ * so two commands racing for one call cannot both win, in one process or many. A change that
+ * depends on what the call held before reads it with `get(…, forUpdate)` in a transaction.
  */
-import type { Db } from "../storage/database.js";
+import { placeholders, type Queryable } from "../storage/store.js";
 
 export type CallState = "CREATED" | "RINGING" | "ANSWERED" | "ENDED" | "REJECTED" | "CANCELLED";
 export const UNANSWERED: readonly CallState[] = ["CREATED", "RINGING"];
@@ -78,56 +79,57 @@ export interface NewCall {
   readonly now: number;
 }
 
-export class CallRepository {
-  private readonly s;
+const UNANSWERED_IN = `(${inList(UNANSWERED)})`;
+const INSERT = `INSERT INTO calls (app_id, call_id, caller_user, caller_endpoint, target_user, callee_endpoint, state, version,
+    sip_headers, held_candidates, ring_deadline_ms, create_time_ms, update_time_ms)
+  VALUES (?, ?, ?, ?, ?, NULL, 'CREATED', 1, ?, '[]', ?, ?, ?)
+  ON CONFLICT (app_id, call_id) DO NOTHING`;
+const GET = `SELECT ${COLUMNS} FROM calls WHERE app_id = ? AND call_id = ?`;
+/** The transition from `n` states (they are bound as the last `n` parameters). */
+function transitionSql(n: number): string {
+  return `UPDATE calls SET state = ?, version = version + ?, update_time_ms = ?,
+    callee_endpoint = coalesce(?, callee_endpoint),
+    held_candidates = CASE WHEN ? = 1 THEN '[]' ELSE held_candidates END
+  WHERE app_id = ? AND call_id = ? AND state IN ${placeholders(n)}
+  RETURNING ${COLUMNS}`;
+}
+const BUMP = `UPDATE calls SET version = version + 1, update_time_ms = ? WHERE app_id = ? AND call_id = ? AND state = ?
+  RETURNING version`;
+const HOLD = `UPDATE calls SET held_candidates = ?, update_time_ms = ? WHERE app_id = ? AND call_id = ?
+    AND state IN ${UNANSWERED_IN}`;
+const OUTGOING_UNANSWERED = `SELECT count(*) AS n FROM calls WHERE app_id = ? AND caller_endpoint = ? AND state IN ${UNANSWERED_IN}`;
+const LIVE_OF_ENDPOINT = `SELECT ${COLUMNS} FROM calls WHERE app_id = ? AND state IN (${inList(UNANSWERED)}, 'ANSWERED')
+    AND (caller_endpoint = ? OR callee_endpoint = ?)`;
+const RING_EXPIRED = `SELECT ${COLUMNS} FROM calls WHERE state IN ${UNANSWERED_IN} AND ring_deadline_ms <= ? LIMIT 1000`;
+const PURGE = `DELETE FROM calls WHERE state IN (${inList(TERMINAL)}) AND update_time_ms < ?`;
 
-  constructor(private readonly db: Db) {
-    const unanswered = inList(UNANSWERED);
-    this.s = {
-      insert: db.prepare(
-        `INSERT INTO calls (app_id, call_id, caller_user, caller_endpoint, target_user, callee_endpoint, state, version,
-           sip_headers, held_candidates, ring_deadline_ms, create_time_ms, update_time_ms)
-         VALUES (@appId, @callId, @callerUser, @callerEndpoint, @targetUser, NULL, 'CREATED', 1, @sipHeaders, '[]',
-           @ringDeadlineMs, @now, @now)
-         ON CONFLICT (app_id, call_id) DO NOTHING`,
-      ),
-      get: db.prepare(`SELECT ${COLUMNS} FROM calls WHERE app_id = ? AND call_id = ?`),
-      transition: db.prepare(
-        `UPDATE calls SET state = @to, version = version + @events, update_time_ms = @now,
-           callee_endpoint = coalesce(@callee, callee_endpoint),
-           held_candidates = CASE WHEN @clearHeld = 1 THEN '[]' ELSE held_candidates END
-         WHERE app_id = @appId AND call_id = @callId AND state IN (SELECT value FROM json_each(@from))
-         RETURNING ${COLUMNS}`,
-      ),
-      bump: db.prepare(
-        `UPDATE calls SET version = version + 1, update_time_ms = ? WHERE app_id = ? AND call_id = ? AND state = ?
-         RETURNING version`,
-      ),
-      hold: db.prepare(
-        `UPDATE calls SET held_candidates = ?, update_time_ms = ? WHERE app_id = ? AND call_id = ?
-           AND state IN (${unanswered})`,
-      ),
-      outgoingUnanswered: db.prepare(
-        `SELECT count(*) AS n FROM calls WHERE app_id = ? AND caller_endpoint = ? AND state IN (${unanswered})`,
-      ),
-      liveOfEndpoint: db.prepare(
-        `SELECT ${COLUMNS} FROM calls WHERE app_id = @appId AND state IN (${unanswered}, 'ANSWERED')
-           AND (caller_endpoint = @endpointId OR callee_endpoint = @endpointId)`,
-      ),
-      ringExpired: db.prepare(
-        `SELECT ${COLUMNS} FROM calls WHERE state IN (${unanswered}) AND ring_deadline_ms <= ? LIMIT 1000`,
-      ),
-      purge: db.prepare(`DELETE FROM calls WHERE state IN (${inList(TERMINAL)}) AND update_time_ms < ?`),
-    };
+export class CallRepository {
+  constructor(private readonly q: Queryable) {}
+
+  /** The same repository over `q` (a transaction). */
+  in(q: Queryable): CallRepository {
+    return new CallRepository(q);
   }
 
   /** Inserts a new call; false when the app already has a call with that id. */
-  insert(c: NewCall): boolean {
-    return this.s.insert.run({ ...c, sipHeaders: JSON.stringify(c.sipHeaders) }).changes === 1;
+  async insert(c: NewCall): Promise<boolean> {
+    const changed = await this.q.run(INSERT, [
+      c.appId,
+      c.callId,
+      c.callerUser,
+      c.callerEndpoint,
+      c.targetUser,
+      JSON.stringify(c.sipHeaders),
+      c.ringDeadlineMs,
+      c.now,
+      c.now,
+    ]);
+    return changed === 1;
   }
 
-  get(appId: string, callId: string): CallRow | undefined {
-    const r = this.s.get.get(appId, callId) as RawCall | undefined;
+  /** The call; with the store's `forUpdate`, locked until the transaction ends. */
+  async get(appId: string, callId: string, forUpdate = ""): Promise<CallRow | undefined> {
+    const r = await this.q.get<RawCall>(GET + forUpdate, [appId, callId]);
     return r && fromRaw(r);
   }
 
@@ -135,7 +137,7 @@ export class CallRepository {
    * Moves a call from one of `from` to `to`, counting `events` versions (one per event the
    * change emits); undefined when the call was not in one of `from`.
    */
-  transition(
+  async transition(
     appId: string,
     callId: string,
     from: readonly CallState[],
@@ -143,50 +145,46 @@ export class CallRepository {
     events: number,
     now: number,
     options: { callee?: string; clearHeld?: boolean } = {},
-  ): CallRow | undefined {
-    const r = this.s.transition.get({
-      appId,
-      callId,
-      from: JSON.stringify(from),
+  ): Promise<CallRow | undefined> {
+    const r = await this.q.get<RawCall>(transitionSql(from.length), [
       to,
       events,
       now,
-      callee: options.callee ?? null,
-      clearHeld: options.clearHeld === true ? 1 : 0,
-    }) as RawCall | undefined;
+      options.callee ?? null,
+      options.clearHeld === true ? 1 : 0,
+      appId,
+      callId,
+      ...from,
+    ]);
     return r && fromRaw(r);
   }
 
   /** The next version of a call still in `state` (an event that changes no state), or undefined. */
-  bump(appId: string, callId: string, state: CallState, now: number): number | undefined {
-    return (this.s.bump.get(now, appId, callId, state) as { version: number } | undefined)?.version;
+  async bump(appId: string, callId: string, state: CallState, now: number): Promise<number | undefined> {
+    return (await this.q.get<{ version: number }>(BUMP, [now, appId, callId, state]))?.version;
   }
 
   /** Replaces the candidates held for an unanswered call; false once it is answered or over. */
-  hold(appId: string, callId: string, held: readonly CandidateJson[], now: number): boolean {
-    return this.s.hold.run(JSON.stringify(held), now, appId, callId).changes === 1;
+  async hold(appId: string, callId: string, held: readonly CandidateJson[], now: number): Promise<boolean> {
+    return (await this.q.run(HOLD, [JSON.stringify(held), now, appId, callId])) === 1;
   }
 
-  outgoingUnanswered(appId: string, endpointId: string): number {
-    return (this.s.outgoingUnanswered.get(appId, endpointId) as { n: number }).n;
+  async outgoingUnanswered(appId: string, endpointId: string): Promise<number> {
+    return (await this.q.get<{ n: number }>(OUTGOING_UNANSWERED, [appId, endpointId]))?.n ?? 0;
   }
 
   /** Calls not over in which the endpoint is the caller or the answering callee. */
-  liveOfEndpoint(appId: string, endpointId: string): CallRow[] {
-    return (this.s.liveOfEndpoint.all({ appId, endpointId }) as RawCall[]).map(fromRaw);
+  async liveOfEndpoint(appId: string, endpointId: string): Promise<CallRow[]> {
+    return (await this.q.all<RawCall>(LIVE_OF_ENDPOINT, [appId, endpointId, endpointId])).map(fromRaw);
   }
 
   /** Unanswered calls whose ring time is up (a page of them). */
-  ringExpired(now: number): CallRow[] {
-    return (this.s.ringExpired.all(now) as RawCall[]).map(fromRaw);
+  async ringExpired(now: number): Promise<CallRow[]> {
+    return (await this.q.all<RawCall>(RING_EXPIRED, [now])).map(fromRaw);
   }
 
   /** Forgets calls that ended before `beforeMs`. */
-  purge(beforeMs: number): number {
-    return this.s.purge.run(beforeMs).changes;
-  }
-
-  inTransaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  async purge(beforeMs: number): Promise<number> {
+    return this.q.run(PURGE, [beforeMs]);
   }
 }

@@ -18,7 +18,7 @@ import { validateId } from "../conferences/conferences.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { Logger } from "../observability/log.js";
-import type { Db } from "../storage/database.js";
+import type { Store } from "../storage/store.js";
 import { hasControlCharacters, iceCandidatesProblem } from "../validation.js";
 import { CallRepository, type CallRow, type CandidateJson, UNANSWERED } from "./call-repository.js";
 
@@ -34,7 +34,7 @@ export interface CallActor {
 /** What calls need to know of registered endpoints (the endpoints module answers). */
 export interface EndpointDirectory {
   /** The user's registered endpoints. */
-  ofUser(appId: string, userId: string): Recipient[];
+  ofUser(appId: string, userId: string): Promise<Recipient[]>;
 }
 
 export interface CallSettings {
@@ -85,38 +85,49 @@ export class Calls {
   private readonly repo: CallRepository;
 
   constructor(
-    db: Db,
+    private readonly store: Store,
     private readonly directory: EndpointDirectory,
     private readonly bus: EventBus,
     private readonly settings: CallSettings,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.repo = new CallRepository(db);
+    this.repo = new CallRepository(store);
   }
 
   /** Calls `target` from the actor's endpoint; the target's endpoints get CallCreatedEvent. */
-  start(actor: CallActor, callId: string, sdpOffer: string, target: string, sipHeaders: Record<string, string>): void {
+  async start(
+    actor: CallActor,
+    callId: string,
+    sdpOffer: string,
+    target: string,
+    sipHeaders: Record<string, string>,
+  ): Promise<void> {
     validateId("callId", callId);
     validateSdp("sdpOffer", sdpOffer);
     validateId("target", target);
     validateSipHeaders(sipHeaders);
     if (target === actor.userId) throw invalidArgument("target: a user cannot call itself");
-    const callees = this.directory.ofUser(actor.appId, target);
+    const callees = await this.directory.ofUser(actor.appId, target);
     if (callees.length === 0) throw notFound(`user ${JSON.stringify(target)} has no registered endpoint`);
-    if (this.repo.outgoingUnanswered(actor.appId, actor.endpointId) >= MAX_OUTGOING_UNANSWERED) {
-      throw resourceExhausted(`an endpoint rings at most ${MAX_OUTGOING_UNANSWERED} calls at once`);
-    }
     const now = this.now();
-    const inserted = this.repo.insert({
-      appId: actor.appId,
-      callId,
-      callerUser: actor.userId,
-      callerEndpoint: actor.endpointId,
-      targetUser: target,
-      sipHeaders,
-      ringDeadlineMs: now + this.settings.ringTimeoutMs,
-      now,
+    // The count and the insert in one transaction: exact on SQLite; on PostgreSQL, calls
+    // started at the same instant from one endpoint on several nodes may pass it together.
+    const inserted = await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      if ((await repo.outgoingUnanswered(actor.appId, actor.endpointId)) >= MAX_OUTGOING_UNANSWERED) {
+        throw resourceExhausted(`an endpoint rings at most ${MAX_OUTGOING_UNANSWERED} calls at once`);
+      }
+      return repo.insert({
+        appId: actor.appId,
+        callId,
+        callerUser: actor.userId,
+        callerEndpoint: actor.endpointId,
+        targetUser: target,
+        sipHeaders,
+        ringDeadlineMs: now + this.settings.ringTimeoutMs,
+        now,
+      });
     });
     if (!inserted) throw alreadyExists(`call ${JSON.stringify(callId)} already exists`);
     this.send(
@@ -128,13 +139,14 @@ export class Calls {
   }
 
   /** A callee's endpoint rings; the caller hears of it once. */
-  ring(actor: CallActor, callId: string): void {
-    const call = this.asCallee(actor, callId);
+  async ring(actor: CallActor, callId: string): Promise<void> {
+    const call = await this.asCallee(actor, callId);
     const now = this.now();
-    const moved = this.repo.transition(actor.appId, callId, ["CREATED"], "RINGING", 1, now);
+    const moved = await this.repo.transition(actor.appId, callId, ["CREATED"], "RINGING", 1, now);
     if (moved === undefined) {
-      if (this.current(actor.appId, callId).state === "RINGING") return;
-      throw this.wrongState(this.current(actor.appId, callId), "ring");
+      const current = await this.current(this.repo, actor.appId, callId);
+      if (current.state === "RINGING") return;
+      throw this.wrongState(current, "ring");
     }
     this.send(
       actor.appId,
@@ -147,14 +159,17 @@ export class Calls {
    * A callee's endpoint answers: the caller gets CallAnsweredEvent then the candidates it sent
    * before the answer; the target's other endpoints stop ringing (CallCancelledEvent).
    */
-  answer(actor: CallActor, callId: string, sdpAnswer: string): void {
+  async answer(actor: CallActor, callId: string, sdpAnswer: string): Promise<void> {
     validateSdp("sdpAnswer", sdpAnswer);
-    this.asCallee(actor, callId);
+    // Recipients are looked up first, so that the events go out together once it is answered.
+    const others = await this.otherCalleeEndpoints(await this.asCallee(actor, callId), actor.endpointId);
     const now = this.now();
-    const { before, after } = this.repo.inTransaction(() => {
-      const before = this.current(actor.appId, callId);
+    // The call is locked from the read of its held candidates and version to the answer.
+    const { before, after } = await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const before = await this.current(repo, actor.appId, callId, this.store.forUpdate);
       const events = 2 + (before.heldCandidates.length > 0 ? 1 : 0);
-      const after = this.repo.transition(actor.appId, callId, UNANSWERED, "ANSWERED", events, now, {
+      const after = await repo.transition(actor.appId, callId, UNANSWERED, "ANSWERED", events, now, {
         callee: actor.endpointId,
         clearHeld: true,
       });
@@ -167,7 +182,6 @@ export class Calls {
       [caller(before)],
       this.event({ case: "answered", value: { sdpAnswer } }, callId, ++v, actor, now),
     );
-    const others = this.otherCalleeEndpoints(before, actor.endpointId);
     this.send(
       actor.appId,
       others,
@@ -191,18 +205,18 @@ export class Calls {
   }
 
   /** A callee's endpoint refuses: the caller gets CallRejectedEvent, the other endpoints stop ringing. */
-  reject(actor: CallActor, callId: string, reason: string): void {
+  async reject(actor: CallActor, callId: string, reason: string): Promise<void> {
     validateReason(reason);
-    const call = this.asCallee(actor, callId);
-    this.finishUnanswered(call, actor, "REJECTED", reason);
+    const call = await this.asCallee(actor, callId);
+    await this.finishUnanswered(call, actor, "REJECTED", reason);
   }
 
   /** The caller withdraws an unanswered call; the target's endpoints get CallCancelledEvent. */
-  cancel(actor: CallActor, callId: string, reason: string): void {
+  async cancel(actor: CallActor, callId: string, reason: string): Promise<void> {
     validateReason(reason);
-    const call = this.party(actor, callId);
+    const call = await this.party(actor, callId);
     if (call.callerEndpoint !== actor.endpointId) throw this.notParty(callId);
-    this.finishUnanswered(call, actor, "CANCELLED", reason);
+    await this.finishUnanswered(call, actor, "CANCELLED", reason);
   }
 
   /**
@@ -210,15 +224,15 @@ export class Calls {
    * hangup is what it means to the SDK's users: the caller's a cancel, a callee's a reject
    * (backgrounding the app sends hangup whatever the state).
    */
-  hangup(actor: CallActor, callId: string, reason: string): void {
+  async hangup(actor: CallActor, callId: string, reason: string): Promise<void> {
     validateReason(reason);
-    const call = this.party(actor, callId);
+    const call = await this.party(actor, callId);
     if (UNANSWERED.includes(call.state)) {
-      if (call.callerEndpoint === actor.endpointId) this.finishUnanswered(call, actor, "CANCELLED", reason);
-      else this.finishUnanswered(call, actor, "REJECTED", reason);
+      if (call.callerEndpoint === actor.endpointId) await this.finishUnanswered(call, actor, "CANCELLED", reason);
+      else await this.finishUnanswered(call, actor, "REJECTED", reason);
       return;
     }
-    this.end(call, actor, reason);
+    await this.end(call, actor, reason);
   }
 
   /**
@@ -226,29 +240,38 @@ export class Calls {
    * (end-of-candidates markers) are dropped and an empty list goes nowhere; the caller's
    * candidates before the answer are held for it.
    */
-  addCandidates(actor: CallActor, callId: string, list: readonly CandidateJson[]): void {
+  async addCandidates(actor: CallActor, callId: string, list: readonly CandidateJson[]): Promise<void> {
     const problem = iceCandidatesProblem(list);
     if (problem !== undefined) throw invalidArgument(`iceCandidates: ${problem}`);
-    const call = this.party(actor, callId);
+    const call = await this.party(actor, callId);
     const candidates = list.filter((c) => c.candidate !== "");
     const isCaller = call.callerEndpoint === actor.endpointId;
     if (UNANSWERED.includes(call.state)) {
       if (!isCaller) throw failedPrecondition(`call ${JSON.stringify(callId)} is ${call.state}: answer it first`);
       if (candidates.length === 0) return;
-      const held = [...call.heldCandidates, ...candidates];
-      if (held.length > MAX_HELD_CANDIDATES) {
-        throw resourceExhausted(`at most ${MAX_HELD_CANDIDATES} candidates are held until the answer`);
-      }
-      if (this.repo.hold(actor.appId, callId, held, this.now())) return;
+      // Read (locked) and replaced in one transaction, so that batches sent together all stay.
+      const held = await this.store.transaction(async (tx) => {
+        const repo = this.repo.in(tx);
+        const locked = await repo.get(actor.appId, callId, this.store.forUpdate);
+        if (locked === undefined || !UNANSWERED.includes(locked.state)) return false;
+        const held = [...locked.heldCandidates, ...candidates];
+        if (held.length > MAX_HELD_CANDIDATES) {
+          throw resourceExhausted(`at most ${MAX_HELD_CANDIDATES} candidates are held until the answer`);
+        }
+        return repo.hold(actor.appId, callId, held, this.now());
+      });
+      if (held) return;
       // Answered (or ended) in between: deliver, or refuse, as for an answered call.
-      this.addCandidates(actor, callId, list);
+      await this.addCandidates(actor, callId, list);
       return;
     }
     if (call.state !== "ANSWERED") throw this.wrongState(call, "add candidates to");
     if (candidates.length === 0) return;
     const now = this.now();
-    const version = this.repo.bump(actor.appId, callId, "ANSWERED", now);
-    if (version === undefined) throw this.wrongState(this.current(actor.appId, callId), "add candidates to");
+    const version = await this.repo.bump(actor.appId, callId, "ANSWERED", now);
+    if (version === undefined) {
+      throw this.wrongState(await this.current(this.repo, actor.appId, callId), "add candidates to");
+    }
     const to = isCaller ? callee(call) : caller(call);
     this.send(
       actor.appId,
@@ -261,12 +284,12 @@ export class Calls {
    * An endpoint is gone (unregistered, or its keep-alive expired): its unanswered outgoing
    * calls are cancelled and its answered calls end, each with the counterpart told.
    */
-  endpointGone(appId: string, endpointId: string, userId: string): void {
+  async endpointGone(appId: string, endpointId: string, userId: string): Promise<void> {
     const actor = { appId, userId, endpointId };
-    for (const call of this.repo.liveOfEndpoint(appId, endpointId)) {
+    for (const call of await this.repo.liveOfEndpoint(appId, endpointId)) {
       try {
-        if (UNANSWERED.includes(call.state)) this.finishUnanswered(call, actor, "CANCELLED", "caller gone");
-        else this.end(call, actor, "peer gone");
+        if (UNANSWERED.includes(call.state)) await this.finishUnanswered(call, actor, "CANCELLED", "caller gone");
+        else await this.end(call, actor, "peer gone");
       } catch (err) {
         this.log.warn({ err, callId: call.callId, endpointId }, "could not end the call of a gone endpoint");
       }
@@ -276,28 +299,33 @@ export class Calls {
   /**
    * One sweep: unanswered calls past their ring time are cancelled (the target's endpoints
    * get CallCancelledEvent, the caller CallEndedEvent), and finished calls are forgotten after
-   * their retention.
+   * their retention. Runs under the "calls.sweep" lease (one node of a cluster at a time);
+   * does nothing when another node holds it.
    */
-  sweep(): { timedOut: number; purged: number } {
-    const now = this.now();
+  async sweep(): Promise<{ timedOut: number; purged: number }> {
     let timedOut = 0;
-    for (const call of this.repo.ringExpired(now)) {
-      const actor = { appId: call.appId, userId: call.callerUser, endpointId: call.callerEndpoint };
-      const moved = this.repo.transition(call.appId, call.callId, UNANSWERED, "CANCELLED", 2, now);
-      if (moved === undefined) continue;
-      timedOut++;
-      this.send(
-        call.appId,
-        this.directory.ofUser(call.appId, call.targetUser),
-        this.event({ case: "cancelled", value: { reason: "no answer" } }, call.callId, moved.version - 1, actor, now),
-      );
-      this.send(
-        call.appId,
-        [caller(call)],
-        this.event({ case: "ended", value: { reason: "no answer" } }, call.callId, moved.version, actor, now),
-      );
-    }
-    const purged = this.repo.purge(now - this.settings.retentionMs);
+    let purged = 0;
+    await this.store.withLease("calls.sweep", async () => {
+      const now = this.now();
+      for (const call of await this.repo.ringExpired(now)) {
+        const actor = { appId: call.appId, userId: call.callerUser, endpointId: call.callerEndpoint };
+        const targets = await this.directory.ofUser(call.appId, call.targetUser);
+        const moved = await this.repo.transition(call.appId, call.callId, UNANSWERED, "CANCELLED", 2, now);
+        if (moved === undefined) continue;
+        timedOut++;
+        this.send(
+          call.appId,
+          targets,
+          this.event({ case: "cancelled", value: { reason: "no answer" } }, call.callId, moved.version - 1, actor, now),
+        );
+        this.send(
+          call.appId,
+          [caller(call)],
+          this.event({ case: "ended", value: { reason: "no answer" } }, call.callId, moved.version, actor, now),
+        );
+      }
+      purged = await this.repo.purge(now - this.settings.retentionMs);
+    });
     if (timedOut > 0) this.log.info({ timedOut }, "unanswered calls timed out");
     return { timedOut, purged };
   }
@@ -343,10 +371,19 @@ export class Calls {
     }
   }
 
-  private finishUnanswered(call: CallRow, actor: CallActor, to: "REJECTED" | "CANCELLED", reason: string): void {
+  private async finishUnanswered(
+    call: CallRow,
+    actor: CallActor,
+    to: "REJECTED" | "CANCELLED",
+    reason: string,
+  ): Promise<void> {
+    // Recipients are looked up first, so that the events go out together once the call is over.
+    const targets = await this.directory.ofUser(call.appId, call.targetUser);
     const now = this.now();
-    const moved = this.repo.transition(actor.appId, call.callId, UNANSWERED, to, 2, now);
-    if (moved === undefined) throw this.wrongState(this.current(actor.appId, call.callId), to.toLowerCase());
+    const moved = await this.repo.transition(actor.appId, call.callId, UNANSWERED, to, 2, now);
+    if (moved === undefined) {
+      throw this.wrongState(await this.current(this.repo, actor.appId, call.callId), to.toLowerCase());
+    }
     const v = moved.version - 2;
     if (to === "REJECTED") {
       this.send(
@@ -356,7 +393,7 @@ export class Calls {
       );
       this.send(
         actor.appId,
-        this.otherCalleeEndpoints(call, actor.endpointId),
+        targets.filter((r) => r.endpointId !== actor.endpointId),
         this.event(
           { case: "cancelled", value: { reason: "rejected on another device" } },
           call.callId,
@@ -368,17 +405,17 @@ export class Calls {
     } else {
       this.send(
         actor.appId,
-        this.directory.ofUser(actor.appId, call.targetUser),
+        targets,
         this.event({ case: "cancelled", value: { reason } }, call.callId, v + 1, actor, now),
       );
     }
     this.log.info({ callId: call.callId, state: to, by: actor.endpointId }, "call over before an answer");
   }
 
-  private end(call: CallRow, actor: CallActor, reason: string): void {
+  private async end(call: CallRow, actor: CallActor, reason: string): Promise<void> {
     const now = this.now();
-    const moved = this.repo.transition(actor.appId, call.callId, ["ANSWERED"], "ENDED", 1, now);
-    if (moved === undefined) throw this.wrongState(this.current(actor.appId, call.callId), "hang up");
+    const moved = await this.repo.transition(actor.appId, call.callId, ["ANSWERED"], "ENDED", 1, now);
+    if (moved === undefined) throw this.wrongState(await this.current(this.repo, actor.appId, call.callId), "hang up");
     const other = call.callerEndpoint === actor.endpointId ? callee(call) : caller(call);
     this.send(
       actor.appId,
@@ -389,9 +426,9 @@ export class Calls {
   }
 
   /** The call, for an actor that is its caller's endpoint, its answering endpoint or the target user. */
-  private party(actor: CallActor, callId: string): CallRow {
+  private async party(actor: CallActor, callId: string): Promise<CallRow> {
     validateId("callId", callId);
-    const call = this.repo.get(actor.appId, callId);
+    const call = await this.repo.get(actor.appId, callId);
     if (call === undefined) throw this.notParty(callId);
     const isParty =
       call.callerEndpoint === actor.endpointId ||
@@ -402,14 +439,15 @@ export class Calls {
   }
 
   /** The call, for an endpoint of its target user (before or at its answer). */
-  private asCallee(actor: CallActor, callId: string): CallRow {
-    const call = this.party(actor, callId);
+  private async asCallee(actor: CallActor, callId: string): Promise<CallRow> {
+    const call = await this.party(actor, callId);
     if (call.targetUser !== actor.userId) throw this.notParty(callId);
     return call;
   }
 
-  private current(appId: string, callId: string): CallRow {
-    const call = this.repo.get(appId, callId);
+  /** The call through `repo` (a transaction's, with `forUpdate` to lock it), or NOT_FOUND. */
+  private async current(repo: CallRepository, appId: string, callId: string, forUpdate = ""): Promise<CallRow> {
+    const call = await repo.get(appId, callId, forUpdate);
     if (call === undefined) throw this.notParty(callId);
     return call;
   }
@@ -422,8 +460,8 @@ export class Calls {
     return failedPrecondition(`call ${JSON.stringify(call.callId)} is ${call.state}: cannot ${what} it`);
   }
 
-  private otherCalleeEndpoints(call: CallRow, answering: string): Recipient[] {
-    return this.directory.ofUser(call.appId, call.targetUser).filter((r) => r.endpointId !== answering);
+  private async otherCalleeEndpoints(call: CallRow, answering: string): Promise<Recipient[]> {
+    return (await this.directory.ofUser(call.appId, call.targetUser)).filter((r) => r.endpointId !== answering);
   }
 
   private event(payload: CallPayloadInit, callId: string, version: number, actor: CallActor, now: number): CallEvent {

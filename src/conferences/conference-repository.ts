@@ -6,7 +6,7 @@
 import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { type ConferenceEvent, ConferenceEventSchema } from "../../gen/rtcplane/conference/v1/events_pb.js";
 import { conferenceEventFromLegacy } from "../events/legacy-json.js";
-import type { Db } from "../storage/database.js";
+import type { Queryable } from "../storage/store.js";
 
 export type ConferenceMode = "P2P" | "ROUTER";
 export type HealthState = "HEALTHY" | "SICK";
@@ -102,126 +102,138 @@ export interface NewConference {
   now: number;
 }
 
+const INSERT = `INSERT INTO conferences (conference_id, app_id, room_id, mode, creator, creator_endpoint, max_participants,
+    auto_upgrade_count, version, create_time_ms, update_time_ms)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+  RETURNING ${CONFERENCE_COLUMNS}`;
+const BY_ID = `SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND conference_id = ?`;
+const RUNNING = `SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND ended = 0 ORDER BY seq DESC LIMIT ?`;
+const BUMP_VERSION = "UPDATE conferences SET version = version + 1, update_time_ms = ? WHERE seq = ? RETURNING version";
+const SET_MODE = "UPDATE conferences SET mode = ? WHERE seq = ?";
+const END = "UPDATE conferences SET ended = 1, end_reason = ? WHERE seq = ?";
+const METADATA =
+  "SELECT key, value, last_modified_ms, user_endpoint_id, user_id FROM conference_metadata WHERE conference_seq = ? ORDER BY key";
+const SET_METADATA = `INSERT INTO conference_metadata (conference_seq, key, value, last_modified_ms, user_endpoint_id, user_id)
+  VALUES (?, ?, ?, ?, ?, ?)
+  ON CONFLICT (conference_seq, key) DO UPDATE SET value = excluded.value,
+    last_modified_ms = excluded.last_modified_ms, user_endpoint_id = excluded.user_endpoint_id,
+    user_id = excluded.user_id`;
+const REMOVE_METADATA = "DELETE FROM conference_metadata WHERE conference_seq = ? AND key = ?";
+const PARTICIPANTS =
+  "SELECT endpoint_id, user_id, metadata, state, join_time_ms FROM participants WHERE conference_seq = ? ORDER BY join_time_ms, endpoint_id";
+const PARTICIPANT =
+  "SELECT endpoint_id, user_id, metadata, state, join_time_ms FROM participants WHERE conference_seq = ? AND endpoint_id = ?";
+const COUNT_PARTICIPANTS = "SELECT count(*) AS n FROM participants WHERE conference_seq = ?";
+const COUNT_USERS = "SELECT count(DISTINCT user_id) AS n FROM participants WHERE conference_seq = ?";
+const ENDPOINTS_OF_USER =
+  "SELECT endpoint_id FROM participants WHERE conference_seq = ? AND user_id = ? ORDER BY join_time_ms, endpoint_id";
+const ADD_PARTICIPANT = `INSERT INTO participants (conference_seq, endpoint_id, user_id, metadata, state, join_time_ms)
+  VALUES (?, ?, ?, ?, ?, ?)`;
+const REMOVE_PARTICIPANT = "DELETE FROM participants WHERE conference_seq = ? AND endpoint_id = ?";
+const SET_PARTICIPANT_METADATA = "UPDATE participants SET metadata = ? WHERE conference_seq = ? AND endpoint_id = ?";
+const SET_PARTICIPANT_STATE = `UPDATE participants SET state = ? WHERE endpoint_id = ? AND state != ?
+  AND conference_seq IN (SELECT seq FROM conferences WHERE app_id = ?)`;
+const CONFERENCES_OF_ENDPOINT = `SELECT c.conference_id AS conference_id FROM participants p
+  JOIN conferences c ON c.seq = p.conference_seq WHERE p.endpoint_id = ? AND c.app_id = ?`;
+const STREAMS =
+  "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? ORDER BY stream_id";
+const STREAM =
+  "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? AND stream_id = ?";
+const SET_STREAM_METADATA = "UPDATE streams SET metadata = ? WHERE conference_seq = ? AND stream_id = ?";
+const SET_STREAM_BITRATE = "UPDATE streams SET video_bitrate = ? WHERE conference_seq = ? AND stream_id = ?";
+const ADD_STREAM = `INSERT INTO streams (conference_seq, stream_id, endpoint_id, type, metadata, video_bitrate)
+  VALUES (?, ?, ?, ?, ?, ?)`;
+const REMOVE_STREAM = "DELETE FROM streams WHERE conference_seq = ? AND stream_id = ?";
+const CLEAR_ALL_STREAMS = "DELETE FROM streams";
+const REMOVE_STREAMS_OF = "DELETE FROM streams WHERE conference_seq = ? AND endpoint_id = ?";
+const REMOVE_ALL_STREAMS = "DELETE FROM streams WHERE conference_seq = ?";
+const APPEND_EVENT =
+  "INSERT INTO conference_events (conference_seq, conference_version, body, create_time_ms) VALUES (?, ?, ?, ?)";
+/** The second parameter is 1 when creation events (which have no version) are wanted too. */
+const EVENTS_SINCE = `SELECT seq, body FROM conference_events WHERE conference_seq = ?
+  AND (conference_version >= ? OR (conference_version IS NULL AND ? = 1)) ORDER BY seq LIMIT ?`;
+
+/** Cursors beyond what a BIGINT holds match the same rows as these (versions stay far below). */
+const MAX_CURSOR = Number.MAX_SAFE_INTEGER;
+
+type DecodedEvents = Map<number, { body: string; event: ConferenceEvent }>;
+
 export class ConferenceRepository {
-  private readonly s;
-  private readonly decoded = new Map<number, { body: string; event: ConferenceEvent }>();
+  /**
+   * `decoded` is shared with the repositories `in()` makes, so transactions and plain reads
+   * use one cache.
+   */
+  constructor(
+    private readonly q: Queryable,
+    private readonly decoded: DecodedEvents = new Map(),
+  ) {}
 
-  constructor(db: Db) {
-    this.s = {
-      insert: db.prepare(
-        `INSERT INTO conferences (conference_id, app_id, room_id, mode, creator, creator_endpoint, max_participants,
-           auto_upgrade_count, version, create_time_ms, update_time_ms)
-         VALUES (@conferenceId, @appId, @roomId, @mode, @creator, @creatorEndpoint, @maxParticipants,
-           @autoUpgradeCount, 0, @now, @now)
-         RETURNING ${CONFERENCE_COLUMNS}`,
-      ),
-      byId: db.prepare(`SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND conference_id = ?`),
-      running: db.prepare(
-        `SELECT ${CONFERENCE_COLUMNS} FROM conferences WHERE app_id = ? AND ended = 0 ORDER BY seq DESC LIMIT ?`,
-      ),
-      bumpVersion: db.prepare("UPDATE conferences SET version = version + 1, update_time_ms = ? WHERE seq = ?"),
-      setMode: db.prepare("UPDATE conferences SET mode = ? WHERE seq = ?"),
-      end: db.prepare("UPDATE conferences SET ended = 1, end_reason = ? WHERE seq = ?"),
-      metadata: db.prepare(
-        "SELECT key, value, last_modified_ms, user_endpoint_id, user_id FROM conference_metadata WHERE conference_seq = ? ORDER BY key",
-      ),
-      setMetadata: db.prepare(
-        `INSERT INTO conference_metadata (conference_seq, key, value, last_modified_ms, user_endpoint_id, user_id)
-         VALUES (@seq, @key, @value, @now, @endpointId, @userId)
-         ON CONFLICT (conference_seq, key) DO UPDATE SET value = excluded.value,
-           last_modified_ms = excluded.last_modified_ms, user_endpoint_id = excluded.user_endpoint_id,
-           user_id = excluded.user_id`,
-      ),
-      removeMetadata: db.prepare("DELETE FROM conference_metadata WHERE conference_seq = ? AND key = ?"),
-      participants: db.prepare(
-        "SELECT endpoint_id, user_id, metadata, state, join_time_ms FROM participants WHERE conference_seq = ? ORDER BY join_time_ms, endpoint_id",
-      ),
-      participant: db.prepare(
-        "SELECT endpoint_id, user_id, metadata, state, join_time_ms FROM participants WHERE conference_seq = ? AND endpoint_id = ?",
-      ),
-      countParticipants: db.prepare("SELECT count(*) AS n FROM participants WHERE conference_seq = ?"),
-      countUsers: db.prepare("SELECT count(DISTINCT user_id) AS n FROM participants WHERE conference_seq = ?"),
-      endpointsOfUser: db.prepare(
-        "SELECT endpoint_id FROM participants WHERE conference_seq = ? AND user_id = ? ORDER BY join_time_ms, endpoint_id",
-      ),
-      addParticipant: db.prepare(
-        `INSERT INTO participants (conference_seq, endpoint_id, user_id, metadata, state, join_time_ms)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-      ),
-      removeParticipant: db.prepare("DELETE FROM participants WHERE conference_seq = ? AND endpoint_id = ?"),
-      setParticipantMetadata: db.prepare(
-        "UPDATE participants SET metadata = ? WHERE conference_seq = ? AND endpoint_id = ?",
-      ),
-      setParticipantState: db.prepare(
-        `UPDATE participants SET state = @state WHERE endpoint_id = @endpointId AND state != @state
-           AND conference_seq IN (SELECT seq FROM conferences WHERE app_id = @appId)`,
-      ),
-      conferencesOfEndpoint: db.prepare(
-        `SELECT c.conference_id AS conference_id FROM participants p
-         JOIN conferences c ON c.seq = p.conference_seq WHERE p.endpoint_id = ? AND c.app_id = ?`,
-      ),
-      streams: db.prepare(
-        "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? ORDER BY stream_id",
-      ),
-      stream: db.prepare(
-        "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? AND stream_id = ?",
-      ),
-      setStreamMetadata: db.prepare("UPDATE streams SET metadata = ? WHERE conference_seq = ? AND stream_id = ?"),
-      setStreamBitrate: db.prepare("UPDATE streams SET video_bitrate = ? WHERE conference_seq = ? AND stream_id = ?"),
-      addStream: db.prepare(
-        `INSERT INTO streams (conference_seq, stream_id, endpoint_id, type, metadata, video_bitrate)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-      ),
-      removeStream: db.prepare("DELETE FROM streams WHERE conference_seq = ? AND stream_id = ?"),
-      clearAllStreams: db.prepare("DELETE FROM streams"),
-      removeStreamsOf: db.prepare("DELETE FROM streams WHERE conference_seq = ? AND endpoint_id = ?"),
-      removeAllStreams: db.prepare("DELETE FROM streams WHERE conference_seq = ?"),
-      appendEvent: db.prepare(
-        "INSERT INTO conference_events (conference_seq, conference_version, body, create_time_ms) VALUES (?, ?, ?, ?)",
-      ),
-      eventsSince: db.prepare(
-        `SELECT seq, body FROM conference_events WHERE conference_seq = ?
-           AND (conference_version >= ? OR (conference_version IS NULL AND ? <= 0)) ORDER BY seq LIMIT ?`,
-      ),
-    };
+  /** The same repository over `q` (a transaction). */
+  in(q: Queryable): ConferenceRepository {
+    return new ConferenceRepository(q, this.decoded);
   }
 
-  insert(c: NewConference): ConferenceRow {
-    return conferenceFromRaw(this.s.insert.get(c) as RawConference);
+  async insert(c: NewConference): Promise<ConferenceRow> {
+    const r = await this.q.get<RawConference>(INSERT, [
+      c.conferenceId,
+      c.appId,
+      c.roomId,
+      c.mode,
+      c.creator,
+      c.creatorEndpoint,
+      c.maxParticipants,
+      c.autoUpgradeCount,
+      c.now,
+      c.now,
+    ]);
+    if (r === undefined) throw new Error("INSERT … RETURNING returned no row");
+    return conferenceFromRaw(r);
   }
 
-  get(appId: string, conferenceId: string): ConferenceRow | undefined {
-    const r = this.s.byId.get(appId, conferenceId) as RawConference | undefined;
+  async get(appId: string, conferenceId: string): Promise<ConferenceRow | undefined> {
+    const r = await this.q.get<RawConference>(BY_ID, [appId, conferenceId]);
+    return r && conferenceFromRaw(r);
+  }
+
+  /**
+   * Like get, for a transaction that will change the conference: `forUpdate` (the store's)
+   * locks its row until the transaction ends, so concurrent changes of one conference (on
+   * any node) run one after the other and each sees the version the previous one left.
+   */
+  async lock(appId: string, conferenceId: string, forUpdate: string): Promise<ConferenceRow | undefined> {
+    const r = await this.q.get<RawConference>(BY_ID + forUpdate, [appId, conferenceId]);
     return r && conferenceFromRaw(r);
   }
 
   /** The app's conferences that have not ended, newest first. */
-  running(appId: string, limit: number): ConferenceRow[] {
-    return (this.s.running.all(appId, limit) as RawConference[]).map(conferenceFromRaw);
+  async running(appId: string, limit: number): Promise<ConferenceRow[]> {
+    return (await this.q.all<RawConference>(RUNNING, [appId, limit])).map(conferenceFromRaw);
   }
 
-  bumpVersion(seq: number, now: number): void {
-    this.s.bumpVersion.run(now, seq);
+  /** Raises the version by one; resolves to the new version. */
+  async bumpVersion(seq: number, now: number): Promise<number> {
+    const r = await this.q.get<{ version: number }>(BUMP_VERSION, [now, seq]);
+    if (r === undefined) throw new Error(`conference ${seq} is gone`);
+    return r.version;
   }
 
-  setMode(seq: number, mode: ConferenceMode): void {
-    this.s.setMode.run(mode, seq);
+  async setMode(seq: number, mode: ConferenceMode): Promise<void> {
+    await this.q.run(SET_MODE, [mode, seq]);
   }
 
-  end(seq: number, reason: string): void {
-    this.s.end.run(reason, seq);
+  async end(seq: number, reason: string): Promise<void> {
+    await this.q.run(END, [reason, seq]);
   }
 
-  metadata(seq: number): MetadataRow[] {
-    return (
-      this.s.metadata.all(seq) as {
-        key: string;
-        value: string;
-        last_modified_ms: number;
-        user_endpoint_id: string;
-        user_id: string;
-      }[]
-    ).map((r) => ({
+  async metadata(seq: number): Promise<MetadataRow[]> {
+    const rows = await this.q.all<{
+      key: string;
+      value: string;
+      last_modified_ms: number;
+      user_endpoint_id: string;
+      user_id: string;
+    }>(METADATA, [seq]);
+    return rows.map((r) => ({
       key: r.key,
       value: r.value,
       lastModifiedMs: r.last_modified_ms,
@@ -230,114 +242,126 @@ export class ConferenceRepository {
     }));
   }
 
-  setMetadata(seq: number, key: string, value: string, now: number, endpointId: string, userId: string): void {
-    this.s.setMetadata.run({ seq, key, value, now, endpointId, userId });
+  async setMetadata(
+    seq: number,
+    key: string,
+    value: string,
+    now: number,
+    endpointId: string,
+    userId: string,
+  ): Promise<void> {
+    await this.q.run(SET_METADATA, [seq, key, value, now, endpointId, userId]);
   }
 
-  removeMetadata(seq: number, key: string): boolean {
-    return this.s.removeMetadata.run(seq, key).changes > 0;
+  async removeMetadata(seq: number, key: string): Promise<boolean> {
+    return (await this.q.run(REMOVE_METADATA, [seq, key])) > 0;
   }
 
-  participants(seq: number): ParticipantRow[] {
-    return (this.s.participants.all(seq) as RawParticipant[]).map(participantFromRaw);
+  async participants(seq: number): Promise<ParticipantRow[]> {
+    return (await this.q.all<RawParticipant>(PARTICIPANTS, [seq])).map(participantFromRaw);
   }
 
-  participant(seq: number, endpointId: string): ParticipantRow | undefined {
-    const r = this.s.participant.get(seq, endpointId) as RawParticipant | undefined;
+  async participant(seq: number, endpointId: string): Promise<ParticipantRow | undefined> {
+    const r = await this.q.get<RawParticipant>(PARTICIPANT, [seq, endpointId]);
     return r && participantFromRaw(r);
   }
 
-  countParticipants(seq: number): number {
-    return (this.s.countParticipants.get(seq) as { n: number }).n;
+  async countParticipants(seq: number): Promise<number> {
+    return (await this.q.get<{ n: number }>(COUNT_PARTICIPANTS, [seq]))?.n ?? 0;
   }
 
   /** How many different users have joined. */
-  countUsers(seq: number): number {
-    return (this.s.countUsers.get(seq) as { n: number }).n;
+  async countUsers(seq: number): Promise<number> {
+    return (await this.q.get<{ n: number }>(COUNT_USERS, [seq]))?.n ?? 0;
   }
 
   /** The endpoints a user has joined with, in join order. */
-  endpointsOfUser(seq: number, userId: string): string[] {
-    return (this.s.endpointsOfUser.all(seq, userId) as { endpoint_id: string }[]).map((r) => r.endpoint_id);
+  async endpointsOfUser(seq: number, userId: string): Promise<string[]> {
+    return (await this.q.all<{ endpoint_id: string }>(ENDPOINTS_OF_USER, [seq, userId])).map((r) => r.endpoint_id);
   }
 
-  addParticipant(seq: number, p: ParticipantRow): void {
-    this.s.addParticipant.run(seq, p.endpointId, p.userId, JSON.stringify(p.metadata), p.state, p.joinTimeMs);
+  async addParticipant(seq: number, p: ParticipantRow): Promise<void> {
+    await this.q.run(ADD_PARTICIPANT, [seq, p.endpointId, p.userId, JSON.stringify(p.metadata), p.state, p.joinTimeMs]);
   }
 
-  removeParticipant(seq: number, endpointId: string): void {
-    this.s.removeParticipant.run(seq, endpointId);
-    this.s.removeStreamsOf.run(seq, endpointId);
+  /** Removes a participant and its streams (call it in a transaction). */
+  async removeParticipant(seq: number, endpointId: string): Promise<void> {
+    await this.q.run(REMOVE_PARTICIPANT, [seq, endpointId]);
+    await this.q.run(REMOVE_STREAMS_OF, [seq, endpointId]);
   }
 
-  setParticipantMetadata(seq: number, endpointId: string, metadata: Json): void {
-    this.s.setParticipantMetadata.run(JSON.stringify(metadata), seq, endpointId);
+  async setParticipantMetadata(seq: number, endpointId: string, metadata: Json): Promise<void> {
+    await this.q.run(SET_PARTICIPANT_METADATA, [JSON.stringify(metadata), seq, endpointId]);
   }
 
   /** Sets the health of an app's endpoint in every conference it is in; returns how many changed. */
-  setEndpointState(appId: string, endpointId: string, state: HealthState): number {
-    return this.s.setParticipantState.run({ appId, endpointId, state }).changes;
+  async setEndpointState(appId: string, endpointId: string, state: HealthState): Promise<number> {
+    return await this.q.run(SET_PARTICIPANT_STATE, [state, endpointId, state, appId]);
   }
 
   /** The ids of the app's conferences the endpoint has joined. */
-  conferencesOfEndpoint(appId: string, endpointId: string): string[] {
-    return (this.s.conferencesOfEndpoint.all(endpointId, appId) as { conference_id: string }[]).map(
-      (r) => r.conference_id,
-    );
+  async conferencesOfEndpoint(appId: string, endpointId: string): Promise<string[]> {
+    const rows = await this.q.all<{ conference_id: string }>(CONFERENCES_OF_ENDPOINT, [endpointId, appId]);
+    return rows.map((r) => r.conference_id);
   }
 
-  streams(seq: number): StreamRow[] {
-    return (this.s.streams.all(seq) as RawStream[]).map(streamFromRaw);
+  async streams(seq: number): Promise<StreamRow[]> {
+    return (await this.q.all<RawStream>(STREAMS, [seq])).map(streamFromRaw);
   }
 
-  stream(seq: number, streamId: string): StreamRow | undefined {
-    const r = this.s.stream.get(seq, streamId) as RawStream | undefined;
+  async stream(seq: number, streamId: string): Promise<StreamRow | undefined> {
+    const r = await this.q.get<RawStream>(STREAM, [seq, streamId]);
     return r && streamFromRaw(r);
   }
 
-  setStreamMetadata(seq: number, streamId: string, metadata: Json): void {
-    this.s.setStreamMetadata.run(JSON.stringify(metadata), seq, streamId);
+  async setStreamMetadata(seq: number, streamId: string, metadata: Json): Promise<void> {
+    await this.q.run(SET_STREAM_METADATA, [JSON.stringify(metadata), seq, streamId]);
   }
 
-  setStreamBitrate(seq: number, streamId: string, bitrate: number): void {
-    this.s.setStreamBitrate.run(bitrate, seq, streamId);
+  async setStreamBitrate(seq: number, streamId: string, bitrate: number): Promise<void> {
+    await this.q.run(SET_STREAM_BITRATE, [bitrate, seq, streamId]);
   }
 
-  addStream(seq: number, s: StreamRow): void {
-    this.s.addStream.run(seq, s.streamId, s.endpointId, s.type, JSON.stringify(s.metadata), s.videoBitrate);
+  async addStream(seq: number, s: StreamRow): Promise<void> {
+    await this.q.run(ADD_STREAM, [seq, s.streamId, s.endpointId, s.type, JSON.stringify(s.metadata), s.videoBitrate]);
   }
 
-  removeStream(seq: number, streamId: string): void {
-    this.s.removeStream.run(seq, streamId);
+  async removeStream(seq: number, streamId: string): Promise<void> {
+    await this.q.run(REMOVE_STREAM, [seq, streamId]);
   }
 
   /** Media lives in memory: after a restart no stream is really published any more. */
-  clearAllStreams(): void {
-    this.s.clearAllStreams.run();
+  async clearAllStreams(): Promise<void> {
+    await this.q.run(CLEAR_ALL_STREAMS);
   }
 
-  removeAllStreams(seq: number): void {
-    this.s.removeAllStreams.run(seq);
+  async removeAllStreams(seq: number): Promise<void> {
+    await this.q.run(REMOVE_ALL_STREAMS, [seq]);
   }
 
   /** Logs a typed event as its canonical proto JSON. */
-  appendEvent(seq: number, conferenceVersion: number | null, event: ConferenceEvent, now: number): void {
-    this.s.appendEvent.run(seq, conferenceVersion, toJsonString(ConferenceEventSchema, event), now);
+  async appendEvent(seq: number, conferenceVersion: number | null, event: ConferenceEvent, now: number): Promise<void> {
+    await this.q.run(APPEND_EVENT, [seq, conferenceVersion, toJsonString(ConferenceEventSchema, event), now]);
   }
 
   /** Logged events with conferenceVersion >= fromVersion (creation events too when fromVersion <= 0). */
-  eventsSince(seq: number, fromVersion: number, limit: number): ConferenceEvent[] {
-    return (this.s.eventsSince.all(seq, fromVersion, fromVersion, limit) as { seq: number; body: string }[]).map(
-      (r) => {
-        // Row ids can be reused after deletions, so a hit must hold the same text.
-        const hit = this.decoded.get(r.seq);
-        if (hit !== undefined && hit.body === r.body) return hit.event;
-        const event = readEvent(r.body);
-        if (this.decoded.size >= DECODED_EVENTS) this.decoded.delete(this.decoded.keys().next().value as number);
-        this.decoded.set(r.seq, { body: r.body, event });
-        return event;
-      },
-    );
+  async eventsSince(seq: number, fromVersion: number, limit: number): Promise<ConferenceEvent[]> {
+    const from = Math.min(Math.max(fromVersion, -MAX_CURSOR), MAX_CURSOR);
+    const rows = await this.q.all<{ seq: number; body: string }>(EVENTS_SINCE, [
+      seq,
+      from,
+      fromVersion <= 0 ? 1 : 0,
+      limit,
+    ]);
+    return rows.map((r) => {
+      // Row ids can be reused after deletions (SQLite), so a hit must hold the same text.
+      const hit = this.decoded.get(r.seq);
+      if (hit !== undefined && hit.body === r.body) return hit.event;
+      const event = readEvent(r.body);
+      if (this.decoded.size >= DECODED_EVENTS) this.decoded.delete(this.decoded.keys().next().value as number);
+      this.decoded.set(r.seq, { body: r.body, event });
+      return event;
+    });
   }
 }
 

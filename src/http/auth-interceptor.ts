@@ -73,19 +73,9 @@ export function authInterceptor(
     if (spec.credential === undefined || spec.carrier === undefined) return next(req);
     const credential = presented(req.header, spec.carrier);
     if (credential === undefined && spec.optional) return next(req);
-    let caller: ReturnType<Authenticator["resolve"]>;
-    try {
-      caller = authenticator.resolve(spec.credential, credential);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    if (caller instanceof Promise) {
-      return caller.then((c) => {
-        req.contextValues.set(kCaller, c);
-        return next(req);
-      });
-    }
-    req.contextValues.set(kCaller, caller);
-    return next(req);
+    return authenticator.resolve(spec.credential, credential).then((caller) => {
+      req.contextValues.set(kCaller, caller);
+      return next(req);
+    });
   };
 }

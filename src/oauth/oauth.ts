@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Apps } from "../apps/apps.js";
 import type { AppAuth } from "../auth/app-auth.js";
 import type { RoomLookup } from "../conferences/conferences.js";
-import { Reason, withReason } from "../errors.js";
+import { DomainError, Reason, withReason } from "../errors.js";
 import type { Logger } from "../observability/log.js";
 import type { RoomTokens } from "../rooms/room-tokens.js";
 import type { AccessTokens, Principal } from "./access-tokens.js";
@@ -89,9 +89,9 @@ export class OAuth {
   }
 
   /** A new login: a new refresh family, then its first tokens. */
-  private login(p: Omit<Principal, "familyId">): Promise<TokenResult> {
+  private async login(p: Omit<Principal, "familyId">): Promise<TokenResult> {
     const jti = this.tokens.newRefreshId();
-    const family = this.families.start(p.appId, jti, this.chainLifetimeSeconds);
+    const family = await this.families.start(p.appId, jti, this.chainLifetimeSeconds);
     return this.result({ ...p, familyId: family.familyId }, jti, family.expiresAtMs);
   }
 
@@ -108,8 +108,8 @@ export class OAuth {
 
   private async clientCredentials(req: TokenRequest): Promise<TokenResult> {
     if (req.clientId === "" || req.clientSecret === "") throw invalidClient("client_id and client_secret are required");
-    const app = this.appAuth.byApikey(req.clientId);
-    const bySecret = this.apps.findBySecretKey(req.clientSecret);
+    const app = await this.appAuth.byApikey(req.clientId);
+    const bySecret = await this.apps.findBySecretKey(req.clientSecret);
     if (app === undefined || bySecret?.appId !== app.appId) throw invalidClient("unknown client or wrong secret");
     return this.login({
       appId: app.appId,
@@ -121,9 +121,9 @@ export class OAuth {
 
   private async ticket(req: TokenRequest): Promise<TokenResult> {
     if (req.clientId === "") throw invalidClient("client_id is required");
-    const app = this.appAuth.byApikey(req.clientId);
+    const app = await this.appAuth.byApikey(req.clientId);
     if (app === undefined) throw invalidClient("unknown client");
-    if (req.clientSecret !== "" && this.apps.findBySecretKey(req.clientSecret)?.appId !== app.appId) {
+    if (req.clientSecret !== "" && (await this.apps.findBySecretKey(req.clientSecret))?.appId !== app.appId) {
       throw invalidClient("wrong client secret");
     }
     if (req.username === "") throw invalidRequest("username (the ticket) is required");
@@ -136,7 +136,9 @@ export class OAuth {
     } catch {
       throw invalidGrant("the ticket is not valid or has expired");
     }
-    if (this.rooms.find(app.appId, roomId) === undefined) throw invalidGrant("the ticket's room no longer exists");
+    if ((await this.rooms.find(app.appId, roomId)) === undefined) {
+      throw invalidGrant("the ticket's room no longer exists");
+    }
     return this.login({
       appId: app.appId,
       role: "USER",
@@ -159,12 +161,14 @@ export class OAuth {
     const { familyId, ...rest } = principal;
     try {
       // The family's own state is rotate()'s to judge; the rest (app, generation, room) here.
-      this.principals.check(rest);
-    } catch {
+      await this.principals.check(rest);
+    } catch (e) {
+      // A store that cannot answer refuses nothing: the client keeps its login for a retry.
+      if (e instanceof DomainError && e.kind === "unavailable") throw e;
       throw invalidGrant("the refresh token was revoked or its app is not active");
     }
     const next = this.tokens.newRefreshId();
-    const family = this.families.rotate(familyId as string, jti, next);
+    const family = await this.families.rotate(familyId as string, jti, next);
     if (typeof family === "string") {
       if (family === "reused") {
         this.log.warn(

@@ -13,7 +13,7 @@ import type { RefreshFamilies } from "./refresh-families.js";
 
 /** Rooms by id (the rooms module's API): a USER's conference is its room. */
 export interface RoomExistence {
-  find(appId: string, roomId: string): unknown;
+  find(appId: string, roomId: string): Promise<unknown>;
 }
 
 const LIVE_FAMILIES = 20_000;
@@ -26,7 +26,7 @@ function revoked(message: string) {
 export type CheckedPrincipal = Principal & { readonly tenantId: string };
 
 /** Whether a user of an app has a registered endpoint (the endpoints module's API). */
-export type HasEndpoint = (appId: string, userId: string) => boolean;
+export type HasEndpoint = (appId: string, userId: string) => Promise<boolean>;
 
 export class Principals {
   /**
@@ -34,6 +34,8 @@ export class Principals {
    * and revocations are rare, so the answer is kept until any credential changes.
    */
   private readonly liveFamilies = new Lru<string, true>(LIVE_FAMILIES);
+  /** Counts credential changes, so an answer a change overtook is not remembered. */
+  private changesSeen = 0;
 
   constructor(
     private readonly tokens: AccessTokens,
@@ -43,13 +45,15 @@ export class Principals {
     private readonly changes: CredentialChanges,
     private readonly hasEndpoint: HasEndpoint,
   ) {
-    changes.subscribe(() => this.liveFamilies.clear());
+    changes.subscribe(() => {
+      this.changesSeen++;
+      this.liveFamilies.clear();
+    });
   }
 
   /** The principal of a bare bearer token (MQTT passwords), if it may still act. */
-  fromToken(token: string): CheckedPrincipal | Promise<CheckedPrincipal> {
-    const p = this.tokens.principalOf(token);
-    return p instanceof Promise ? p.then((known) => this.check(known)) : this.check(p);
+  async fromToken(token: string): Promise<CheckedPrincipal> {
+    return this.check(await this.tokens.principalOf(token));
   }
 
   /**
@@ -65,23 +69,29 @@ export class Principals {
     } catch (refused) {
       const expired = await this.tokens.expiredPrincipalOf(token);
       if (expired?.familyId === undefined) throw refused;
-      const liveUntil = this.families.liveUntil(expired.familyId);
-      if (liveUntil === undefined || !this.hasEndpoint(expired.appId, expired.userId)) throw refused;
+      const liveUntil = await this.families.liveUntil(expired.familyId);
+      if (liveUntil === undefined || !(await this.hasEndpoint(expired.appId, expired.userId))) throw refused;
       return this.check({ ...expired, expiresAtMs: liveUntil });
     }
   }
 
   /** Throws UNAUTHENTICATED unless the principal may still act. */
-  check(p: Principal): CheckedPrincipal {
-    const app = this.appAuth.requireActive(p.appId);
+  async check(p: Principal): Promise<CheckedPrincipal> {
+    const app = await this.appAuth.requireActive(p.appId);
     if (app.credentialGen !== p.credentialGen) {
       throw revoked("the token was issued before the app's secret key was renewed");
     }
     if (p.familyId !== undefined && this.liveFamilies.get(p.familyId) === undefined) {
-      if (this.families.isRevoked(p.familyId)) throw revoked("the token's login was revoked");
-      this.liveFamilies.set(p.familyId, true);
+      const seen = this.changesSeen;
+      if (await this.families.isRevoked(p.familyId)) throw revoked("the token's login was revoked");
+      // A change while the store answered (a revocation, say) may have made the answer old.
+      if (this.changesSeen === seen) this.liveFamilies.set(p.familyId, true);
     }
-    if (p.role === "USER" && p.conferenceId !== undefined && this.rooms.find(p.appId, p.conferenceId) === undefined) {
+    if (
+      p.role === "USER" &&
+      p.conferenceId !== undefined &&
+      (await this.rooms.find(p.appId, p.conferenceId)) === undefined
+    ) {
       throw revoked("the token's room no longer exists");
     }
     return { ...p, tenantId: app.tenantId };
@@ -90,13 +100,13 @@ export class Principals {
   /**
    * For a connection that outlives its request: calls `onEnd` once, with the reason, when
    * the principal's token expires or a credential change makes check() refuse it. Answers
-   * the function that stops watching (call it when the connection ends).
+   * the function that stops watching (call it when the connection ends); a check still
+   * running then calls `onEnd` no more.
    */
   watch(p: CheckedPrincipal, onEnd: (reason: string) => void): () => void {
     let ended = false;
     const end = (reason: string) => {
       if (ended) return;
-      ended = true;
       stop();
       onEnd(reason);
     };
@@ -104,11 +114,7 @@ export class Principals {
       "appId" in scope ? scope.appId === p.appId : scope.tenantId === p.tenantId;
     const unsubscribe = this.changes.subscribe((scope) => {
       if (!affects(scope)) return;
-      try {
-        this.check(p);
-      } catch (e) {
-        end((e as Error).message);
-      }
+      void this.check(p).catch((e: unknown) => end((e as Error).message));
     });
     // Timers hold at most ~24.8 days; longer tokens are re-armed when that one fires.
     let timer: NodeJS.Timeout | undefined;
@@ -120,6 +126,7 @@ export class Principals {
       timer.unref();
     };
     const stop = () => {
+      ended = true;
       unsubscribe();
       if (timer !== undefined) clearTimeout(timer);
     };

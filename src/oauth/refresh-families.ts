@@ -6,7 +6,7 @@
  * touches the refresh_families table.
  */
 import { randomUUID } from "node:crypto";
-import type { Db } from "../storage/database.js";
+import type { Queryable } from "../storage/store.js";
 
 export interface Family {
   readonly familyId: string;
@@ -17,35 +17,49 @@ export interface Family {
 /** Why a refresh token was refused (logged; the client sees one invalid_grant). */
 export type RotationRefusal = "unknown" | "expired" | "revoked" | "reused";
 
+interface FamilyRow {
+  app_id: string;
+  current_jti: string;
+  revoked: number;
+  expires_ms: number;
+}
+
+const INSERT = `INSERT INTO refresh_families (family_id, app_id, current_jti, expires_ms, create_time_ms)
+  VALUES (?, ?, ?, ?, ?)`;
+const GET = "SELECT app_id, current_jti, revoked, expires_ms FROM refresh_families WHERE family_id = ?";
+/**
+ * The rotation itself: a compare-and-set on the current token id, so of two requests (on
+ * any nodes) presenting the same refresh token only one changes the row.
+ */
+const ROTATE = `UPDATE refresh_families SET current_jti = ?
+  WHERE family_id = ? AND current_jti = ? AND revoked = 0 AND expires_ms > ?`;
+const REVOKE = "UPDATE refresh_families SET revoked = 1 WHERE family_id = ?";
+const SWEEP = "DELETE FROM refresh_families WHERE expires_ms < ?";
+
 export class RefreshFamilies {
-  private readonly s;
   /** Told when a family is revoked for reuse (its open connections must end). */
   onRevoked: ((appId: string) => void) | undefined;
 
   constructor(
-    db: Db,
+    private readonly q: Queryable,
     private readonly now: () => number = Date.now,
-  ) {
-    this.s = {
-      insert: db.prepare(
-        `INSERT INTO refresh_families (family_id, app_id, current_jti, expires_ms, create_time_ms)
-         VALUES (?, ?, ?, ?, ?)`,
-      ),
-      get: db.prepare("SELECT app_id, current_jti, revoked, expires_ms FROM refresh_families WHERE family_id = ?"),
-      rotate: db.prepare(
-        `UPDATE refresh_families SET current_jti = @next
-         WHERE family_id = @familyId AND current_jti = @used AND revoked = 0 AND expires_ms > @now`,
-      ),
-      revoke: db.prepare("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?"),
-      sweep: db.prepare("DELETE FROM refresh_families WHERE expires_ms < ?"),
-    };
+  ) {}
+
+  /**
+   * The same families over `q` (a transaction). rotate() on it tells onRevoked as soon as
+   * it revokes, before any commit: rotate outside transactions.
+   */
+  in(q: Queryable): RefreshFamilies {
+    const bound = new RefreshFamilies(q, this.now);
+    bound.onRevoked = this.onRevoked;
+    return bound;
   }
 
   /** Starts a family whose first refresh token has id `jti`. */
-  start(appId: string, jti: string, lifetimeSeconds: number): Family {
+  async start(appId: string, jti: string, lifetimeSeconds: number): Promise<Family> {
     const familyId = randomUUID();
     const expiresAtMs = this.now() + lifetimeSeconds * 1000;
-    this.s.insert.run(familyId, appId, jti, expiresAtMs, this.now());
+    await this.q.run(INSERT, [familyId, appId, jti, expiresAtMs, this.now()]);
     return { familyId, appId, expiresAtMs };
   }
 
@@ -53,35 +67,33 @@ export class RefreshFamilies {
    * Uses refresh token `used` of the family, making `next` the only valid one; answers the
    * family, or why the token is refused. A token used twice revokes its family.
    */
-  rotate(familyId: string, used: string, next: string): Family | RotationRefusal {
-    const row = this.s.get.get(familyId) as
-      | { app_id: string; current_jti: string; revoked: number; expires_ms: number }
-      | undefined;
+  async rotate(familyId: string, used: string, next: string): Promise<Family | RotationRefusal> {
+    const row = await this.q.get<FamilyRow>(GET, [familyId]);
     if (row === undefined) return "unknown";
     if (row.revoked !== 0) return "revoked";
     if (row.expires_ms <= this.now()) return "expired";
-    if (this.s.rotate.run({ familyId, used, next, now: this.now() }).changes === 1) {
+    if ((await this.q.run(ROTATE, [next, familyId, used, this.now()])) === 1) {
       return { familyId, appId: row.app_id, expiresAtMs: row.expires_ms };
     }
-    this.s.revoke.run(familyId);
+    await this.q.run(REVOKE, [familyId]);
     this.onRevoked?.(row.app_id);
     return "reused";
   }
 
   /** When a live family's chain ends (ms), or undefined for a revoked, ended or unknown one. */
-  liveUntil(familyId: string): number | undefined {
-    const row = this.s.get.get(familyId) as { revoked: number; expires_ms: number } | undefined;
+  async liveUntil(familyId: string): Promise<number | undefined> {
+    const row = await this.q.get<FamilyRow>(GET, [familyId]);
     return row === undefined || row.revoked !== 0 || row.expires_ms <= this.now() ? undefined : row.expires_ms;
   }
 
   /** Whether access tokens of this family must be refused. */
-  isRevoked(familyId: string): boolean {
-    const row = this.s.get.get(familyId) as { revoked: number } | undefined;
+  async isRevoked(familyId: string): Promise<boolean> {
+    const row = await this.q.get<FamilyRow>(GET, [familyId]);
     return row === undefined || row.revoked !== 0;
   }
 
   /** Forgets families past their absolute end; returns how many. */
-  sweep(): number {
-    return this.s.sweep.run(this.now()).changes;
+  async sweep(): Promise<number> {
+    return this.q.run(SWEEP, [this.now()]);
   }
 }

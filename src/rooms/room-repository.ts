@@ -1,5 +1,5 @@
 /** The only module that reads or writes the `rooms` table. */
-import type { Db } from "../storage/database.js";
+import type { Queryable } from "../storage/store.js";
 
 export type ConferenceType = "MESH" | "SFU";
 
@@ -62,59 +62,69 @@ function fromRaw(r: RawRoom): RoomRecord {
 
 export type NewRoom = Omit<RoomRecord, "seq" | "modificationTimeMs" | "lastUsedMs">;
 
+const INSERT = `INSERT INTO rooms (room_id, app_id, name, description, conference_type, auto_upgrade_participant_count,
+    max_participants, room_token_ttl_seconds, room_ttl_seconds, endpoint_ttl_seconds, creation_time_ms,
+    modification_time_ms, last_used_ms)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  RETURNING ${COLUMNS}`;
+const BY_ID = `SELECT ${COLUMNS} FROM rooms WHERE room_id = ?`;
+const PAGE = `SELECT ${COLUMNS} FROM rooms WHERE app_id = ? AND seq > ? ORDER BY seq LIMIT ?`;
+const DELETE = `DELETE FROM rooms WHERE room_id = ? RETURNING ${COLUMNS}`;
+/** A use never moves last_used_ms back (uses of several nodes may be written out of order). */
+const TOUCH =
+  "UPDATE rooms SET last_used_ms = CASE WHEN last_used_ms > ? THEN last_used_ms ELSE ? END WHERE room_id = ?";
+const DELETE_EXPIRED = "DELETE FROM rooms WHERE last_used_ms + room_ttl_seconds * 1000 < ? RETURNING room_id, app_id";
+
 export class RoomRepository {
-  private readonly insertStmt;
-  private readonly byIdStmt;
-  private readonly pageStmt;
-  private readonly deleteStmt;
-  private readonly touchStmt;
-  private readonly expiredStmt;
+  constructor(private readonly q: Queryable) {}
 
-  constructor(db: Db) {
-    this.insertStmt = db.prepare(
-      `INSERT INTO rooms (room_id, app_id, name, description, conference_type, auto_upgrade_participant_count,
-         max_participants, room_token_ttl_seconds, room_ttl_seconds, endpoint_ttl_seconds, creation_time_ms,
-         modification_time_ms, last_used_ms)
-       VALUES (@roomId, @appId, @name, @description, @conferenceType, @autoUpgradeParticipantCount,
-         @maxParticipants, @roomTokenTtlSeconds, @roomTtlSeconds, @endpointTtlSeconds, @creationTimeMs,
-         @creationTimeMs, @creationTimeMs)
-       RETURNING ${COLUMNS}`,
-    );
-    this.byIdStmt = db.prepare(`SELECT ${COLUMNS} FROM rooms WHERE room_id = ?`);
-    this.pageStmt = db.prepare(`SELECT ${COLUMNS} FROM rooms WHERE app_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
-    this.deleteStmt = db.prepare(`DELETE FROM rooms WHERE room_id = ? RETURNING ${COLUMNS}`);
-    this.touchStmt = db.prepare("UPDATE rooms SET last_used_ms = max(last_used_ms, ?) WHERE room_id = ?");
-    this.expiredStmt = db.prepare(
-      "DELETE FROM rooms WHERE last_used_ms + room_ttl_seconds * 1000 < ? RETURNING room_id, app_id",
-    );
+  /** The same repository over `q` (a transaction). */
+  in(q: Queryable): RoomRepository {
+    return new RoomRepository(q);
   }
 
-  insert(room: NewRoom): RoomRecord {
-    return fromRaw(this.insertStmt.get(room) as RawRoom);
+  async insert(room: NewRoom): Promise<RoomRecord> {
+    const r = await this.q.get<RawRoom>(INSERT, [
+      room.roomId,
+      room.appId,
+      room.name,
+      room.description,
+      room.conferenceType,
+      room.autoUpgradeParticipantCount,
+      room.maxParticipants,
+      room.roomTokenTtlSeconds,
+      room.roomTtlSeconds,
+      room.endpointTtlSeconds,
+      room.creationTimeMs,
+      room.creationTimeMs,
+      room.creationTimeMs,
+    ]);
+    if (r === undefined) throw new Error("INSERT … RETURNING returned no row");
+    return fromRaw(r);
   }
 
-  get(roomId: string): RoomRecord | undefined {
-    const r = this.byIdStmt.get(roomId) as RawRoom | undefined;
+  async get(roomId: string): Promise<RoomRecord | undefined> {
+    const r = await this.q.get<RawRoom>(BY_ID, [roomId]);
     return r && fromRaw(r);
   }
 
   /** The app's rooms after `afterSeq` in creation order (keyset paging). */
-  page(appId: string, afterSeq: number, limit: number): RoomRecord[] {
-    return (this.pageStmt.all(appId, afterSeq, limit) as RawRoom[]).map(fromRaw);
+  async page(appId: string, afterSeq: number, limit: number): Promise<RoomRecord[]> {
+    return (await this.q.all<RawRoom>(PAGE, [appId, afterSeq, limit])).map(fromRaw);
   }
 
-  delete(roomId: string): RoomRecord | undefined {
-    const r = this.deleteStmt.get(roomId) as RawRoom | undefined;
+  async delete(roomId: string): Promise<RoomRecord | undefined> {
+    const r = await this.q.get<RawRoom>(DELETE, [roomId]);
     return r && fromRaw(r);
   }
 
-  touch(roomId: string, now: number): void {
-    this.touchStmt.run(now, roomId);
+  async touch(roomId: string, now: number): Promise<void> {
+    await this.q.run(TOUCH, [now, now, roomId]);
   }
 
   /** Deletes rooms unused for longer than their TTL and returns their ids. */
-  deleteExpired(now: number): { roomId: string; appId: string }[] {
-    return (this.expiredStmt.all(now) as { room_id: string; app_id: string }[]).map((r) => ({
+  async deleteExpired(now: number): Promise<{ roomId: string; appId: string }[]> {
+    return (await this.q.all<{ room_id: string; app_id: string }>(DELETE_EXPIRED, [now])).map((r) => ({
       roomId: r.room_id,
       appId: r.app_id,
     }));

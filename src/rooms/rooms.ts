@@ -6,7 +6,8 @@
 import { randomUUID } from "node:crypto";
 import type { ServerKey } from "../auth/server-key.js";
 import { Reason, withReason } from "../errors.js";
-import type { Db } from "../storage/database.js";
+import type { Logger } from "../observability/log.js";
+import type { Store } from "../storage/store.js";
 import { type ConferenceType, type RoomRecord, RoomRepository } from "./room-repository.js";
 
 export type { ConferenceType, RoomRecord };
@@ -66,21 +67,24 @@ export class Rooms {
    * Told of every room deleted, by the API or by expiry: its conference ends and its tokens
    * stop working (the conference module's concern, wired by the server).
    */
-  onDeleted: ((room: { appId: string; roomId: string }, why: "deleted" | "expired") => void) | undefined;
+  onDeleted:
+    | ((room: { appId: string; roomId: string }, why: "deleted" | "expired") => void | Promise<void>)
+    | undefined;
 
   /** Room id → the latest use not yet written (see use()). */
   private readonly pendingUses = new Map<string, number>();
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly serverKey: ServerKey,
     private readonly settings: RoomSettings,
+    private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.repo = new RoomRepository(db);
+    this.repo = new RoomRepository(store);
   }
 
-  create(appId: string, input: NewRoomInput): RoomRecord {
+  async create(appId: string, input: NewRoomInput): Promise<RoomRecord> {
     const type = (input.conferenceType ?? "MESH").toUpperCase();
     if (!(CONFERENCE_TYPES as readonly string[]).includes(type)) {
       throw withReason("invalid_argument", "conferenceType must be MESH or SFU", Reason.InvalidValue, {
@@ -114,14 +118,14 @@ export class Rooms {
   }
 
   /** The app's room, or undefined (another app's room does not exist for it). */
-  find(appId: string, roomId: string): RoomRecord | undefined {
-    const room = this.repo.get(roomId);
+  async find(appId: string, roomId: string): Promise<RoomRecord | undefined> {
+    const room = await this.repo.get(roomId);
     return room?.appId === appId ? room : undefined;
   }
 
   /** Like find, but CONFERENCE_ROOM_DOES_NOT_EXIST when there is none. */
-  get(appId: string, roomId: string): RoomRecord {
-    const room = this.find(appId, roomId);
+  async get(appId: string, roomId: string): Promise<RoomRecord> {
+    const room = await this.find(appId, roomId);
     if (room === undefined) throw roomNotFound(roomId);
     return room;
   }
@@ -131,24 +135,39 @@ export class Rooms {
    * uses are remembered and written together by flushUses() (every minute, before each
    * expiry sweep and at shutdown), at most one write per room per flush.
    */
-  use(appId: string, roomId: string): RoomRecord {
-    const room = this.get(appId, roomId);
+  async use(appId: string, roomId: string): Promise<RoomRecord> {
+    const room = await this.get(appId, roomId);
     this.pendingUses.set(roomId, this.now());
     return room;
   }
 
-  /** Writes the uses remembered since the last flush, in one transaction. */
-  flushUses(): number {
+  /**
+   * Writes the uses remembered since the last flush, in one transaction. Uses it could not
+   * write are remembered again (unless a later use of the room came meanwhile).
+   */
+  async flushUses(): Promise<number> {
     if (this.pendingUses.size === 0) return 0;
     const uses = [...this.pendingUses];
     this.pendingUses.clear();
-    this.db.transaction(() => {
-      for (const [roomId, at] of uses) this.repo.touch(roomId, at);
-    })();
+    try {
+      await this.store.transaction(async (tx) => {
+        const repo = this.repo.in(tx);
+        for (const [roomId, at] of uses) await repo.touch(roomId, at);
+      });
+    } catch (e) {
+      for (const [roomId, at] of uses) {
+        if (!this.pendingUses.has(roomId)) this.pendingUses.set(roomId, at);
+      }
+      throw e;
+    }
     return uses.length;
   }
 
-  list(appId: string, numberOfRecords: number | undefined, token: string | undefined) {
+  async list(
+    appId: string,
+    numberOfRecords: number | undefined,
+    token: string | undefined,
+  ): Promise<{ rooms: RoomRecord[]; nextToken: string | undefined }> {
     const limit = numberSize("numberOfRecords", numberOfRecords ?? PAGE_DEFAULT, PAGE_MIN, PAGE_MAX);
     let after = 0;
     if (token !== undefined && token !== "") {
@@ -160,7 +179,7 @@ export class Rooms {
       }
       after = cursor.after;
     }
-    const rows = this.repo.page(appId, after, limit + 1);
+    const rows = await this.repo.page(appId, after, limit + 1);
     const rooms = rows.slice(0, limit);
     const last = rooms[rooms.length - 1];
     const nextToken =
@@ -170,19 +189,32 @@ export class Rooms {
     return { rooms, nextToken };
   }
 
-  delete(appId: string, roomId: string): RoomRecord {
-    this.get(appId, roomId);
-    const deleted = this.repo.delete(roomId);
+  async delete(appId: string, roomId: string): Promise<RoomRecord> {
+    await this.get(appId, roomId);
+    const deleted = await this.repo.delete(roomId);
     if (deleted === undefined) throw roomNotFound(roomId);
-    this.onDeleted?.({ appId, roomId }, "deleted");
+    await this.onDeleted?.({ appId, roomId }, "deleted");
     return deleted;
   }
 
-  /** Deletes rooms unused for longer than their roomTTLSeconds; returns what it removed. */
-  sweepExpired(): { roomId: string; appId: string }[] {
-    this.flushUses();
-    const expired = this.repo.deleteExpired(this.now());
-    for (const room of expired) this.onDeleted?.(room, "expired");
+  /**
+   * Deletes rooms unused for longer than their roomTTLSeconds; returns what it removed. This
+   * node's uses are written first; the deletion runs under the "rooms.expiry" lease (one node
+   * of a cluster at a time) and removes nothing when another node holds it.
+   */
+  async sweepExpired(): Promise<{ roomId: string; appId: string }[]> {
+    await this.flushUses();
+    let expired: { roomId: string; appId: string }[] = [];
+    await this.store.withLease("rooms.expiry", async () => {
+      expired = await this.repo.deleteExpired(this.now());
+      for (const room of expired) {
+        try {
+          await this.onDeleted?.(room, "expired");
+        } catch (err) {
+          this.log.warn({ err, roomId: room.roomId }, "ending an expired room's conference failed");
+        }
+      }
+    });
     return expired;
   }
 }

@@ -19,31 +19,31 @@ function toTenant(row: TenantRow): Tenant {
 export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
   constructor(private readonly tenants: Tenants) {}
 
-  createTenant(req: { name: string }, ctx: HandlerContext) {
+  async createTenant(req: { name: string }, ctx: HandlerContext) {
     requireAdmin(ctx);
-    const { tenant, authToken } = this.tenants.create(req.name);
+    const { tenant, authToken } = await this.tenants.create(req.name);
     return { tenantId: tenant.tenantId, authToken, tenant: toTenant(tenant) };
   }
 
-  getTenant(req: { tenantId: string }, ctx: HandlerContext) {
+  async getTenant(req: { tenantId: string }, ctx: HandlerContext) {
     requireAdmin(ctx);
-    return { tenant: toTenant(this.tenants.get(req.tenantId)) };
+    return { tenant: toTenant(await this.tenants.get(req.tenantId)) };
   }
 
-  listTenants(req: { pageSize: number; pageToken: string; showDeleted: boolean }, ctx: HandlerContext) {
+  async listTenants(req: { pageSize: number; pageToken: string; showDeleted: boolean }, ctx: HandlerContext) {
     requireAdmin(ctx);
-    const page = this.tenants.list(req.pageSize, req.pageToken, req.showDeleted);
+    const page = await this.tenants.list(req.pageSize, req.pageToken, req.showDeleted);
     return { tenants: page.tenants.map(toTenant), nextPageToken: page.nextPageToken };
   }
 
-  updateTenant(req: { tenantId: string; name?: string; status?: string }, ctx: HandlerContext) {
+  async updateTenant(req: { tenantId: string; name?: string; status?: string }, ctx: HandlerContext) {
     requireAdmin(ctx);
-    return { tenant: toTenant(this.tenants.update(req.tenantId, { name: req.name, status: req.status })) };
+    return { tenant: toTenant(await this.tenants.update(req.tenantId, { name: req.name, status: req.status })) };
   }
 
-  rotateTenantToken(req: { tenantId: string }, ctx: HandlerContext) {
+  async rotateTenantToken(req: { tenantId: string }, ctx: HandlerContext) {
     requireAdmin(ctx);
-    const { tenant, authToken } = this.tenants.rotateToken(req.tenantId);
+    const { tenant, authToken } = await this.tenants.rotateToken(req.tenantId);
     return { tenantId: tenant.tenantId, authToken };
   }
 }

@@ -69,40 +69,40 @@ export class AppServiceImpl implements ServiceImpl<typeof AppService> {
     return this.tenants.permit(tenantCaller(ctx), tenantId);
   }
 
-  listApps(req: ListAppsRequest, ctx: HandlerContext) {
+  async listApps(req: ListAppsRequest, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    const views = this.apps.list(tenant.tenantId, req.expandApps);
+    const views = await this.apps.list(tenant.tenantId, req.expandApps);
     return { apps: views.map(req.expandApps ? toApp : toSummary) };
   }
 
-  createApp(req: CreateAppRequest, ctx: HandlerContext) {
+  async createApp(req: CreateAppRequest, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    return { app: toApp(this.apps.create(tenant.tenantId, change(req))) };
+    return { app: toApp(await this.apps.create(tenant.tenantId, change(req))) };
   }
 
-  getApp(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
+  async getApp(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    return { app: toApp(this.apps.get(tenant.tenantId, req.appId)) };
+    return { app: toApp(await this.apps.get(tenant.tenantId, req.appId)) };
   }
 
-  updateApp(req: UpdateAppRequest, ctx: HandlerContext) {
+  async updateApp(req: UpdateAppRequest, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    return { app: toApp(this.apps.update(tenant.tenantId, req.appId, change(req))) };
+    return { app: toApp(await this.apps.update(tenant.tenantId, req.appId, change(req))) };
   }
 
-  deleteApp(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
+  async deleteApp(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    this.apps.delete(tenant.tenantId, req.appId);
+    await this.apps.delete(tenant.tenantId, req.appId);
     return {};
   }
 
-  getAppSecretKey(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
+  async getAppSecretKey(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    return { secretkey: this.apps.secretKey(tenant.tenantId, req.appId) };
+    return { secretkey: await this.apps.secretKey(tenant.tenantId, req.appId) };
   }
 
-  renewAppSecretKey(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
+  async renewAppSecretKey(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
     const tenant = this.tenant(ctx, req.tenantId);
-    return { secretkey: this.apps.renewSecretKey(tenant.tenantId, req.appId) };
+    return { secretkey: await this.apps.renewSecretKey(tenant.tenantId, req.appId) };
   }
 }

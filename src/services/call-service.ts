@@ -26,46 +26,56 @@ export class CallServiceImpl implements ServiceImpl<typeof CallService> {
    * user's endpoints, SERVICE as any of its app's. The request's `userId` is informational
    * (the SDK sends the caller's id when answering), the endpoint's owner decides.
    */
-  private actor(ctx: HandlerContext, endpointId: string): CallActor {
+  private async actor(ctx: HandlerContext, endpointId: string): Promise<CallActor> {
     const p = bearerCaller(ctx);
     if (endpointId === "") throw invalidArgument("userEndpointId: required");
     validateId("userEndpointId", endpointId);
-    const e = this.endpoints.own(p.appId, p.role === "USER" ? p.userId : undefined, endpointId);
+    const e = await this.endpoints.own(p.appId, p.role === "USER" ? p.userId : undefined, endpointId);
     return { appId: p.appId, userId: e.userId, endpointId };
   }
 
-  startCall(req: pb.StartCallRequest, ctx: HandlerContext) {
-    this.calls.start(this.actor(ctx, req.userEndpointId), req.callId, req.sdpOffer, req.target, req.sipHeaders);
+  async startCall(req: pb.StartCallRequest, ctx: HandlerContext) {
+    await this.calls.start(
+      await this.actor(ctx, req.userEndpointId),
+      req.callId,
+      req.sdpOffer,
+      req.target,
+      req.sipHeaders,
+    );
     return {};
   }
 
-  ringCall(req: pb.RingCallRequest, ctx: HandlerContext) {
-    this.calls.ring(this.actor(ctx, req.userEndpointId), req.callId);
+  async ringCall(req: pb.RingCallRequest, ctx: HandlerContext) {
+    await this.calls.ring(await this.actor(ctx, req.userEndpointId), req.callId);
     return {};
   }
 
-  answerCall(req: pb.AnswerCallRequest, ctx: HandlerContext) {
-    this.calls.answer(this.actor(ctx, req.userEndpointId), req.callId, req.sdpAnswer);
+  async answerCall(req: pb.AnswerCallRequest, ctx: HandlerContext) {
+    await this.calls.answer(await this.actor(ctx, req.userEndpointId), req.callId, req.sdpAnswer);
     return {};
   }
 
-  rejectCall(req: pb.RejectCallRequest, ctx: HandlerContext) {
-    this.calls.reject(this.actor(ctx, req.userEndpointId), req.callId, req.reason);
+  async rejectCall(req: pb.RejectCallRequest, ctx: HandlerContext) {
+    await this.calls.reject(await this.actor(ctx, req.userEndpointId), req.callId, req.reason);
     return {};
   }
 
-  cancelCall(req: pb.CancelCallRequest, ctx: HandlerContext) {
-    this.calls.cancel(this.actor(ctx, req.userEndpointId), req.callId, req.reason);
+  async cancelCall(req: pb.CancelCallRequest, ctx: HandlerContext) {
+    await this.calls.cancel(await this.actor(ctx, req.userEndpointId), req.callId, req.reason);
     return {};
   }
 
-  hangupCall(req: pb.HangupCallRequest, ctx: HandlerContext) {
-    this.calls.hangup(this.actor(ctx, req.userEndpointId), req.callId, req.reason);
+  async hangupCall(req: pb.HangupCallRequest, ctx: HandlerContext) {
+    await this.calls.hangup(await this.actor(ctx, req.userEndpointId), req.callId, req.reason);
     return {};
   }
 
-  addCallIceCandidates(req: pb.AddCallIceCandidatesRequest, ctx: HandlerContext) {
-    this.calls.addCandidates(this.actor(ctx, req.userEndpointId), req.callId, candidates(req.iceCandidates));
+  async addCallIceCandidates(req: pb.AddCallIceCandidatesRequest, ctx: HandlerContext) {
+    await this.calls.addCandidates(
+      await this.actor(ctx, req.userEndpointId),
+      req.callId,
+      candidates(req.iceCandidates),
+    );
     return {};
   }
 

@@ -133,13 +133,13 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   /** Who acts for an endpoint: a USER token's own user; for SERVICE the given or registered one. */
-  private actor(p: Principal, endpointId: string, userId = ""): Actor {
+  private async actor(p: Principal, endpointId: string, userId = ""): Promise<Actor> {
     validateId("userEndpointId", required("userEndpointId", endpointId));
     if (p.role === "USER") {
       if (userId !== "" && userId !== p.userId) throw permissionDenied("userId is not the token's user");
       return { appId: p.appId, userId: p.userId, endpointId };
     }
-    const registered = this.endpoints.get(p.appId, endpointId);
+    const registered = await this.endpoints.get(p.appId, endpointId);
     return { appId: p.appId, userId: userId || registered?.userId || p.userId, endpointId };
   }
 
@@ -153,8 +153,10 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       throw permissionDenied("a USER token cannot choose the conference mode");
     }
     // The creating endpoint (to which creation metadata is attributed) is the user's own.
-    if (p.role === "USER" && req.creatorEndpoint !== "") this.endpoints.own(p.appId, p.userId, req.creatorEndpoint);
-    const c = this.conferences.create(p.appId, {
+    if (p.role === "USER" && req.creatorEndpoint !== "") {
+      await this.endpoints.own(p.appId, p.userId, req.creatorEndpoint);
+    }
+    const c = await this.conferences.create(p.appId, {
       ...(req.conferenceId ? { conferenceId: req.conferenceId } : {}),
       creator: p.role === "USER" ? p.userId : req.creator || p.userId,
       creatorEndpoint: req.creatorEndpoint,
@@ -166,22 +168,23 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async joinConference(req: pb.JoinConferenceRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    const actor = this.actor(p, req.userEndpointId, req.userId);
+    const actor = await this.actor(p, req.userEndpointId, req.userId);
     const user = p.role === "USER";
-    this.endpoints.ensure(
+    await this.endpoints.ensure(
       p.appId,
       actor.userId,
       actor.endpointId,
       this.defaultKeepAliveSeconds,
       user ? MAX_ENDPOINTS_PER_USER_LOGIN : undefined,
     );
-    this.conferences.join(p.appId, req.conferenceId, actor, req.metadata ?? {}, user);
+    await this.conferences.join(p.appId, req.conferenceId, actor, req.metadata ?? {}, user);
     return {};
   }
 
   async leaveConference(req: pb.LeaveConferenceRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    this.conferences.leave(p.appId, req.conferenceId, this.actor(p, req.userEndpointId), req.reason, p.role === "USER");
+    const actor = await this.actor(p, req.userEndpointId);
+    await this.conferences.leave(p.appId, req.conferenceId, actor, req.reason, p.role === "USER");
     return {};
   }
 
@@ -190,15 +193,15 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const actor =
       req.userEndpointId === "" && p.role === "SERVICE"
         ? { appId: p.appId, userId: p.userId, endpointId: "" }
-        : this.actor(p, req.userEndpointId);
-    this.conferences.end(p.appId, req.conferenceId, actor, req.reason, p.role === "USER");
+        : await this.actor(p, req.userEndpointId);
+    await this.conferences.end(p.appId, req.conferenceId, actor, req.reason, p.role === "USER");
     return {};
   }
 
   async updateMetadata(req: pb.UpdateMetadataRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    const actor = this.actor(p, req.userEndpointId);
-    this.conferences.updateMetadata(
+    const actor = await this.actor(p, req.userEndpointId);
+    await this.conferences.updateMetadata(
       p.appId,
       req.conferenceId,
       actor,
@@ -210,8 +213,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async updateParticipantMetadata(req: pb.UpdateParticipantMetadataRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    const actor = this.actor(p, req.userEndpointId);
-    this.conferences.updateParticipantMetadata(
+    const actor = await this.actor(p, req.userEndpointId);
+    await this.conferences.updateParticipantMetadata(
       p.appId,
       req.conferenceId,
       actor,
@@ -224,8 +227,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   async updateStreamMetadata(req: pb.UpdateStreamMetadataRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
-    const actor = this.actor(p, req.userEndpointId);
-    this.conferences.updateStreamMetadata(
+    const actor = await this.actor(p, req.userEndpointId);
+    await this.conferences.updateStreamMetadata(
       p.appId,
       req.conferenceId,
       actor,
@@ -239,8 +242,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   async updatePublishedStreamBitrate(req: pb.UpdatePublishedStreamBitrateRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
-    const actor = this.actor(p, req.userEndpointId);
-    this.conferences.updateStreamBitrate(
+    const actor = await this.actor(p, req.userEndpointId);
+    await this.conferences.updateStreamBitrate(
       p.appId,
       req.conferenceId,
       actor,
@@ -256,13 +259,13 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     if (p.role !== "SERVICE") throw permissionDenied("only role SERVICE may send events");
     required("conferenceId", req.conferenceId);
     if (req.event === undefined) throw invalidArgument("event: is required");
-    const sent = this.conferences.sendEvent(p.appId, req.conferenceId, req.event, req.masks, req.qos);
+    const sent = await this.conferences.sendEvent(p.appId, req.conferenceId, req.event, req.masks, req.qos);
     return { eventsSent: sent };
   }
 
   /** The SFU for a media command: the conference must run in ROUTER mode and not be over. */
-  private sfu(p: Principal, conferenceId: string): Media {
-    const c = this.conferences.find(p.appId, conferenceId);
+  private async sfu(p: Principal, conferenceId: string): Promise<Media> {
+    const c = await this.conferences.find(p.appId, conferenceId);
     if (c.ended) throw failedPrecondition(`conference ${JSON.stringify(conferenceId)} has ended`);
     if (c.mode !== "ROUTER") {
       throw failedPrecondition("this conference is P2P: media flows between the peers, not through the server");
@@ -280,16 +283,16 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async publishStream(req: pb.PublishStreamRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    const actor = this.actor(p, req.userEndpointId);
+    const actor = await this.actor(p, req.userEndpointId);
     if (!STREAM_TYPES.includes(req.conferenceStreamType)) {
       throw invalidArgument("conferenceStreamType: must be CAM, MIC, MIC_AND_CAM or SCREEN");
     }
     if (req.videoBitrate < 0 || req.videoBitrate > 100_000_000)
       throw invalidArgument("videoBitrate: must be 0 to 100000000");
     const streamId = req.streamId?.id ? validateId("streamId.id", req.streamId.id) : Media.newStreamId();
-    const media = this.sfu(p, req.conferenceId);
+    const media = await this.sfu(p, req.conferenceId);
     const ref = { appId: p.appId, conferenceId: req.conferenceId };
-    this.conferences.requireParticipant(
+    await this.conferences.requireParticipant(
       p.appId,
       req.conferenceId,
       actor.endpointId,
@@ -304,7 +307,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     try {
       // Before the stream is announced: a failure here leaves no event for media that is gone.
       if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(ref, streamId, req.videoBitrate);
-      this.conferences.streamPublished(
+      await this.conferences.streamPublished(
         p.appId,
         req.conferenceId,
         actor,
@@ -327,19 +330,19 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   /** Clients name the viewer's or the publisher's endpoint: the stream is found by its id. */
   async viewStream(req: pb.ViewStreamRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    const actor = this.actor(p, req.userEndpointId);
+    const actor = await this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     const viewerId = req.viewerId ? validateId("viewerId", req.viewerId) : Media.newStreamId();
-    const media = this.sfu(p, req.conferenceId);
-    this.conferences.findStream(p.appId, req.conferenceId, streamId);
+    const media = await this.sfu(p, req.conferenceId);
+    await this.conferences.findStream(p.appId, req.conferenceId, streamId);
     // The named endpoint must have joined (clients name the viewer's or the publisher's). A USER
     // views as one of its own joined endpoints, whichever it names: viewing is for participants.
-    this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
+    await this.conferences.requireParticipant(p.appId, req.conferenceId, actor.endpointId);
     const owner = p.role === "USER" ? p.userId : undefined;
     const viewer =
       owner === undefined
         ? actor.endpointId
-        : this.conferences.viewerEndpoint(p.appId, req.conferenceId, owner, actor.endpointId);
+        : await this.conferences.viewerEndpoint(p.appId, req.conferenceId, owner, actor.endpointId);
     const answer = await ConferenceServiceImpl.sdp(() =>
       media.view({ appId: p.appId, conferenceId: req.conferenceId }, streamId, viewerId, viewer, owner, req.sdpOffer),
     );
@@ -348,7 +351,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async updateViewLayers(req: pb.UpdateViewLayersRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    this.actor(p, req.userEndpointId);
+    await this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     const viewerId = required("viewerId", req.viewerId);
     const layer = (name: string, value: number) => {
@@ -359,7 +362,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       spatialLayer: layer("spatialLayer", req.spatialLayer),
       ...(req.temporalLayer === undefined ? {} : { temporalLayer: layer("temporalLayer", req.temporalLayer) }),
     };
-    const media = this.sfu(p, req.conferenceId);
+    const media = await this.sfu(p, req.conferenceId);
     const ref = { appId: p.appId, conferenceId: req.conferenceId };
     const owner = p.role === "USER" ? p.userId : undefined;
     const set = await media.setViewLayers(ref, streamId, viewerId, owner, layers).catch((e: unknown) => {
@@ -376,9 +379,9 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async unpublishStream(req: pb.UnpublishStreamRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    const actor = this.actor(p, req.userEndpointId);
+    const actor = await this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
-    this.conferences.streamUnpublished(p.appId, req.conferenceId, actor, streamId, p.role === "USER");
+    await this.conferences.streamUnpublished(p.appId, req.conferenceId, actor, streamId, p.role === "USER");
     this.media?.unpublish({ appId: p.appId, conferenceId: req.conferenceId }, streamId);
     return {};
   }
@@ -386,9 +389,9 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   /** Unknown viewers are tolerated: clients sometimes send their own endpoint id as viewerId. */
   async stopViewStream(req: pb.StopViewStreamRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.conferenceId);
-    this.actor(p, req.userEndpointId);
+    await this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
-    this.conferences.find(p.appId, req.conferenceId);
+    await this.conferences.find(p.appId, req.conferenceId);
     this.media?.stopView(
       { appId: p.appId, conferenceId: req.conferenceId },
       streamId,
@@ -407,11 +410,11 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     list: IceCandidate[],
   ) {
     const p = this.scoped(ctx, conferenceId);
-    this.actor(p, endpointId);
+    await this.actor(p, endpointId);
     required("streamId.id", streamId);
     const problem = iceCandidatesProblem(list);
     if (problem !== undefined) throw invalidArgument(`iceCandidates: ${problem}`);
-    this.conferences.find(p.appId, conferenceId);
+    await this.conferences.find(p.appId, conferenceId);
     return {};
   }
 
@@ -425,25 +428,27 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
 
   async getConference(req: pb.GetConferenceRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.id);
-    return { conference: toConference(this.conferences.aggregate(p.appId, req.id)) };
+    return { conference: toConference(await this.conferences.aggregate(p.appId, req.id)) };
   }
 
-  getConferenceSummary(req: pb.GetConferenceSummaryRequest, ctx: HandlerContext) {
+  async getConferenceSummary(req: pb.GetConferenceSummaryRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.id);
-    return { conference: toSummary(this.conferences.find(p.appId, req.id)) };
+    return { conference: toSummary(await this.conferences.find(p.appId, req.id)) };
   }
 
   /** The app's running conferences; a USER token's own conference only. */
-  listConferences(_req: pb.ListConferencesRequest, ctx: HandlerContext) {
+  async listConferences(_req: pb.ListConferencesRequest, ctx: HandlerContext) {
     const p = bearerCaller(ctx);
-    if (p.role === "SERVICE") return { conferences: this.conferences.running(p.appId, MAX_LISTED).map(toSummary) };
-    const own = p.conferenceId === undefined ? undefined : this.conferences.lookup(p.appId, p.conferenceId);
+    if (p.role === "SERVICE") {
+      return { conferences: (await this.conferences.running(p.appId, MAX_LISTED)).map(toSummary) };
+    }
+    const own = p.conferenceId === undefined ? undefined : await this.conferences.lookup(p.appId, p.conferenceId);
     return { conferences: own === undefined || own.ended ? [] : [toSummary(own)] };
   }
 
   async getSimpleView(req: pb.GetSimpleViewRequest, ctx: HandlerContext) {
     const p = this.scoped(ctx, req.id);
-    return { view: toSimpleView(this.conferences.aggregate(p.appId, req.id)) };
+    return { view: toSimpleView(await this.conferences.aggregate(p.appId, req.id)) };
   }
 
   async listEvents(req: pb.ListEventsRequest, ctx: HandlerContext) {

@@ -45,9 +45,9 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
     return RoomServiceImpl.toRoom(r, this.tokens.current(r.roomId, r.appId, r.roomTokenTtlSeconds, credentialGen));
   }
 
-  createRoom(req: CreateRoomRequest, ctx: HandlerContext) {
+  async createRoom(req: CreateRoomRequest, ctx: HandlerContext) {
     const app = this.app(ctx);
-    const room = this.rooms.create(app.appId, {
+    const room = await this.rooms.create(app.appId, {
       name: req.name,
       description: req.description,
       conferenceType: req.conferenceType,
@@ -56,22 +56,22 @@ export class RoomServiceImpl implements ServiceImpl<typeof RoomService> {
     return { room: this.withToken(room, app.credentialGen) };
   }
 
-  getRoom(req: { id: string }, ctx: HandlerContext) {
+  async getRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: this.withToken(this.rooms.use(app.appId, req.id), app.credentialGen) };
+    return { room: this.withToken(await this.rooms.use(app.appId, req.id), app.credentialGen) };
   }
 
-  listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
+  async listRooms(req: ListRoomsRequest, ctx: HandlerContext) {
     const app = this.app(ctx);
-    const page = this.rooms.list(app.appId, req.numberOfRecords, req.token);
+    const page = await this.rooms.list(app.appId, req.numberOfRecords, req.token);
     return {
       data: page.rooms.map((r) => this.withToken(r, app.credentialGen)),
       ...(page.nextToken === undefined ? {} : { token: page.nextToken }),
     };
   }
 
-  deleteRoom(req: { id: string }, ctx: HandlerContext) {
+  async deleteRoom(req: { id: string }, ctx: HandlerContext) {
     const app = this.app(ctx);
-    return { room: this.withToken(this.rooms.delete(app.appId, req.id), app.credentialGen) };
+    return { room: this.withToken(await this.rooms.delete(app.appId, req.id), app.credentialGen) };
   }
 }

@@ -50,7 +50,7 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
   async registerEndpoint(req: pb.RegisterEndpointRequest, ctx: HandlerContext) {
     const p = bearerCaller(ctx);
     return {
-      id: this.endpoints.register(
+      id: await this.endpoints.register(
         p.appId,
         this.user(p, req.userId),
         req.userEndpointId,
@@ -62,13 +62,15 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
 
   async createEndpoint(req: pb.CreateEndpointRequest, ctx: HandlerContext) {
     const p = bearerCaller(ctx);
-    return { id: this.endpoints.register(p.appId, this.user(p, req.userId), "", req.keepAliveSeconds, this.cap(p)) };
+    return {
+      id: await this.endpoints.register(p.appId, this.user(p, req.userId), "", req.keepAliveSeconds, this.cap(p)),
+    };
   }
 
   async keepAlive(req: pb.KeepAliveRequest, ctx: HandlerContext) {
     const p = bearerCaller(ctx);
     if (req.userEndpointId === "") throw invalidArgument("userEndpointId: is required");
-    this.endpoints.keepAlive(p.appId, this.scope(p), req.userEndpointId);
+    await this.endpoints.keepAlive(p.appId, this.scope(p), req.userEndpointId);
     return {};
   }
 
@@ -76,18 +78,18 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
     const p = bearerCaller(ctx);
     if (req.userEndpointId === "") throw invalidArgument("userEndpointId: is required");
     if (req.reason.length > 1024) throw invalidArgument("reason: must be at most 1024 characters");
-    this.endpoints.unregister(p.appId, this.scope(p), req.userEndpointId, req.reason);
+    await this.endpoints.unregister(p.appId, this.scope(p), req.userEndpointId, req.reason);
     return {};
   }
 
   async listEndpoints(_req: pb.ListEndpointsRequest, ctx: HandlerContext) {
     const p = bearerCaller(ctx);
-    return { endpoints: this.endpoints.list(p.appId, this.scope(p)).map(toEndpoint) };
+    return { endpoints: (await this.endpoints.list(p.appId, this.scope(p))).map(toEndpoint) };
   }
 
   async getEndpoint(req: pb.GetEndpointRequest, ctx: HandlerContext) {
     const p = bearerCaller(ctx);
-    return { endpoint: toEndpoint(this.endpoints.own(p.appId, this.scope(p), req.id)) };
+    return { endpoint: toEndpoint(await this.endpoints.own(p.appId, this.scope(p), req.id)) };
   }
 
   async getIceServers(_req: pb.GetIceServersRequest, ctx: HandlerContext) {

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Logger } from "../observability/log.js";
-import { type Migration, migrations as defaultMigrations } from "./migrations.js";
+import { migrations as defaultMigrations, type Migration } from "./migrations.js";
 import { SchemaError, type Store, storeUnavailable, type Tx, uniqueViolation } from "./store.js";
 
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -47,7 +47,16 @@ export function toPostgresSql(sql: string): string {
   return out;
 }
 
-const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "57P01", "57P02", "57P03"]);
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "57P01",
+  "57P02",
+  "57P03",
+]);
 
 function isRetryable(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
@@ -155,7 +164,11 @@ export class PostgresStore implements Store {
     return p;
   }
 
-  async query<T>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[]): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
+  async query<T>(
+    client: pg.Pool | pg.PoolClient,
+    sql: string,
+    params: readonly unknown[],
+  ): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
     const p = this.statement(sql);
     try {
       return await client.query<T & pg.QueryResultRow>({ name: p.name, text: p.text, values: params as unknown[] });

@@ -1,8 +1,9 @@
 /**
- * The only module that reads or writes the `tenants` table. Statements are prepared
- * once; values are always bound, never spliced into SQL.
+ * The only module that reads or writes the `tenants` table. SQL is written once per
+ * statement (the stores prepare it once per text); values are always bound, never spliced
+ * into SQL.
  */
-import type { Db } from "../storage/database.js";
+import type { Queryable } from "../storage/store.js";
 
 export type TenantStatus = "active" | "suspended" | "deleted";
 
@@ -26,6 +27,17 @@ interface RawRow {
 
 const COLUMNS = "seq, tenant_id, name, status, create_time_ms, update_time_ms";
 
+const INSERT = `INSERT INTO tenants (tenant_id, name, status, token_hash, create_time_ms, update_time_ms)
+  VALUES (?, ?, 'active', ?, ?, ?) RETURNING ${COLUMNS}`;
+const BY_ID = `SELECT ${COLUMNS} FROM tenants WHERE tenant_id = ?`;
+const BY_TOKEN = `SELECT ${COLUMNS} FROM tenants WHERE token_hash = ?`;
+const PAGE = `SELECT ${COLUMNS} FROM tenants WHERE seq > ? AND status != 'deleted' ORDER BY seq LIMIT ?`;
+const PAGE_ALL = `SELECT ${COLUMNS} FROM tenants WHERE seq > ? ORDER BY seq LIMIT ?`;
+const UPDATE = `UPDATE tenants SET name = ?, status = ?, update_time_ms = ?
+  WHERE tenant_id = ? RETURNING ${COLUMNS}`;
+const SET_TOKEN = `UPDATE tenants SET token_hash = ?, update_time_ms = ?
+  WHERE tenant_id = ? RETURNING ${COLUMNS}`;
+
 function fromRaw(r: RawRow): TenantRow {
   return {
     seq: r.seq,
@@ -38,63 +50,47 @@ function fromRaw(r: RawRow): TenantRow {
 }
 
 export class TenantRepository {
-  private readonly insertStmt;
-  private readonly byIdStmt;
-  private readonly byTokenStmt;
-  private readonly pageStmt;
-  private readonly pageAllStmt;
-  private readonly updateStmt;
-  private readonly tokenStmt;
+  constructor(private readonly q: Queryable) {}
 
-  constructor(db: Db) {
-    this.insertStmt = db.prepare(
-      `INSERT INTO tenants (tenant_id, name, status, token_hash, create_time_ms, update_time_ms)
-       VALUES (@tenantId, @name, 'active', @tokenHash, @now, @now) RETURNING ${COLUMNS}`,
-    );
-    this.byIdStmt = db.prepare(`SELECT ${COLUMNS} FROM tenants WHERE tenant_id = ?`);
-    this.byTokenStmt = db.prepare(`SELECT ${COLUMNS} FROM tenants WHERE token_hash = ?`);
-    this.pageStmt = db.prepare(
-      `SELECT ${COLUMNS} FROM tenants WHERE seq > ? AND status != 'deleted' ORDER BY seq LIMIT ?`,
-    );
-    this.pageAllStmt = db.prepare(`SELECT ${COLUMNS} FROM tenants WHERE seq > ? ORDER BY seq LIMIT ?`);
-    this.updateStmt = db.prepare(
-      `UPDATE tenants SET name = @name, status = @status, update_time_ms = @now
-       WHERE tenant_id = @tenantId RETURNING ${COLUMNS}`,
-    );
-    this.tokenStmt = db.prepare(
-      `UPDATE tenants SET token_hash = @tokenHash, update_time_ms = @now
-       WHERE tenant_id = @tenantId RETURNING ${COLUMNS}`,
-    );
+  /** The same repository over another queryable (a transaction's `tx`). */
+  in(q: Queryable): TenantRepository {
+    return new TenantRepository(q);
   }
 
-  insert(tenantId: string, name: string, tokenHash: Buffer, now: number): TenantRow {
-    return fromRaw(this.insertStmt.get({ tenantId, name, tokenHash, now }) as RawRow);
+  async insert(tenantId: string, name: string, tokenHash: Buffer, now: number): Promise<TenantRow> {
+    const r = await this.q.get<RawRow>(INSERT, [tenantId, name, tokenHash, now, now]);
+    if (r === undefined) throw new Error("INSERT … RETURNING gave no row");
+    return fromRaw(r);
   }
 
-  get(tenantId: string): TenantRow | undefined {
-    const r = this.byIdStmt.get(tenantId) as RawRow | undefined;
+  /**
+   * The tenant, if any. `forUpdate` (the store's) locks the row for the rest of the
+   * transaction, for a read the transaction then changes.
+   */
+  async get(tenantId: string, forUpdate = ""): Promise<TenantRow | undefined> {
+    const r = await this.q.get<RawRow>(BY_ID + forUpdate, [tenantId]);
     return r && fromRaw(r);
   }
 
   /** Looks a tenant up by the hash of its auth token (the app API's X-Auth-Token). */
-  getByTokenHash(tokenHash: Buffer): TenantRow | undefined {
-    const r = this.byTokenStmt.get(tokenHash) as RawRow | undefined;
+  async getByTokenHash(tokenHash: Buffer): Promise<TenantRow | undefined> {
+    const r = await this.q.get<RawRow>(BY_TOKEN, [tokenHash]);
     return r && fromRaw(r);
   }
 
   /** Tenants after `afterSeq` in creation order: keyset paging, stable under inserts. */
-  page(afterSeq: number, limit: number, includeDeleted: boolean): TenantRow[] {
-    const stmt = includeDeleted ? this.pageAllStmt : this.pageStmt;
-    return (stmt.all(afterSeq, limit) as RawRow[]).map(fromRaw);
+  async page(afterSeq: number, limit: number, includeDeleted: boolean): Promise<TenantRow[]> {
+    const rows = await this.q.all<RawRow>(includeDeleted ? PAGE_ALL : PAGE, [afterSeq, limit]);
+    return rows.map(fromRaw);
   }
 
-  update(tenantId: string, name: string, status: TenantStatus, now: number): TenantRow | undefined {
-    const r = this.updateStmt.get({ tenantId, name, status, now }) as RawRow | undefined;
+  async update(tenantId: string, name: string, status: TenantStatus, now: number): Promise<TenantRow | undefined> {
+    const r = await this.q.get<RawRow>(UPDATE, [name, status, now, tenantId]);
     return r && fromRaw(r);
   }
 
-  setTokenHash(tenantId: string, tokenHash: Buffer, now: number): TenantRow | undefined {
-    const r = this.tokenStmt.get({ tenantId, tokenHash, now }) as RawRow | undefined;
+  async setTokenHash(tenantId: string, tokenHash: Buffer, now: number): Promise<TenantRow | undefined> {
+    const r = await this.q.get<RawRow>(SET_TOKEN, [tokenHash, now, tenantId]);
     return r && fromRaw(r);
   }
 }

@@ -7,7 +7,7 @@ import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
 import { Lru } from "../cache/lru.js";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../errors.js";
-import type { Db } from "../storage/database.js";
+import type { Store } from "../storage/store.js";
 import { hasControlCharacters } from "../validation.js";
 import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";
 
@@ -56,35 +56,58 @@ export class Tenants {
    */
   private readonly byId = new Lru<string, TenantRow>(CACHED_TENANTS);
   private readonly idByToken = new Lru<string, string>(CACHED_TENANTS);
-  /** Told after a tenant's status changed: its apps' credentials may have stopped working. */
-  onStatusChanged: ((tenantId: string) => void) | undefined;
+  /**
+   * Raised by every forget(): a lookup only caches what it read if no tenant changed while
+   * it waited for the database, so a read from before a change never outlives the change.
+   */
+  private changes = 0;
+  /**
+   * Told after a change to a tenant commits, and awaited before its caller's answer:
+   * `credentials` when its status changed (its apps' credentials may have stopped working).
+   * A cluster makes every node forget the tenant before that answer.
+   */
+  onChanged: ((tenantId: string, credentials: boolean) => Promise<void> | void) | undefined;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly serverKey: ServerKey,
     private readonly now: () => number = Date.now,
   ) {
-    this.repo = new TenantRepository(db);
+    this.repo = new TenantRepository(store);
   }
 
-  create(name: string): { tenant: TenantRow; authToken: string } {
+  async create(name: string): Promise<{ tenant: TenantRow; authToken: string }> {
     const authToken = newSecretToken();
-    const tenant = this.repo.insert(newId(), validateTenantName(name), hashToken(authToken), this.now());
+    const tenant = await this.repo.insert(newId(), validateTenantName(name), hashToken(authToken), this.now());
     return { tenant, authToken };
   }
 
-  get(tenantId: string): TenantRow {
-    const tenant = this.find(tenantId);
+  async get(tenantId: string): Promise<TenantRow> {
+    const tenant = await this.find(tenantId);
     if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
     return tenant;
   }
 
-  private find(tenantId: string): TenantRow | undefined {
+  private async find(tenantId: string): Promise<TenantRow | undefined> {
     const cached = this.byId.get(tenantId);
     if (cached !== undefined) return cached;
-    const tenant = isTenantId(tenantId) ? this.repo.get(tenantId) : undefined;
-    if (tenant !== undefined) this.byId.set(tenantId, tenant);
+    if (!isTenantId(tenantId)) return undefined;
+    const changes = this.changes;
+    const tenant = await this.repo.get(tenantId);
+    if (tenant !== undefined && changes === this.changes) this.byId.set(tenantId, tenant);
     return tenant;
+  }
+
+  /**
+   * Inside a transaction: the tenant's row, locked until the transaction ends (it is about
+   * to change), read from the database rather than the cache. NOT_FOUND if missing,
+   * FAILED_PRECONDITION if deleted.
+   */
+  private async locked(repo: TenantRepository, tenantId: string): Promise<TenantRow> {
+    const current = isTenantId(tenantId) ? await repo.get(tenantId, this.store.forUpdate) : undefined;
+    if (current === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+    if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
+    return current;
   }
 
   /**
@@ -92,15 +115,16 @@ export class Tenants {
    * are looked up by their text, without hashing; any change to any tenant forgets them all,
    * so a rotated token never resolves.
    */
-  findByAuthToken(token: string): TenantRow | undefined {
+  async findByAuthToken(token: string): Promise<TenantRow | undefined> {
     const id = this.idByToken.get(token);
     if (id !== undefined) {
-      const tenant = this.find(id);
+      const tenant = await this.find(id);
       if (tenant !== undefined) return tenant;
       this.idByToken.delete(token);
     }
-    const tenant = this.repo.getByTokenHash(hashToken(token));
-    if (tenant !== undefined) {
+    const changes = this.changes;
+    const tenant = await this.repo.getByTokenHash(hashToken(token));
+    if (tenant !== undefined && changes === this.changes) {
       this.byId.set(tenant.tenantId, tenant);
       this.idByToken.set(token, tenant.tenantId);
     }
@@ -109,7 +133,15 @@ export class Tenants {
 
   /** Forgets what is cached of a tenant (it changed, here or on another node). */
   forget(tenantId: string): void {
+    this.changes += 1;
     this.byId.delete(tenantId);
+    this.idByToken.clear();
+  }
+
+  /** Forgets every cached tenant (news of other nodes' changes may have been missed). */
+  forgetAll(): void {
+    this.changes += 1;
+    this.byId.clear();
     this.idByToken.clear();
   }
 
@@ -124,7 +156,7 @@ export class Tenants {
     return tenant;
   }
 
-  list(pageSize: number, pageToken: string, showDeleted: boolean): TenantPage {
+  async list(pageSize: number, pageToken: string, showDeleted: boolean): Promise<TenantPage> {
     if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > MAX_PAGE) {
       throw invalidArgument(`page_size: must be between 0 and ${MAX_PAGE}`);
     }
@@ -138,7 +170,7 @@ export class Tenants {
       after = cursor.after;
     }
     // One extra row tells whether another page exists without a second query.
-    const rows = this.repo.page(after, limit + 1, showDeleted);
+    const rows = await this.repo.page(after, limit + 1, showDeleted);
     const tenants = rows.slice(0, limit);
     const last = tenants[tenants.length - 1];
     const nextPageToken =
@@ -148,31 +180,36 @@ export class Tenants {
     return { tenants, nextPageToken };
   }
 
-  update(tenantId: string, change: { name?: string | undefined; status?: string | undefined }): TenantRow {
+  async update(
+    tenantId: string,
+    change: { name?: string | undefined; status?: string | undefined },
+  ): Promise<TenantRow> {
     const name = change.name === undefined ? undefined : validateTenantName(change.name);
     const status = change.status === undefined ? undefined : validateStatus(change.status);
-    const { updated, before } = this.db.transaction(() => {
-      const current = this.get(tenantId);
-      if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
-      const row = this.repo.update(tenantId, name ?? current.name, status ?? current.status, this.now());
+    const { updated, before } = await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const current = await this.locked(repo, tenantId);
+      const row = await repo.update(tenantId, name ?? current.name, status ?? current.status, this.now());
       if (row === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+      // Forgotten as the change commits, so no request here can still see the old tenant.
+      tx.afterCommit(() => this.forget(tenantId));
       return { updated: row, before: current.status };
-    })();
-    this.forget(tenantId);
-    if (updated.status !== before) this.onStatusChanged?.(tenantId);
+    });
+    await this.onChanged?.(tenantId, updated.status !== before);
     return updated;
   }
 
-  rotateToken(tenantId: string): { tenant: TenantRow; authToken: string } {
-    const rotated = this.db.transaction(() => {
-      const current = this.get(tenantId);
-      if (current.status === "deleted") throw failedPrecondition(`tenant ${tenantId} is deleted`);
+  async rotateToken(tenantId: string): Promise<{ tenant: TenantRow; authToken: string }> {
+    const rotated = await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      await this.locked(repo, tenantId);
       const authToken = newSecretToken();
-      const tenant = this.repo.setTokenHash(tenantId, hashToken(authToken), this.now());
+      const tenant = await repo.setTokenHash(tenantId, hashToken(authToken), this.now());
       if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
+      tx.afterCommit(() => this.forget(tenantId));
       return { tenant, authToken };
-    })();
-    this.forget(tenantId);
+    });
+    await this.onChanged?.(tenantId, false);
     return rotated;
   }
 }

@@ -46,4 +46,4 @@ process.on("SIGTERM", () => {
   );
 });
 process.stdout.write("ready\n");
-loop();
+void loop();

@@ -7,6 +7,7 @@ import { loadConfig } from "../../src/config.js";
 import type { Media } from "../../src/media/media.js";
 import { createLogger, type Logger } from "../../src/observability/log.js";
 import { build, type RunningServer, startMedia } from "../../src/server.js";
+import { storeEnv } from "./postgres.js";
 import { ROOT } from "./protoc.js";
 
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
@@ -35,12 +36,14 @@ export async function startServer(
     ADMIN_TOKEN,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     SHUTDOWN_GRACE_MS: "2000",
+    ...(await storeEnv(dataDir)),
     ...env,
   });
   const log = logger ?? createLogger(config.logLevel);
   const media = withMedia ? await startMedia(config, log) : undefined;
   if (withMedia && media === undefined) throw new Error("no mediasoup worker: run scripts/build-mediasoup-worker.sh");
-  const running = await build(config, { logger: log, ...(media ? { media } : {}) }).listen();
+  const server = await build(config, { logger: log, ...(media ? { media } : {}) });
+  const running = await server.listen();
   return { url: running.url, port: running.port, close: () => running.close(), dataDir, ...(media ? { media } : {}) };
 }
 
@@ -85,7 +88,16 @@ export async function spawnServer(
     entry === "dist" ? [path.join(ROOT, "dist/server.js")] : ["--import", "tsx", path.join(ROOT, "src/server.ts")];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", ADMIN_TOKEN, LOG_LEVEL: "info", ...env },
+    env: {
+      ...process.env,
+      DATA_DIR: dataDir,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      ADMIN_TOKEN,
+      LOG_LEVEL: "info",
+      ...(await storeEnv(dataDir)),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

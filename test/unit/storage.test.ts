@@ -23,8 +23,8 @@ describe("SQLite storage", () => {
 
   it("applies only pending migrations, each with its version", () => {
     const file = tempFile();
-    const first = [{ version: 1, name: "a", sql: "CREATE TABLE a (x INTEGER) STRICT;" }];
-    const both = [...first, { version: 2, name: "b", sql: "CREATE TABLE b (y TEXT) STRICT;" }];
+    const first = [{ version: 1, name: "a", postgres: "", sqlite: "CREATE TABLE a (x INTEGER) STRICT;" }];
+    const both = [...first, { version: 2, name: "b", postgres: "", sqlite: "CREATE TABLE b (y TEXT) STRICT;" }];
     openDatabase(file, first).close();
     const db = openDatabase(file, both);
     assert.equal(db.pragma("user_version", { simple: true }), 2);
@@ -34,9 +34,13 @@ describe("SQLite storage", () => {
 
   it("rolls a failing migration back whole", () => {
     const file = tempFile();
-    const broken = [{ version: 1, name: "bad", sql: "CREATE TABLE ok (x INTEGER) STRICT; CREATE TABLE nope (;" }];
+    const broken = [
+      { version: 1, name: "bad", postgres: "", sqlite: "CREATE TABLE ok (x INTEGER) STRICT; CREATE TABLE nope (;" },
+    ];
     assert.throws(() => openDatabase(file, broken));
-    const db = openDatabase(file, [{ version: 1, name: "good", sql: "CREATE TABLE ok (x INTEGER) STRICT;" }]);
+    const db = openDatabase(file, [
+      { version: 1, name: "good", postgres: "", sqlite: "CREATE TABLE ok (x INTEGER) STRICT;" },
+    ]);
     assert.equal(db.pragma("user_version", { simple: true }), 1, "the broken one left no trace");
     db.close();
   });
