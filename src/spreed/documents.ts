@@ -267,3 +267,18 @@ function decodeDocument(type: string, frame: Doc): ClientDocument {
       throw new BadDocument("unknown_type", `unknown document type ${JSON.stringify(type).slice(0, 64)}`);
   }
 }
+
+/** What room mates see of a session: `Joined`, and `Online` in `Users` and `Welcome` lists. */
+export function presence(
+  s: { readonly id: string; readonly userid: string; readonly ua: string; readonly status: Doc | null },
+  type: "Joined" | "Online",
+): Doc {
+  return {
+    Type: type,
+    Id: s.id,
+    ...(s.userid === "" ? {} : { Userid: s.userid }),
+    Ua: s.ua,
+    Status: s.status,
+    Prio: 100,
+  };
+}

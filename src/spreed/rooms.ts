@@ -83,9 +83,16 @@ export class SpreedRooms<M> {
 
   /**
    * The room a session may enter, checked in the upstream order; a room that does not exist
-   * yet is returned unregistered (enter() registers it). Throws RoomRefusal.
+   * yet is returned unregistered (enter() registers it). `outside` is the room as other nodes
+   * of a cluster have it: its PIN and members count as this room's. Throws RoomRefusal.
    */
-  admit(name: string, type: string, pin: string | undefined, authenticated: boolean): SpreedRoom<M> {
+  admit(
+    name: string,
+    type: string,
+    pin: string | undefined,
+    authenticated: boolean,
+    outside?: { readonly pin: string | undefined; readonly members: number },
+  ): SpreedRoom<M> {
     const roomType = type || DEFAULT_ROOM_TYPE;
     if (name === "" && roomType === DEFAULT_ROOM_TYPE && !this.policy.defaultRoomEnabled) {
       throw new RoomRefusal("default_room_disabled", "The default room is not enabled");
@@ -96,25 +103,27 @@ export class SpreedRooms<M> {
     }
     const key = SpreedRooms.key(name, roomType);
     const existing = this.get(key);
-    if (existing === undefined) {
+    if (existing === undefined && outside === undefined) {
       if (needsAccount && this.policy.authorizeRoomCreation) {
         throw new RoomRefusal("room_join_requires_account", "Room creation requires a user account");
       }
       return { key, name, type: roomType, pin: pin || undefined, members: new Set() };
     }
-    if (existing.pin === undefined && pin) {
+    // A room here keeps its PIN in step with the other nodes (Room documents travel the bus).
+    const roomPin = existing !== undefined ? existing.pin : outside?.pin;
+    if (roomPin === undefined && pin) {
       throw new RoomRefusal("authorization_not_required", "No credentials may be provided for this room");
     }
-    if (existing.pin !== undefined) {
+    if (roomPin !== undefined) {
       if (!pin) throw new RoomRefusal("authorization_required", "Valid credentials are required to join this room");
-      if (!samePin(existing.pin, pin)) {
+      if (!samePin(roomPin, pin)) {
         throw new RoomRefusal("invalid_credentials", "The provided credentials are incorrect");
       }
     }
-    if (existing.members.size >= this.policy.maxRoomSessions) {
+    if ((existing?.members.size ?? 0) + (outside?.members ?? 0) >= this.policy.maxRoomSessions) {
       throw new RoomRefusal("room_full", `a room holds at most ${this.policy.maxRoomSessions} sessions`);
     }
-    return existing;
+    return existing ?? { key, name, type: roomType, pin: roomPin, members: new Set() };
   }
 
   enter(room: SpreedRoom<M>, member: M): void {
