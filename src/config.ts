@@ -56,6 +56,11 @@ export interface Config {
     readonly endpointTtlSeconds: number;
     /** How often expired rooms are swept. */
     readonly sweepIntervalMs: number;
+    /**
+     * How often room reads' "last used" times are written (reads remember them in memory);
+     * in a cluster also the grace before a room expires, as other nodes may not have written yet.
+     */
+    readonly useFlushIntervalMs: number;
   };
   /** The SFU. */
   readonly media: {
@@ -346,6 +351,7 @@ export function loadConfig(env: Env = process.env): Config {
       ttlSeconds: integer(env, "ROOM_TTL_SECONDS", 86400, 1, 31536000),
       endpointTtlSeconds: integer(env, "ENDPOINT_TTL_SECONDS", 86400, 1, 31536000),
       sweepIntervalMs: integer(env, "ROOM_SWEEP_INTERVAL_MS", 60000, 100, 86400000),
+      useFlushIntervalMs: integer(env, "ROOM_USE_FLUSH_INTERVAL_MS", 60000, 100, 3600000),
     },
     media: {
       workerBin: optional(env, "MEDIASOUP_WORKER_BIN"),

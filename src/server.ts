@@ -8,21 +8,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Apps } from "./apps/apps.js";
 import { AdminCredentials } from "./auth/admin-credentials.js";
-import { AppAuth } from "./auth/app-auth.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { CredentialChanges } from "./auth/credential-changes.js";
 import { ServerKey } from "./auth/server-key.js";
 import { Background } from "./background.js";
-import { Calls } from "./calls/calls.js";
-import { ClusterBus } from "./cluster/cluster-bus.js";
-import { ClusterCaches } from "./cluster/cluster-caches.js";
-import { ClusterChannel } from "./cluster/cluster-channel.js";
-import { Conferences } from "./conferences/conferences.js";
-import { EventBus } from "./conferences/event-bus.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
-import { Endpoints } from "./endpoints/endpoints.js";
+import { openDomain } from "./domain.js";
 import { RestGateway } from "./gateway/gateway.js";
 import { authInterceptor } from "./http/auth-interceptor.js";
 import { applyCors } from "./http/cors.js";
@@ -30,15 +21,10 @@ import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
 import { defaultWorkerBin, Media } from "./media/media.js";
-import { AccessTokens } from "./oauth/access-tokens.js";
 import { OAuth } from "./oauth/oauth.js";
-import { Principals } from "./oauth/principals.js";
-import { RefreshFamilies } from "./oauth/refresh-families.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
 import { RequestLog } from "./observability/request-log.js";
 import { MqttPush, wantsMqtt } from "./push/mqtt-push.js";
-import { RoomTokens } from "./rooms/room-tokens.js";
-import { Rooms } from "./rooms/rooms.js";
 import {
   apiServices,
   dialectOfService,
@@ -60,8 +46,6 @@ import { TokenServiceImpl } from "./services/token-service.js";
 import { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
 import { SpreedHub } from "./spreed/hub.js";
 import { SpreedUsers } from "./spreed/users.js";
-import { openStore } from "./storage/open-store.js";
-import { Tenants } from "./tenants/tenants.js";
 
 export interface RunningServer {
   /** Base URL on loopback-reachable address, e.g. http://127.0.0.1:8080 */
@@ -115,72 +99,9 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     // Printed once, outside the JSON log stream, so it does not end up in log storage.
     process.stderr.write(`\nGenerated ADMIN_TOKEN (shown only now; its hash is in ${file}):\n  ${token}\n\n`);
   });
-  const db = await openStore(config, logger);
-  const tenants = new Tenants(db, serverKey);
-  const apps = new Apps(db, serverKey);
-  const rooms = new Rooms(db, serverKey, config.rooms, logger);
-  const roomTokens = new RoomTokens(serverKey);
-  const appAuth = new AppAuth(apps, tenants);
-  // In a cluster, nodes hear of each other's commits on the store's notification channel.
-  const channel = db.kind === "postgres" ? new ClusterChannel(db, logger) : undefined;
-  const bus = new EventBus();
-  if (channel !== undefined) bus.relay = new ClusterBus(channel, bus, logger);
-  const roomLookup = {
-    find: (appId: string, roomId: string) => rooms.find(appId, roomId),
-    use: (appId: string, roomId: string) => rooms.use(appId, roomId),
-  };
-  const conferences = new Conferences(
-    db,
-    bus,
-    roomLookup,
-    { longPollTimeoutMs: config.longPollTimeoutMs, ...config.conference },
-    logger,
-  );
-  // Single node: streams are the media this process held; they went with its last run.
-  if (db.kind === "sqlite") await conferences.forgetStreams();
-  // Connections opened with credentials that stop working are closed (see Principals.watch),
-  // and cached apps and tenants are forgotten, on every node before the change is answered.
-  const credentialChanges = new CredentialChanges();
-  const caches = new ClusterCaches(channel, apps, tenants, credentialChanges);
-  apps.onChanged = (appId, credentials) => caches.appChanged(appId, credentials);
-  tenants.onChanged = (tenantId, credentials) => caches.tenantChanged(tenantId, credentials);
-  // A deleted or expired room ends its conference and its tokens stop working.
-  rooms.onDeleted = async ({ appId, roomId }, why) => {
-    await conferences.endIfOpen(appId, roomId, `room ${why}`);
-    await caches.credentialsChanged({ appId });
-  };
-  const endpoints = new Endpoints(db, conferences, logger);
-  const calls = new Calls(
-    db,
-    {
-      ofUser: async (appId, userId) =>
-        (await endpoints.list(appId, userId)).map((e) => ({ userId, endpointId: e.endpointId })),
-    },
-    bus,
-    {
-      ringTimeoutMs: config.conference.callRingTimeoutSeconds * 1000,
-      retentionMs: CALL_RETENTION_MS,
-      maxWaitersPerTenant: config.conference.maxWaitersPerTenant,
-      maxWaiters: config.conference.maxWaiters,
-    },
-    logger,
-  );
-  endpoints.onRemoved = (appId, endpointId, userId) => calls.endpointGone(appId, endpointId, userId);
-  const accessTokens = new AccessTokens(
-    serverKey,
-    roomTokens,
-    config.conference.accessTokenTtlSeconds,
-    config.conference.refreshTokenTtlSeconds,
-  );
-  const families = new RefreshFamilies(db);
-  families.onRevoked = (appId) => {
-    caches
-      .credentialsChanged({ appId })
-      .catch((err: unknown) => logger.error({ err }, "could not announce a revocation"));
-  };
-  const principals = new Principals(accessTokens, appAuth, families, rooms, credentialChanges, (appId, userId) =>
-    endpoints.hasAny(appId, userId),
-  );
+  const domain = await openDomain(config, serverKey, logger);
+  const { tenants, apps, rooms, roomTokens, roomLookup, appAuth, bus, conferences, endpoints, calls } = domain;
+  const { accessTokens, families, principals } = domain;
   const callers = new Callers(principals);
   const media = options.media;
   conferences.onParticipantLeft = (ref, endpointId) => media?.closeEndpoint(ref, endpointId);
@@ -331,55 +252,16 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   const background = new Background(logger);
   return {
     logger,
-    discard: () => db.close(),
+    discard: () => domain.close(),
     async listen() {
-      if (channel !== undefined) {
-        channel.onGap = () => {
-          // Missed news: cached credentials are read again, waiters re-read the log.
-          caches.refreshAll();
-          bus.resync();
-        };
-        await channel.start();
-      }
+      await domain.start();
       mqtt = await MqttPush.start(principals, bus, config.mqtt, logger);
       const address = await server.listen(config.port, config.host);
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
       if (publicUrl === "") publicUrl = url;
       logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
-      background.start([
-        {
-          // Rooms unused for their roomTTLSeconds are deleted.
-          name: "room expiry",
-          everyMs: config.rooms.sweepIntervalMs,
-          run: async () => {
-            const expired = await rooms.sweepExpired();
-            if (expired.length > 0) logger.info({ rooms: expired.map((r) => r.roomId) }, "expired rooms deleted");
-          },
-        },
-        {
-          name: "refresh families",
-          everyMs: config.rooms.sweepIntervalMs,
-          run: async () => void (await families.sweep()),
-        },
-        // Room reads remember their use; it is written once a minute (and at shutdown).
-        { name: "room uses", everyMs: ROOM_USE_FLUSH_MS, run: async () => void (await rooms.flushUses()) },
-        // Endpoints that miss their keep-alive turn SICK, then leave their conferences; calls
-        // that ring unanswered for CALL_RING_TIMEOUT_SECONDS are cancelled.
-        {
-          name: "endpoint keep-alives",
-          everyMs: config.conference.endpointSweepIntervalMs,
-          run: async () => void (await endpoints.sweep()),
-        },
-        {
-          name: "call timeouts",
-          everyMs: config.conference.endpointSweepIntervalMs,
-          run: async () => void (await calls.sweep()),
-        },
-        ...(channel === undefined
-          ? []
-          : [{ name: "cluster messages", everyMs: 60_000, run: async () => void (await channel.sweep()) }]),
-      ]);
+      background.start(domain.jobs());
       let closing: Promise<void> | undefined;
       return {
         url,
@@ -387,7 +269,6 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
         close() {
           closing ??= (async () => {
             await background.stop();
-            channel?.stop();
             await mqtt?.close();
             await spreedHub.close();
             media?.close();
@@ -395,12 +276,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
             shutdown.abort();
             await server.close(config.shutdownGraceMs);
             requestLog.close();
-            try {
-              await rooms.flushUses();
-            } catch (err) {
-              logger.error({ err }, "writing room uses failed");
-            }
-            await db.close();
+            await domain.close();
             logger.info("stopped");
           })();
           return closing;
@@ -414,11 +290,6 @@ async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media
   const media = await startMedia(config, logger);
   return media === undefined ? {} : { media };
 }
-
-/** How often room uses remembered by reads are written. */
-const ROOM_USE_FLUSH_MS = 60_000;
-/** How long a finished one-to-one call is remembered (a late command on it answers 412, not 404). */
-const CALL_RETENTION_MS = 3_600_000;
 
 /** The path of a request target, without its query. */
 function pathOf(target: string | undefined): string {

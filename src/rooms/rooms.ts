@@ -202,11 +202,18 @@ export class Rooms {
    * node's uses are written first; the deletion runs under the "rooms.expiry" lease (one node
    * of a cluster at a time) and removes nothing when another node holds it.
    */
+  /**
+   * How much later than its TTL a room expires. In a cluster every node flushes the uses it
+   * remembered on its own schedule, so a room used on another node within one flush interval
+   * may look unused here: the grace is that interval.
+   */
+  expiryGraceMs = 0;
+
   async sweepExpired(): Promise<{ roomId: string; appId: string }[]> {
     await this.flushUses();
     let expired: { roomId: string; appId: string }[] = [];
     await this.store.withLease("rooms.expiry", async () => {
-      expired = await this.repo.deleteExpired(this.now());
+      expired = await this.repo.deleteExpired(this.now() - this.expiryGraceMs);
       for (const room of expired) {
         try {
           await this.onDeleted?.(room, "expired");

@@ -4,10 +4,9 @@
  * pushes on the others, in version order; a renewed secret is refused everywhere at once.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { clusterDatabase, startNodes } from "../helpers/cluster.js";
 import { type Json, mqttClient, rest, roomToken, token, until } from "../helpers/conference-client.js";
-import { CLUSTER_SECRET, ensureDatabase, type Postgres, startPostgres } from "../helpers/postgres.js";
 import {
   ADMIN_TOKEN,
   bufCurl,
@@ -19,33 +18,22 @@ import {
   type TestServer,
 } from "../helpers/server.js";
 
-let postgres: Postgres | undefined;
 const nodes: TestServer[] = [];
 let app: TestApp;
-
-/** A fresh database on the run's PostgreSQL (or one of our own), for the nodes of one test file. */
-export async function clusterDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
-  let own: Postgres | undefined;
-  const admin = process.env.TEST_PG_URL ?? (own = await startPostgres({ durable: false })).url();
-  const url = await ensureDatabase(admin, `cluster_${randomBytes(6).toString("hex")}`);
-  return { url, stop: async () => own?.stop() };
-}
 
 let stopDatabase: () => Promise<void> = async () => {};
 
 before(async () => {
   const db = await clusterDatabase();
   stopDatabase = db.stop;
-  const env = { DATABASE_URL: db.url, CLUSTER_SECRET, LONG_POLL_TIMEOUT_MS: "5000" };
   // One after the other: the first migrates, the others find the schema current.
-  for (let i = 0; i < 3; i++) nodes.push(await startServer(env));
+  nodes.push(...(await startNodes(3, db.url, { LONG_POLL_TIMEOUT_MS: "5000" })));
   app = await createApp(node(1).url, { description: "cluster" });
 });
 
 after(async () => {
   await Promise.all(nodes.map((n) => n.close()));
   await stopDatabase();
-  await postgres?.stop();
 });
 
 function node(n: 1 | 2 | 3): TestServer {

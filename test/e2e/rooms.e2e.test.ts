@@ -378,7 +378,11 @@ describe("realtime rooms: paging, isolation, credentials", () => {
 
 describe("realtime rooms: expiry", () => {
   it("deletes rooms unused for roomTTLSeconds; fetching a room keeps it alive", async () => {
-    const short = await startServer({ ROOM_TTL_SECONDS: "1", ROOM_SWEEP_INTERVAL_MS: "100" });
+    const short = await startServer({
+      ROOM_TTL_SECONDS: "1",
+      ROOM_SWEEP_INTERVAL_MS: "100",
+      ROOM_USE_FLUSH_INTERVAL_MS: "100",
+    });
     try {
       const own = await newApp(short.url);
       const call = client(short.url, own.secret);
