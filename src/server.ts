@@ -104,8 +104,16 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   const { accessTokens, families, principals } = domain;
   const callers = new Callers(principals);
   const media = options.media;
-  conferences.onParticipantLeft = (ref, endpointId) => media?.closeEndpoint(ref, endpointId);
-  conferences.onConferenceEnded = (ref) => media?.closeConference(ref);
+  if (media !== undefined) {
+    // Media follows the committed events, not the calls: in a cluster a leave or an end may
+    // commit on another node, and every node's bus delivers it.
+    bus.addPushSink((appId, _recipients, event) => {
+      if (event.$typeName !== "rtcplane.conference.v1.ConferenceEvent") return;
+      const ref = { appId, conferenceId: event.conferenceId };
+      if (event.payload.case === "left") media.closeEndpoint(ref, event.userEndpointId);
+      else if (event.payload.case === "ended") media.closeConference(ref);
+    });
+  }
   if (media !== undefined) {
     media.onNetworkIndicators = (ref, indicators) =>
       conferences.observe(ref, { case: "networkIndicatorUpdated", value: indicators });

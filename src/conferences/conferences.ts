@@ -160,11 +160,6 @@ export class Conferences {
     await this.repo.clearAllStreams();
   }
 
-  /** Called after an endpoint left a conference (media closes its transports). */
-  onParticipantLeft: ((ref: ConferenceRef, endpointId: string) => void) | undefined;
-  /** Called after a conference ended. */
-  onConferenceEnded: ((ref: ConferenceRef) => void) | undefined;
-
   /** The app's conference; another app's conference does not exist for the caller. */
   async find(appId: string, conferenceId: string): Promise<ConferenceRow> {
     const c = await this.repo.get(appId, conferenceId);
@@ -410,7 +405,6 @@ export class Conferences {
       },
       true,
     );
-    this.onParticipantLeft?.({ appId, conferenceId }, actor.endpointId);
   }
 
   /** What ending a conference changes (in end's or endIfOpen's transaction). */
@@ -436,7 +430,6 @@ export class Conferences {
   async end(appId: string, conferenceId: string, actor: Actor, reason: string, enforceUser: boolean): Promise<void> {
     validateText("reason", reason, MAX_REASON);
     await this.change(conferenceId, appId, actor, (repo, c) => this.ending(repo, c, actor, reason, enforceUser));
-    this.onConferenceEnded?.({ appId, conferenceId });
   }
 
   /** Ends a conference if it exists and runs (its room was deleted or expired); no actor. */
@@ -445,10 +438,9 @@ export class Conferences {
     if (c0 === undefined || c0.ended) return;
     validateText("reason", reason, MAX_REASON);
     const actor = { appId, userId: "", endpointId: "" };
-    let ended: ConferenceEvent | undefined;
     try {
       // Checked again under the lock: whoever ends it first logs the one "ended" event.
-      ended = await this.change(
+      await this.change(
         conferenceId,
         appId,
         actor,
@@ -459,7 +451,6 @@ export class Conferences {
       if (e instanceof DomainError && e.kind === "not_found") return; // its app was deleted meanwhile
       throw e;
     }
-    if (ended !== undefined) this.onConferenceEnded?.({ appId, conferenceId });
   }
 
   /** Records a published stream (the SFU already accepted it) and announces it. */

@@ -178,7 +178,9 @@ export class ClusterRooms {
       const mirrored = this.remote.get(s.id);
       if (mirrored !== undefined) this.forget(mirrored);
     }
-    this.bus.broadcast(conf === undefined ? { t: "s", n: this.nodeId, ev, s } : { t: "s", n: this.nodeId, ev, s, conf });
+    this.bus.broadcast(
+      conf === undefined ? { t: "s", n: this.nodeId, ev, s } : { t: "s", n: this.nodeId, ev, s, conf },
+    );
   }
 
   ended(id: string): void {
@@ -261,9 +263,9 @@ export class ClusterRooms {
       this.dropped++;
       return;
     }
-    // An unknown node that did not just start (back from an outage, or dropped as silent) may
-    // have sessions this node forgot; one whose messages were dropped may have changed them.
-    if ((!known && m.t !== "hello") || (node.dirty && m.t === "hb")) this.sync(m.n, node);
+    // An unknown node (just started, back from an outage, dropped as silent) may have sessions
+    // this node does not know; one whose messages were dropped may have changed them.
+    if (!known || (node.dirty && m.t === "hb")) this.sync(m.n, node);
     this.handle(m, reply);
   }
 
@@ -290,7 +292,10 @@ export class ClusterRooms {
       case "nonce":
         if (reply !== undefined) {
           const nonce = this.local.issueNonce(m.id, m.u);
-          this.bus.reply(reply, nonce === undefined ? { t: "nonced", n: this.nodeId } : { t: "nonced", n: this.nodeId, nonce });
+          this.bus.reply(
+            reply,
+            nonce === undefined ? { t: "nonced", n: this.nodeId } : { t: "nonced", n: this.nodeId, nonce },
+          );
         }
         break;
       default:
@@ -457,7 +462,11 @@ export class ClusterRooms {
     if (sender === undefined || sender.node !== n || sender.room?.key !== w.k) return;
     sender.room.pin = w.pin;
     this.local.setPin(w.k, w.pin);
-    this.tell(w.k, { Type: w.type, Name: w.name, ...(w.pin === undefined ? {} : { Credentials: { PIN: w.pin } }) }, from);
+    this.tell(
+      w.k,
+      { Type: w.type, Name: w.name, ...(w.pin === undefined ? {} : { Credentials: { PIN: w.pin } }) },
+      from,
+    );
   }
 
   /** A document from a session of node `n` in room `rk`, for this node's members there. */

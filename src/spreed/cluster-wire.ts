@@ -159,7 +159,13 @@ export function decodeBusMessage(body: unknown, self: string): BusMessage {
     case "d": {
       const d = body.d;
       if (!isObject(d) || typeof d.Type !== "string" || !DOC_TYPES.has(d.Type)) throw new BadBusMessage("bad document");
-      const m = { t: "d" as const, n, from: str(body.from, "from", MAX_ID, 1), rk: str(body.rk, "rk", MAX_ROOM_KEY, 1), d };
+      const m = {
+        t: "d" as const,
+        n,
+        from: str(body.from, "from", MAX_ID, 1),
+        rk: str(body.rk, "rk", MAX_ROOM_KEY, 1),
+        d,
+      };
       return body.to === undefined ? m : { ...m, to: ids(body.to, "to", MAX_RECIPIENTS) };
     }
     case "nonce":

@@ -5,7 +5,9 @@
  * chat, and `Authentication` with a nonce from the REST API. Client documents are decoded
  * into typed values first (documents.ts); server documents are `{From, To, Data, Iid, A}`.
  * Sessions live in memory: they end with their connection (a `?t=<Token>` reconnect
- * reclaims the same Id and Sid).
+ * reclaims the same Id and Sid). With a bus attached (attachBus), the sessions of other
+ * nodes are mirrored (cluster-rooms.ts): they are listed, admitted against, and reached
+ * like local ones.
  *
  * No session can make the hub do unbounded work: documents are rate-limited per session,
  * fan-out is charged to the sender in bytes, a reader whose socket buffers more than a
@@ -18,19 +20,23 @@ import { type WebSocket, WebSocketServer } from "ws";
 import type { ServerKey } from "../auth/server-key.js";
 import type { Logger } from "../observability/log.js";
 import { TokenBucket } from "../sockets/token-bucket.js";
+import type { SpreedBus } from "./bus.js";
+import { type ClusterOptions, ClusterRooms, type LocalSide, type RemoteSession } from "./cluster-rooms.js";
+import type { WireSession } from "./cluster-wire.js";
 import {
   BadDocument,
   type ClientDocument,
   type Doc,
   decodeFrame,
   MAX_STATUS_BYTES,
+  presence,
   type RelayType,
 } from "./documents.js";
+import { checkPicture, type Image } from "./pictures.js";
 import { CONFERENCE_ROOM_TYPE, type RoomPolicy, RoomRefusal, type SpreedRoom, SpreedRooms } from "./rooms.js";
 
 export const SPREED_VERSION = "0.29.7";
 const MAX_FRAME = 512 * 1024;
-const MAX_IMAGE = 256 * 1024;
 const NONCE_TTL_MS = 5 * 60 * 1000;
 const MAX_NONCES_PER_SESSION = 8;
 const TOKEN_PURPOSE = "spreed.session";
@@ -72,20 +78,12 @@ export interface Session {
   readonly fanout: TokenBucket;
 }
 
-interface Image {
-  readonly id: string;
-  readonly contentType: string;
-  readonly data: Buffer;
-}
+/** A room mate: a session here, or one on another node. */
+type Mate = Session | RemoteSession;
 
-/** Magic numbers of the picture types accepted, so a declared type is the real one. */
-const IMAGE_MAGIC: Record<string, (b: Buffer) => boolean> = {
-  "image/png": (b) => b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
-  "image/jpeg": (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff,
-  "image/gif": (b) => /^GIF8[79]a/.test(b.subarray(0, 6).toString("latin1")),
-  "image/webp": (b) =>
-    b.subarray(0, 4).toString("latin1") === "RIFF" && b.subarray(8, 12).toString("latin1") === "WEBP",
-};
+function isLocal(m: Mate): m is Session {
+  return "socket" in m;
+}
 
 function randomId(bytes = 18): string {
   return randomBytes(bytes).toString("base64url");
@@ -98,6 +96,7 @@ export class SpreedHub {
   /** Per session: nonce → the user it may authenticate as. Dropped with the session. */
   private readonly nonces = new Map<string, Map<string, { userid: string; expires: number }>>();
   private readonly images = new Map<string, Image>();
+  private cluster: ClusterRooms | undefined;
   relayed = 0;
   /** Called once per new session (the realm's app counts signaling usage). */
   onSession: (() => void) | undefined;
@@ -123,6 +122,60 @@ export class SpreedHub {
 
   hasSession(id: string): boolean {
     return this.sessions.has(id);
+  }
+
+  /** Whether a session with this id and secret id is live here or on another node. */
+  liveSession(id: string, sid: string): boolean {
+    return this.session(id, sid) !== undefined || this.cluster?.session(id)?.sid === sid;
+  }
+
+  /** A nonce for session `id` (here or on another node); undefined when the session is gone. */
+  async nonceFor(id: string, userid: string): Promise<string | undefined> {
+    if (this.sessions.has(id)) return this.issueNonce(id, userid);
+    const remote = this.cluster?.session(id);
+    return remote === undefined ? undefined : this.cluster?.issueNonce(remote, userid);
+  }
+
+  /**
+   * Joins the cluster on `bus` (bus.ts): sessions in one room on different nodes see and
+   * reach each other. Resolves once the other nodes' sessions are known; the hub closes the bus.
+   */
+  async attachBus(bus: SpreedBus, options: Partial<ClusterOptions> = {}): Promise<void> {
+    if (this.cluster !== undefined) throw new Error("a bus is attached already");
+    this.cluster = new ClusterRooms(bus, this.settings, this.localSide(), this.log, options);
+    await this.cluster.start();
+  }
+
+  /** What the cluster sees of, and does to, this node's sessions. */
+  private localSide(): LocalSide {
+    return {
+      sessions: () => [...this.sessions.values()].map((s) => this.wire(s)),
+      isLocal: (id) => this.sessions.has(id),
+      room: (key) => this.rooms.get(key),
+      deliver: (key, data, from, to) => {
+        const room = this.rooms.get(key);
+        if (room === undefined) return;
+        const targets = to === undefined ? room.members : to.map((id) => this.sessions.get(id));
+        for (const t of targets) if (t?.room === room) this.send(t, data, from);
+      },
+      setPin: (key, pin) => {
+        const room = this.rooms.get(key);
+        if (room !== undefined) room.pin = pin;
+      },
+      replaced: (id) => {
+        const s = this.sessions.get(id);
+        if (s !== undefined) this.drop(s, "moved");
+      },
+      issueNonce: (id, userid) => (this.sessions.has(id) ? this.issueNonce(id, userid) : undefined),
+    };
+  }
+
+  /** A session as other nodes mirror it. */
+  private wire(s: Session): WireSession {
+    const r = s.room;
+    const w = { id: s.id, sid: s.sid, u: s.userid, ua: s.ua, st: s.status, rev: s.rev };
+    if (r === undefined) return w;
+    return { ...w, r: { k: r.key, name: r.name, type: r.type, ...(r.pin === undefined ? {} : { pin: r.pin }) } };
   }
 
   /** A nonce that lets session `id` authenticate as `userid` over the socket. */
@@ -185,6 +238,7 @@ export class SpreedHub {
       fanout: new TokenBucket(fanoutBytesPerSecond, fanoutBytesPerSecond * 2),
     };
     this.sessions.set(id, session);
+    this.cluster?.announce("connect", this.wire(session));
     this.onSession?.();
     this.log.info({ session: id, reclaimed: reclaimed !== undefined }, "spreed session connected");
     ws.on("message", (raw: Buffer, isBinary) => {
@@ -210,10 +264,12 @@ export class SpreedHub {
   private drop(session: Session, why: string): void {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
-    this.leaveRoom(session);
+    this.leaveRoom(session, false);
+    // A session reclaimed on another node ("moved") is that node's to announce now.
+    if (why !== "moved") this.cluster?.ended(session.id);
     if (session.imageId !== undefined) this.images.delete(session.imageId);
     this.nonces.delete(session.id);
-    if (why === "replaced") session.socket.close(4000, "replaced");
+    if (why === "replaced" || why === "moved") session.socket.close(4000, "replaced");
     else if (why === "slow reader") session.socket.terminate();
     this.log.info({ session: session.id, why }, "spreed session ended");
   }
@@ -244,17 +300,24 @@ export class SpreedHub {
   }
 
   /**
-   * Sends `doc` from `from` to every target, charging the sender's fan-out budget; answers
-   * the sender with `rate_limited` instead when the budget does not cover it.
+   * Sends `doc` from `from` to every target, here and (when `relay`) on other nodes, charging
+   * the sender's fan-out budget for all of them; answers the sender with `rate_limited`
+   * instead when the budget does not cover it. Without `relay`, other nodes are told by an
+   * announcement and `remote` only counts into the charge.
    */
-  private fanOut(from: Session, targets: readonly Session[], doc: Doc, iid: string, selfIid = ""): boolean {
+  private fanOut(from: Session, targets: readonly Mate[], doc: Doc, iid: string, selfIid = "", relay = true): boolean {
     if (targets.length === 0) return true;
     const data = JSON.stringify(doc);
     if (!from.fanout.take(data.length * targets.length)) {
       this.error(from, "rate_limited", "too much sent to this room; slow down", iid);
       return false;
     }
-    for (const t of targets) this.send(t, data, from.id, t === from ? selfIid : "");
+    const remote: RemoteSession[] = [];
+    for (const t of targets) {
+      if (isLocal(t)) this.send(t, data, from.id, t === from ? selfIid : "");
+      else remote.push(t);
+    }
+    if (relay && remote.length > 0 && from.room !== undefined) this.cluster?.send(from.id, from.room.key, doc, remote);
     return true;
   }
 
@@ -291,24 +354,32 @@ export class SpreedHub {
     return includeSelf ? all : all.filter((s) => s !== session);
   }
 
-  private presence(s: Session, type: "Joined" | "Online"): Doc {
-    return {
-      Type: type,
-      Id: s.id,
-      ...(s.userid === "" ? {} : { Userid: s.userid }),
-      Ua: s.ua,
-      Status: s.status,
-      Prio: 100,
-    };
+  /** The session's room mates on other nodes. */
+  private remoteMates(session: Session): RemoteSession[] {
+    return this.cluster?.members(session.room?.key) ?? [];
   }
 
-  /** Tells the room the session left (charged by hello; a disconnect is never refused). */
-  private leaveRoom(session: Session): void {
+  /** The session `id` if it is in `session`'s room, here or on another node. */
+  private mate(session: Session, id: string): Mate | undefined {
+    const room = session.room;
+    const local = this.sessions.get(id);
+    if (room === undefined || local !== undefined)
+      return local !== undefined && local.room === room ? local : undefined;
+    const remote = this.cluster?.session(id);
+    return remote !== undefined && remote.room?.key === room.key ? remote : undefined;
+  }
+
+  /**
+   * Tells the room the session left (charged by hello; a disconnect is never refused), and
+   * other nodes unless `announce` is false (a join or the session's end tells them instead).
+   */
+  private leaveRoom(session: Session, announce = true): void {
     if (session.room === undefined) return;
     const data = JSON.stringify({ Type: "Left", Id: session.id, Status: "hard" });
     for (const other of this.roomMates(session)) this.send(other, data, session.id);
     this.rooms.leave(session.room, session);
     session.room = undefined;
+    if (announce) this.cluster?.announce("leave", this.wire(session));
   }
 
   /** One frame: decoded and handled; any failure is answered on this socket only. */
@@ -381,42 +452,46 @@ export class SpreedHub {
   private hello(session: Session, hello: Extract<ClientDocument, { Type: "Hello" }>, iid: string): void {
     if (hello.ua !== undefined) session.ua = hello.ua;
     const current = session.room;
-    const moving = current?.key !== SpreedRooms.key(hello.room, hello.roomType);
+    const key = SpreedRooms.key(hello.room, hello.roomType);
+    const moving = current?.key !== key;
     const room =
       moving || current === undefined
-        ? this.rooms.admit(hello.room, hello.roomType, hello.pin, session.userid !== "")
+        ? this.rooms.admit(hello.room, hello.roomType, hello.pin, session.userid !== "", this.cluster?.outside(key))
         : current;
     const members = [...room.members].filter((s) => s !== session);
-    const joined = JSON.stringify(this.presence(session, "Joined"));
+    const remote = this.cluster?.members(room.key) ?? [];
+    const joined = JSON.stringify(presence(session, "Joined"));
     const welcome = JSON.stringify({
       Type: "Welcome",
       Room: { Type: room.type, Name: room.name },
-      Users: [...members, session].map((s) => this.presence(s, "Online")),
+      Users: [...members, ...remote, session].map((s) => presence(s, "Online")),
     });
-    const everyone = [...members, session];
+    const everyone = [...members, ...remote, session].map((s) => s.id);
     const conference =
-      moving && room.type === CONFERENCE_ROOM_TYPE && members.length > 0
-        ? JSON.stringify({ Type: "Conference", Id: room.key, Conference: everyone.map((s) => s.id) })
+      moving && room.type === CONFERENCE_ROOM_TYPE && everyone.length > 1
+        ? JSON.stringify({ Type: "Conference", Id: room.key, Conference: everyone })
         : undefined;
-    const left = moving ? LEFT_BYTES * this.roomMates(session).length : 0;
+    const left = moving ? LEFT_BYTES * (this.roomMates(session).length + this.remoteMates(session).length) : 0;
     const cost =
       welcome.length +
       left +
-      (moving ? joined.length * members.length : 0) +
+      (moving ? joined.length * (everyone.length - 1) : 0) +
       (conference === undefined ? 0 : conference.length * everyone.length);
     if (!session.fanout.take(cost)) {
       this.error(session, "rate_limited", "too much sent to rooms; slow down", iid);
       return;
     }
     if (moving) {
-      this.leaveRoom(session);
+      this.leaveRoom(session, false);
       this.rooms.enter(room, session);
       session.room = room;
       for (const m of members) this.send(m, joined, session.id);
+      // Other nodes tell their members (Left from the old room, Joined, the Conference list).
+      this.cluster?.announce("join", this.wire(session), conference === undefined ? undefined : everyone);
     }
     this.send(session, welcome, "", iid);
     // Upstream tells a Conference room's members each other's ids after every join.
-    if (conference !== undefined) for (const m of everyone) this.send(m, conference);
+    if (conference !== undefined) for (const m of [...members, session]) this.send(m, conference);
   }
 
   /**
@@ -431,8 +506,15 @@ export class SpreedHub {
       Name: room.name,
       ...(pin === undefined ? {} : { Credentials: { PIN: pin } }),
     };
-    if (!this.fanOut(session, this.roomMates(session), reply, iid)) return;
+    if (!this.fanOut(session, [...this.roomMates(session), ...this.remoteMates(session)], reply, iid, "", false))
+      return;
     room.pin = pin;
+    this.cluster?.roomChanged(session.id, {
+      k: room.key,
+      name: room.name,
+      type: room.type,
+      ...(pin === undefined ? {} : { pin }),
+    });
     this.log.info({ session: session.id, protected: pin !== undefined }, "spreed room credentials changed");
     this.sendDoc(session, reply, iid);
   }
@@ -440,7 +522,7 @@ export class SpreedHub {
   /** `Leave`: out of the current room (its mates get `Left`), charged like a fan-out. */
   private leave(session: Session, iid: string): void {
     if (session.room === undefined) return;
-    if (!session.fanout.take(LEFT_BYTES * this.roomMates(session).length)) {
+    if (!session.fanout.take(LEFT_BYTES * (this.roomMates(session).length + this.remoteMates(session).length))) {
       this.error(session, "rate_limited", "too much sent to rooms; slow down", iid);
       return;
     }
@@ -451,7 +533,7 @@ export class SpreedHub {
   private users(session: Session, iid: string): void {
     const users = JSON.stringify({
       Type: "Users",
-      Users: this.roomMates(session, true).map((s) => this.presence(s, "Online")),
+      Users: [...this.roomMates(session, true), ...this.remoteMates(session)].map((s) => presence(s, "Online")),
     });
     if (!session.fanout.take(users.length)) {
       this.error(session, "rate_limited", "too many Users requests; slow down", iid);
@@ -460,10 +542,10 @@ export class SpreedHub {
     this.send(session, users, "", iid);
   }
 
-  /** Offer/Answer/Candidate/Bye go to the session named in `To`, in the same room. */
+  /** Offer/Answer/Candidate/Bye go to the session named in `To`, in the same room (on any node). */
   private relay(session: Session, type: RelayType, to: string, payload: Doc, extra: Doc, iid: string): void {
-    const target = this.sessions.get(to);
-    if (target === undefined || session.room === undefined || target.room !== session.room) {
+    const target = this.mate(session, to);
+    if (target === undefined) {
       this.error(session, "unknown_session", `no session ${JSON.stringify(to)} in this room`, iid);
       return;
     }
@@ -481,35 +563,16 @@ export class SpreedHub {
     session.userid = userid;
     this.log.info({ session: session.id, userid }, "spreed session authenticated");
     this.sendSelf(session, iid);
-    this.fanOut(session, this.roomMates(session), this.presence(session, "Joined"), iid);
-  }
-
-  /** A buddy picture sent as a data URL: checked, then its reference (the image is kept by status()). */
-  private picture(dataUrl: string): { reference: string; image: Image } {
-    const m = /^data:(image\/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=]+)$/.exec(dataUrl);
-    const type = m?.[1];
-    const data = m?.[2] === undefined ? undefined : Buffer.from(m[2], "base64");
-    if (type === undefined || data === undefined || data.length === 0 || data.length > MAX_IMAGE) {
-      throw new BadDocument(
-        "bad_request",
-        "buddyPicture must be a base64 PNG, JPEG, GIF or WebP data URL up to 256 KiB",
-      );
-    }
-    if (!IMAGE_MAGIC[type]?.(data)) {
-      throw new BadDocument("bad_request", `buddyPicture's bytes are not ${type}`);
-    }
-    const imageId = randomId(15);
-    return {
-      reference: `img:${imageId}/picture.${type === "image/jpeg" ? "jpg" : type.slice("image/".length)}`,
-      image: { id: imageId, contentType: type, data },
-    };
+    const mates = [...this.roomMates(session), ...this.remoteMates(session)];
+    this.fanOut(session, mates, presence(session, "Joined"), iid, "", false);
+    this.cluster?.announce("auth", this.wire(session));
   }
 
   private status(session: Session, status: Doc, iid: string): void {
     const copy: Doc = { ...status };
     let picture: Image | undefined;
     if (typeof copy.buddyPicture === "string" && copy.buddyPicture.startsWith("data:")) {
-      const checked = this.picture(copy.buddyPicture);
+      const checked = checkPicture(copy.buddyPicture);
       copy.buddyPicture = checked.reference;
       picture = checked.image;
     }
@@ -524,7 +587,10 @@ export class SpreedHub {
     }
     session.status = copy;
     session.rev++;
-    this.fanOut(session, this.roomMates(session, true), { Type: "Status", Status: copy, Rev: session.rev }, iid, iid);
+    const mates = [...this.roomMates(session, true), ...this.remoteMates(session)];
+    if (this.fanOut(session, mates, { Type: "Status", Status: copy, Rev: session.rev }, iid, iid, false)) {
+      this.cluster?.announce("status", this.wire(session));
+    }
   }
 
   private chat(session: Session, to: string, chat: Doc, iid: string): void {
@@ -532,17 +598,17 @@ export class SpreedHub {
       this.error(session, "bad_request", "send Hello to join a room first", iid);
       return;
     }
-    let targets: Session[];
+    let targets: Mate[];
     if (to !== "") {
-      const target = this.sessions.get(to);
-      if (target === undefined || target.room !== session.room) {
+      const target = this.mate(session, to);
+      if (target === undefined) {
         // Not delivered, so no "sent" receipt either.
         this.error(session, "unknown_session", `no session ${JSON.stringify(to)} in this room`, iid);
         return;
       }
       targets = [target];
     } else {
-      targets = this.roomMates(session, chat.NoEcho !== true);
+      targets = [...this.roomMates(session, chat.NoEcho !== true), ...this.remoteMates(session)];
     }
     const sent = this.fanOut(
       session,
@@ -560,16 +626,16 @@ export class SpreedHub {
       this.error(session, "bad_request", "send Hello to join a room first", iid);
       return;
     }
-    const targets = ids
-      .map((x) => this.sessions.get(x))
-      .filter((s): s is Session => s !== undefined && s !== session && s.room === session.room);
+    const targets = ids.map((x) => this.mate(session, x)).filter((s): s is Mate => s !== undefined && s !== session);
     this.fanOut(session, [...new Set(targets)], { Type: "Conference", Id: id, Conference: ids }, iid);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     for (const s of this.sessions.values()) s.socket.terminate();
     this.sessions.clear();
     this.rooms.clear();
-    return new Promise((resolve) => this.wss.close(() => resolve()));
+    // Other nodes drop this node's sessions at its goodbye.
+    await this.cluster?.close();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 }

@@ -25,7 +25,7 @@ const IMAGE_MAGIC: Record<string, (b: Buffer) => boolean> = {
 };
 
 /** A buddy picture sent as a data URL: checked, then its reference and the image to keep. */
-export function picture(dataUrl: string): { reference: string; image: Image } {
+export function checkPicture(dataUrl: string): { reference: string; image: Image } {
   const m = /^data:(image\/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=]+)$/.exec(dataUrl);
   const type = m?.[1];
   const data = m?.[2] === undefined ? undefined : Buffer.from(m[2], "base64");

@@ -2,7 +2,9 @@
  * Spreed users in `sharedsecret` mode: registration hands out `useridcombo`
  * ("<expiry>:<userid>") and `secret` = base64 HMAC-SHA256(users secret, combo); a session
  * proves the combo with `PATCH /api/v1/sessions/{id}/` and gets a nonce for the channeling
- * `Authentication`. All PATCH failures look the same and take the same path.
+ * `Authentication`. All PATCH failures look the same and take the same path. In a cluster the
+ * session may be connected to another node: it is checked against that node's mirror here,
+ * and its nonce is issued by (and kept on) its own node.
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { Reason, withReason } from "../errors.js";
@@ -22,29 +24,31 @@ export class SpreedUsers {
     return createHmac("sha256", this.secret).update(combo).digest("base64");
   }
 
-  register(id: string, sid: string) {
+  async register(id: string, sid: string) {
     if (id === "" || sid === "") {
       throw withReason("invalid_argument", "id and sid are required", Reason.SpreedUsersBadRequest);
     }
-    if (this.hub.session(id, sid) === undefined) {
-      throw withReason("permission_denied", "no live session with this id and sid", Reason.SpreedUsersInvalidSession);
-    }
+    const gone = () =>
+      withReason("permission_denied", "no live session with this id and sid", Reason.SpreedUsersInvalidSession);
+    if (!this.hub.liveSession(id, sid)) throw gone();
     const userid = `${randomUUID()}@${this.realm}`;
     const timestamp = Math.floor(this.now() / 1000) + YEAR_SECONDS;
     const useridcombo = `${timestamp}:${userid}`;
+    const nonce = await this.hub.nonceFor(id, userid);
+    if (nonce === undefined) throw gone();
     return {
       success: true,
       userid,
       useridcombo,
       timestamp: BigInt(timestamp),
       secret: this.sign(useridcombo),
-      nonce: this.hub.issueNonce(id, userid),
+      nonce,
     };
   }
 
   /** Verifies every condition before deciding, so timing does not tell which one failed. */
-  patchSession(pathId: string, body: { id: string; sid: string; useridcombo: string; secret: string }) {
-    const sessionOk = body.id === pathId && this.hub.session(body.id, body.sid) !== undefined;
+  async patchSession(pathId: string, body: { id: string; sid: string; useridcombo: string; secret: string }) {
+    const sessionOk = body.id === pathId && this.hub.liveSession(body.id, body.sid);
     const colon = body.useridcombo.indexOf(":");
     const expiry = Number(body.useridcombo.slice(0, Math.max(colon, 0)));
     const userid = colon > 0 ? body.useridcombo.slice(colon + 1) : "";
@@ -52,9 +56,10 @@ export class SpreedUsers {
     const expected = Buffer.from(this.sign(body.useridcombo));
     const given = Buffer.from(body.secret);
     const macOk = expected.length === given.length && timingSafeEqual(expected, given);
-    if (!(sessionOk && unexpired && macOk)) {
-      throw withReason("permission_denied", "session patch failed", Reason.SpreedSessionPatchFailed);
-    }
-    return { success: true, userid, nonce: this.hub.issueNonce(body.id, userid) };
+    const failed = () => withReason("permission_denied", "session patch failed", Reason.SpreedSessionPatchFailed);
+    if (!(sessionOk && unexpired && macOk)) throw failed();
+    const nonce = await this.hub.nonceFor(body.id, userid);
+    if (nonce === undefined) throw failed();
+    return { success: true, userid, nonce };
   }
 }
