@@ -24,6 +24,8 @@ export interface Config {
    * encryption keys from it (required with DATABASE_URL; DATA_DIR/server.key otherwise).
    */
   readonly clusterSecret: string | undefined;
+  /** CLUSTER_BUS_URL: NATS server URL(s) of the Spreed bus between nodes; undefined = one node. */
+  readonly clusterBusUrl: string | undefined;
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly announcedIp: string | undefined;
@@ -273,6 +275,13 @@ export function loadConfig(env: Env = process.env): Config {
   if (databaseUrl !== undefined && adminToken === undefined) {
     throw new ConfigError("DATABASE_URL needs ADMIN_TOKEN: every node of a cluster must accept the same one");
   }
+  const clusterBusUrl = optional(env, "CLUSTER_BUS_URL");
+  if (clusterBusUrl !== undefined && !clusterBusUrl.split(",").every((u) => /^(nats|tls):\/\/\S+$/.test(u.trim()))) {
+    throw new ConfigError("CLUSTER_BUS_URL must be nats:// or tls:// URLs, comma-separated (e.g. nats://10.0.0.5:4222)");
+  }
+  if (clusterBusUrl !== undefined && clusterSecret === undefined) {
+    throw new ConfigError("CLUSTER_BUS_URL needs CLUSTER_SECRET: Spreed session tokens must open on every node");
+  }
   const tlsCertFile = optional(env, "TLS_CERT");
   const tlsKeyFile = optional(env, "TLS_KEY");
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
@@ -327,6 +336,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     clusterSecret,
+    clusterBusUrl,
     tlsCertFile,
     tlsKeyFile,
     announcedIp,

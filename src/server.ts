@@ -44,6 +44,7 @@ import { RoomServiceImpl } from "./services/room-service.js";
 import { SpreedServiceImpl } from "./services/spreed-service.js";
 import { TokenServiceImpl } from "./services/token-service.js";
 import { UserEndpointServiceImpl } from "./services/user-endpoint-service.js";
+import { connectSpreedBus } from "./spreed/bus.js";
 import { SpreedHub } from "./spreed/hub.js";
 import { SpreedUsers } from "./spreed/users.js";
 
@@ -263,6 +264,10 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     discard: () => domain.close(),
     async listen() {
       await domain.start();
+      // Spreed sessions on other nodes: their rooms, presence and relays, over NATS.
+      if (config.clusterBusUrl !== undefined) {
+        await spreedHub.attachBus(await connectSpreedBus(config.clusterBusUrl, logger));
+      }
       mqtt = await MqttPush.start(principals, bus, config.mqtt, logger);
       const address = await server.listen(config.port, config.host);
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;

@@ -126,9 +126,10 @@ export class SpreedServiceImpl implements ServiceImpl<typeof pb.SpreedService> {
     };
   }
 
-  getBuddyImage(req: pb.GetBuddyImageRequest) {
+  async getBuddyImage(req: pb.GetBuddyImageRequest) {
     if (req.flags !== "" && !/^s\d{1,4}$/.test(req.flags)) throw disabled("this image");
-    const image = this.hub.image(req.imageId);
+    // A picture stays on the node its session sent it to; the hub asks the others.
+    const image = await this.hub.fetchImage(req.imageId);
     if (image === undefined) throw notFound("no such image");
     return { image: { contentType: image.contentType, data: image.data } };
   }

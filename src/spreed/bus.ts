@@ -22,6 +22,10 @@ export const MAX_BUS_MESSAGE = 1024 * 1024 - 8 * 1024;
 /** The deepest a bus message nests (a relayed Chat.Status is the deepest, 5 below its envelope). */
 const MAX_DEPTH = 24;
 const DEFAULT_PREFIX = "rtcplane.spreed";
+/** Unreadable messages are logged once per this interval (the rest are counted). */
+const COMPLAIN_MS = 10_000;
+/** How long closing waits for buffered messages to go out. */
+const CLOSE_WAIT_MS = 2_000;
 
 /** A message as received: its decoded body, the subject to reply to, its size. */
 export type BusHandler = (body: unknown, reply: string | undefined, bytes: number) => void;
@@ -47,7 +51,7 @@ export interface SpreedBus {
 export interface SpreedBusOptions {
   /** Subject prefix, so several clusters (or tests) can share one NATS server. */
   readonly prefix?: string;
-  /** This node's id (a subject token: letters, digits, `-`, `_`); random by default. */
+  /** This node's id (a subject token of letters, digits and `-`); random by default. */
   readonly nodeId?: string;
 }
 
@@ -57,6 +61,8 @@ class NatsSpreedBus implements SpreedBus {
   private handler: BusHandler = () => {};
   private readonly subs: Subscription[] = [];
   private closing = false;
+  private unread = 0;
+  private lastComplaint = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -83,21 +89,29 @@ class NatsSpreedBus implements SpreedBus {
 
   private received(m: Msg): void {
     const bytes = m.data.length;
-    if (bytes > MAX_BUS_MESSAGE) {
-      this.log.warn({ subject: m.subject, bytes }, "spreed bus message too large; dropped");
-      return;
-    }
-    let body: unknown;
-    try {
-      body = parseBoundedJson(decoder.decode(m.data), MAX_DEPTH);
-    } catch (err) {
-      this.log.warn({ err, subject: m.subject, bytes }, "unreadable spreed bus message; dropped");
-      return;
-    }
+    const body = this.decode(m.data, m.subject);
+    if (body === undefined) return;
     try {
       this.handler(body, m.reply || undefined, bytes);
     } catch (err) {
       this.log.error({ err, subject: m.subject }, "spreed bus message handler failed");
+    }
+  }
+
+  /** A message's body, or undefined (logged, at most once per COMPLAIN_MS) when it is too large or not bounded JSON. */
+  private decode(data: Uint8Array, subject: string): unknown {
+    try {
+      if (data.length > MAX_BUS_MESSAGE) throw new Error(`${data.length} bytes, over ${MAX_BUS_MESSAGE}`);
+      return parseBoundedJson(decoder.decode(data), MAX_DEPTH);
+    } catch (err) {
+      this.unread++;
+      const now = Date.now();
+      if (now - this.lastComplaint >= COMPLAIN_MS) {
+        this.log.warn({ err, subject, unread: this.unread }, "unreadable spreed bus message(s) dropped");
+        this.lastComplaint = now;
+        this.unread = 0;
+      }
+      return undefined;
     }
   }
 
@@ -143,11 +157,13 @@ class NatsSpreedBus implements SpreedBus {
       };
       const sub = this.nc.subscribe(inbox, {
         callback: (_e, m) => {
-          if (finished || m.data.length > MAX_BUS_MESSAGE) return;
+          if (finished) return;
+          const reply = this.decode(m.data, m.subject);
+          if (reply === undefined) return;
           try {
-            if (onReply(parseBoundedJson(decoder.decode(m.data), MAX_DEPTH))) finish();
+            if (onReply(reply)) finish();
           } catch (err) {
-            this.log.warn({ err }, "unreadable spreed bus reply; dropped");
+            this.log.error({ err }, "spreed bus reply handler failed");
           }
         },
       });
@@ -161,12 +177,19 @@ class NatsSpreedBus implements SpreedBus {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    try {
-      // Sends what is buffered (a goodbye) before the connection ends.
-      await this.nc.drain();
-    } catch {
-      await this.nc.close().catch(() => {});
-    }
+    // Sends what is buffered (a goodbye) before the connection ends; a bus that is down
+    // (or does not answer in time) is simply closed.
+    const drained = this.nc.drain().then(
+      () => true,
+      () => false,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS);
+    });
+    const ok = await Promise.race([drained, late]);
+    clearTimeout(timer);
+    if (!ok) await this.nc.close().catch(() => {});
   }
 }
 
@@ -177,7 +200,8 @@ class NatsSpreedBus implements SpreedBus {
  */
 export async function connectSpreedBus(url: string, log: Logger, options: SpreedBusOptions = {}): Promise<SpreedBus> {
   const nodeId = options.nodeId ?? randomBytes(8).toString("hex");
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new Error("a spreed bus node id is 1–64 of A–Z a–z 0–9 _ -");
+  // No `_`: buddy picture ids are `<node>_<random>`.
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(nodeId)) throw new Error("a spreed bus node id is 1–64 of A–Z a–z 0–9 -");
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) throw new Error("invalid spreed bus subject prefix");
   const nc = await connect({

@@ -34,6 +34,7 @@ import {
   type WireSession,
 } from "./cluster-wire.js";
 import { type Doc, presence } from "./documents.js";
+import type { Image } from "./pictures.js";
 import { type RoomPolicy, type SpreedRoom, SpreedRooms } from "./rooms.js";
 
 /** A session of another node, as mirrored here. */
@@ -63,6 +64,8 @@ export interface LocalSide {
   replaced(id: string): void;
   /** A nonce for a local session (undefined when there is no such session). */
   issueNonce(id: string, userid: string): string | undefined;
+  /** A buddy picture kept here. */
+  image(id: string): Image | undefined;
 }
 
 export interface ClusterOptions {
@@ -109,8 +112,10 @@ export class ClusterRooms {
   private readonly rooms: SpreedRooms<RemoteSession>;
   private readonly nodes = new Map<string, NodeState>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Since the last summary in the log. */
   private dropped = 0;
   private malformed = 0;
+  private readonly totals = { dropped: 0, malformed: 0 };
   private lastSummary = Date.now();
   private closed = false;
 
@@ -163,12 +168,9 @@ export class ClusterRooms {
     return this.remote.get(id);
   }
 
-  get sessionCount(): number {
-    return this.remote.size;
-  }
-
-  get nodeCount(): number {
-    return this.nodes.size;
+  /** This node's view of the cluster: other nodes, their sessions, messages dropped (ever). */
+  stats() {
+    return { node: this.nodeId, nodes: this.nodes.size, remoteSessions: this.remote.size, ...this.totals };
   }
 
   /** A local session's state changed (`ev` says how); `conf` lists a Conference room's members after a join. */
@@ -194,27 +196,22 @@ export class ClusterRooms {
     this.bus.broadcast({ t: "room", n: this.nodeId, from, room });
   }
 
-  /**
-   * Sends `doc` from local session `from` in room `roomKey` to the nodes of `targets` (one
-   * message per node), or to every node with members in the room when `targets` is absent.
-   */
-  send(from: string, roomKey: string, doc: Doc, targets?: readonly RemoteSession[]): void {
+  /** Sends `doc` from local session `from` in room `roomKey` to `targets`: one message to each of their nodes. */
+  send(from: string, roomKey: string, doc: Doc, targets: readonly RemoteSession[]): void {
     const byNode = new Map<string, string[]>();
-    for (const t of targets ?? this.members(roomKey)) {
+    for (const t of targets) {
       const ids = byNode.get(t.node) ?? [];
       ids.push(t.id);
       byNode.set(t.node, ids);
     }
-    for (const [node, to] of byNode) {
-      const d = { t: "d", n: this.nodeId, from, rk: roomKey, d: doc };
-      this.bus.toNode(node, targets === undefined ? d : { ...d, to });
-    }
+    for (const [node, to] of byNode) this.bus.toNode(node, { t: "d", n: this.nodeId, from, rk: roomKey, to, d: doc });
   }
 
   /** Asks a session's node for a nonce (REST for a session connected elsewhere). */
   async issueNonce(session: RemoteSession, userid: string): Promise<string | undefined> {
     let nonce: string | undefined;
-    await this.bus.ask(session.node, { t: "nonce", n: this.nodeId, id: session.id, u: userid }, 2_000, (body) => {
+    const ask = { t: "nonce", n: this.nodeId, id: session.id, u: userid };
+    await this.bus.ask(session.node, ask, this.options.requestTimeoutMs, (body) => {
       try {
         const m = decodeBusMessage(body, this.nodeId);
         if (m.t !== "nonced") return false;
@@ -226,6 +223,25 @@ export class ClusterRooms {
       }
     });
     return nonce;
+  }
+
+  /** A buddy picture from the node its id names (`<node>_…`), if that node has it. */
+  async fetchImage(imageId: string): Promise<Image | undefined> {
+    const node = imageId.slice(0, Math.max(0, imageId.indexOf("_")));
+    if (node === this.nodeId || !this.nodes.has(node)) return undefined;
+    let image: Image | undefined;
+    await this.bus.ask(node, { t: "img", n: this.nodeId, id: imageId }, this.options.requestTimeoutMs, (body) => {
+      try {
+        const m = decodeBusMessage(body, this.nodeId);
+        if (m.t !== "image") return false;
+        if (m.image !== undefined) image = { id: imageId, ...m.image };
+        return true;
+      } catch (e) {
+        this.bad(e);
+        return false;
+      }
+    });
+    return image;
   }
 
   /** Says goodbye (other nodes drop this node's sessions at once) and closes the bus. */
@@ -260,7 +276,7 @@ export class ClusterRooms {
     if (node === undefined) return;
     if (!node.messages.take() || !node.bytes.take(bytes)) {
       node.dirty = true;
-      this.dropped++;
+      this.drop();
       return;
     }
     // An unknown node (just started, back from an outage, dropped as silent) may have sessions
@@ -298,8 +314,15 @@ export class ClusterRooms {
           );
         }
         break;
+      case "img":
+        if (reply !== undefined) {
+          const image = this.local.image(m.id);
+          const found = image === undefined ? {} : { ct: image.contentType, b64: image.data.toString("base64") };
+          this.bus.reply(reply, { t: "image", n: this.nodeId, ...found });
+        }
+        break;
       default:
-        // hb: seen already; snap and nonced arrive as replies only.
+        // hb: seen already; snap, nonced and image arrive as replies only.
         break;
     }
   }
@@ -309,7 +332,7 @@ export class ClusterRooms {
     let node = this.nodes.get(id);
     if (node === undefined) {
       if (this.nodes.size >= this.options.maxNodes) {
-        this.dropped++;
+        this.drop();
         return undefined;
       }
       const { messagesPerSecondPerNode: rate, bytesPerSecondPerNode: bytes } = this.options;
@@ -396,7 +419,7 @@ export class ClusterRooms {
     let r = this.remote.get(w.id);
     if (r === undefined) {
       if (this.remote.size >= this.options.maxRemoteSessions) {
-        this.dropped++;
+        this.drop();
         return;
       }
       r = { id: w.id, node: n, sid: w.sid, userid: w.u, ua: w.ua, status: w.st, rev: w.rev, room: undefined };
@@ -412,6 +435,10 @@ export class ClusterRooms {
     if (w.r !== undefined && r.room === undefined) {
       r.room = this.enterRoom(w.r, r);
       entered = true;
+    } else if (ev === "snapshot" && w.r !== undefined && r.room !== undefined && r.room.pin !== w.r.pin) {
+      // A PIN change whose message was lost (dropped over the rate) comes back with a snapshot.
+      r.room.pin = w.r.pin;
+      this.local.setPin(w.r.k, w.r.pin);
     }
     const key = r.room?.key;
     if (key === undefined) return;
@@ -449,12 +476,13 @@ export class ClusterRooms {
   private dropNode(id: string, why: string): void {
     const node = this.nodes.get(id);
     if (node === undefined) return;
+    const sessions = node.sessions.size;
     for (const sid of [...node.sessions]) {
       const r = this.remote.get(sid);
       if (r !== undefined) this.forget(r);
     }
     this.nodes.delete(id);
-    this.log.warn({ node: id, sessions: node.sessions.size, why }, "spreed cluster node dropped");
+    this.log.warn({ node: id, sessions, why }, "spreed cluster node dropped");
   }
 
   private pinChanged(n: string, from: string, w: WireRoom): void {
@@ -497,9 +525,17 @@ export class ClusterRooms {
     }
   }
 
+  private drop(): void {
+    this.dropped++;
+    this.totals.dropped++;
+  }
+
   private bad(e: unknown): void {
-    if (!(e instanceof BadBusMessage)) throw e;
+    this.totals.malformed++;
     // The first of a burst is logged in full; the rest are counted into the summary.
-    if (this.malformed++ === 0) this.log.warn({ err: e }, "malformed spreed bus message; dropped");
+    if (this.malformed++ === 0) {
+      if (e instanceof BadBusMessage) this.log.warn({ err: e }, "malformed spreed bus message; dropped");
+      else this.log.error({ err: e }, "spreed bus message failed");
+    }
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { Doc } from "./documents.js";
 import { MAX_ROOM_NAME, MAX_STATUS_BYTES } from "./documents.js";
+import { IMAGE_TYPES, MAX_IMAGE } from "./pictures.js";
 
 /** A session as other nodes mirror it (the room with its PIN as the sender knows it). */
 export interface WireSession {
@@ -60,7 +61,14 @@ export type BusMessage =
     }
   /** "Issue a nonce for your session `id` and user `u`" (with a reply inbox). */
   | { readonly t: "nonce"; readonly n: string; readonly id: string; readonly u: string }
-  | { readonly t: "nonced"; readonly n: string; readonly nonce?: string };
+  | { readonly t: "nonced"; readonly n: string; readonly nonce?: string }
+  /** "Send me your buddy picture `id`" (with a reply inbox); answered with `image`. */
+  | { readonly t: "img"; readonly n: string; readonly id: string }
+  | {
+      readonly t: "image";
+      readonly n: string;
+      readonly image?: { readonly contentType: string; readonly data: Buffer };
+    };
 
 export class BadBusMessage extends Error {
   constructor(message: string) {
@@ -76,8 +84,8 @@ const MAX_ROOM_TYPE = 32;
 const MAX_ROOM_KEY = MAX_ROOM_TYPE + 1 + MAX_ROOM_NAME;
 /** Sessions per snapshot part (parts also stay under the bus's size limit). */
 export const MAX_SNAPSHOT_PART = 1000;
-/** Recipients listed in one `d` message (a Conference lists at most 100). */
-const MAX_RECIPIENTS = 1000;
+/** Session ids listed in one message (recipients of a `d`, a Conference room's members). */
+const MAX_RECIPIENTS = 10_000;
 const DOC_TYPES = new Set(["Offer", "Answer", "Candidate", "Bye", "Chat", "Conference"]);
 
 function isObject(v: unknown): v is Doc {
@@ -150,7 +158,9 @@ export function decodeBusMessage(body: unknown, self: string): BusMessage {
         throw new BadBusMessage("bad session event");
       }
       const s = session(body.s);
-      return body.conf === undefined ? { t: "s", n, ev, s } : { t: "s", n, ev, s, conf: ids(body.conf, "conf", 100) };
+      return body.conf === undefined
+        ? { t: "s", n, ev, s }
+        : { t: "s", n, ev, s, conf: ids(body.conf, "conf", MAX_RECIPIENTS) };
     }
     case "x":
       return { t: "x", n, id: str(body.id, "session id", MAX_ID, 1) };
@@ -172,6 +182,17 @@ export function decodeBusMessage(body: unknown, self: string): BusMessage {
       return { t: "nonce", n, id: str(body.id, "session id", MAX_ID, 1), u: str(body.u, "userid", MAX_SHORT, 1) };
     case "nonced":
       return { t: "nonced", n, ...(body.nonce === undefined ? {} : { nonce: str(body.nonce, "nonce", MAX_SHORT, 1) }) };
+    case "img":
+      return { t: "img", n, id: str(body.id, "image id", MAX_SHORT, 1) };
+    case "image": {
+      if (body.ct === undefined) return { t: "image", n };
+      const contentType = str(body.ct, "image type", 32);
+      const b64 = str(body.b64, "image data", Math.ceil(MAX_IMAGE / 3) * 4, 1);
+      if (!IMAGE_TYPES.includes(contentType) || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) {
+        throw new BadBusMessage("bad image");
+      }
+      return { t: "image", n, image: { contentType, data: Buffer.from(b64, "base64") } };
+    }
     default:
       throw new BadBusMessage(`unknown type ${JSON.stringify(body.t)?.slice(0, 32)}`);
   }

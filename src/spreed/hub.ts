@@ -32,13 +32,12 @@ import {
   presence,
   type RelayType,
 } from "./documents.js";
+import { Nonces } from "./nonces.js";
 import { checkPicture, type Image } from "./pictures.js";
 import { CONFERENCE_ROOM_TYPE, type RoomPolicy, RoomRefusal, type SpreedRoom, SpreedRooms } from "./rooms.js";
 
 export const SPREED_VERSION = "0.29.7";
 const MAX_FRAME = 512 * 1024;
-const NONCE_TTL_MS = 5 * 60 * 1000;
-const MAX_NONCES_PER_SESSION = 8;
 const TOKEN_PURPOSE = "spreed.session";
 /** The size of a `Left` document, charged per room mate when a session moves rooms. */
 const LEFT_BYTES = 96;
@@ -93,8 +92,7 @@ export class SpreedHub {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
   private readonly rooms: SpreedRooms<Session>;
-  /** Per session: nonce → the user it may authenticate as. Dropped with the session. */
-  private readonly nonces = new Map<string, Map<string, { userid: string; expires: number }>>();
+  private readonly nonces = new Nonces();
   private readonly images = new Map<string, Image>();
   private cluster: ClusterRooms | undefined;
   relayed = 0;
@@ -167,6 +165,7 @@ export class SpreedHub {
         if (s !== undefined) this.drop(s, "moved");
       },
       issueNonce: (id, userid) => (this.sessions.has(id) ? this.issueNonce(id, userid) : undefined),
+      image: (id) => this.images.get(id),
     };
   }
 
@@ -178,21 +177,18 @@ export class SpreedHub {
     return { ...w, r: { k: r.key, name: r.name, type: r.type, ...(r.pin === undefined ? {} : { pin: r.pin }) } };
   }
 
-  /** A nonce that lets session `id` authenticate as `userid` over the socket. */
+  /** A nonce that lets session `id` (of this node) authenticate as `userid` over the socket. */
   issueNonce(id: string, userid: string): string {
-    const nonce = randomId(24);
-    const now = Date.now();
-    const own = this.nonces.get(id) ?? new Map<string, { userid: string; expires: number }>();
-    for (const [n, e] of own) if (e.expires < now) own.delete(n);
-    // Keep the newest few: a client asking again and again cannot grow the map.
-    while (own.size >= MAX_NONCES_PER_SESSION) own.delete(own.keys().next().value as string);
-    own.set(nonce, { userid, expires: now + NONCE_TTL_MS });
-    this.nonces.set(id, own);
-    return nonce;
+    return this.nonces.issue(id, userid);
   }
 
   image(imageId: string): Image | undefined {
     return this.images.get(imageId);
+  }
+
+  /** A buddy picture kept here or, in a cluster, on the node its id names. */
+  async fetchImage(imageId: string): Promise<Image | undefined> {
+    return this.images.get(imageId) ?? this.cluster?.fetchImage(imageId);
   }
 
   stats() {
@@ -202,6 +198,8 @@ export class SpreedHub {
       sessions: this.sessions.size,
       users: new Set([...this.sessions.values()].map((s) => s.userid).filter((u) => u !== "")).size,
       relayed: this.relayed,
+      /** With a bus: the other nodes and their sessions as this node sees them. */
+      cluster: this.cluster?.stats(),
       details: [...this.sessions.values()].map((s) => ({
         id: s.id,
         room: s.room?.name ?? "",
@@ -268,7 +266,7 @@ export class SpreedHub {
     // A session reclaimed on another node ("moved") is that node's to announce now.
     if (why !== "moved") this.cluster?.ended(session.id);
     if (session.imageId !== undefined) this.images.delete(session.imageId);
-    this.nonces.delete(session.id);
+    this.nonces.forget(session.id);
     if (why === "replaced" || why === "moved") session.socket.close(4000, "replaced");
     else if (why === "slow reader") session.socket.terminate();
     this.log.info({ session: session.id, why }, "spreed session ended");
@@ -362,9 +360,9 @@ export class SpreedHub {
   /** The session `id` if it is in `session`'s room, here or on another node. */
   private mate(session: Session, id: string): Mate | undefined {
     const room = session.room;
+    if (room === undefined) return undefined;
     const local = this.sessions.get(id);
-    if (room === undefined || local !== undefined)
-      return local !== undefined && local.room === room ? local : undefined;
+    if (local !== undefined) return local.room === room ? local : undefined;
     const remote = this.cluster?.session(id);
     return remote !== undefined && remote.room?.key === room.key ? remote : undefined;
   }
@@ -553,13 +551,10 @@ export class SpreedHub {
   }
 
   private authenticate(session: Session, userid: string, nonce: string, iid: string): void {
-    const own = this.nonces.get(session.id);
-    const entry = own?.get(nonce);
-    if (entry === undefined || entry.userid !== userid || entry.expires < Date.now()) {
+    if (!this.nonces.take(session.id, nonce, userid)) {
       this.error(session, "authentication_failed", "the nonce is not valid for this session and user", iid);
       return;
     }
-    own?.delete(nonce);
     session.userid = userid;
     this.log.info({ session: session.id, userid }, "spreed session authenticated");
     this.sendSelf(session, iid);
@@ -572,7 +567,7 @@ export class SpreedHub {
     const copy: Doc = { ...status };
     let picture: Image | undefined;
     if (typeof copy.buddyPicture === "string" && copy.buddyPicture.startsWith("data:")) {
-      const checked = checkPicture(copy.buddyPicture);
+      const checked = checkPicture(copy.buddyPicture, this.cluster === undefined ? "" : `${this.cluster.nodeId}_`);
       copy.buddyPicture = checked.reference;
       picture = checked.image;
     }

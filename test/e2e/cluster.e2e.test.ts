@@ -7,33 +7,37 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { clusterDatabase, startNodes } from "../helpers/cluster.js";
 import { type Json, mqttClient, rest, roomToken, token, until } from "../helpers/conference-client.js";
+import { type NatsServer, startNats } from "../helpers/nats.js";
 import {
   ADMIN_TOKEN,
   bufCurl,
   createApp,
   createTenant,
   serviceToken,
-  startServer,
   type TestApp,
   type TestServer,
 } from "../helpers/server.js";
+import { type Doc, Peer } from "../helpers/spreed-peer.js";
 
 const nodes: TestServer[] = [];
 let app: TestApp;
 
 let stopDatabase: () => Promise<void> = async () => {};
+let nats: NatsServer | undefined;
 
 before(async () => {
   const db = await clusterDatabase();
   stopDatabase = db.stop;
   // One after the other: the first migrates, the others find the schema current.
-  nodes.push(...(await startNodes(3, db.url, { LONG_POLL_TIMEOUT_MS: "5000" })));
+  nats = await startNats();
+  nodes.push(...(await startNodes(3, db.url, { LONG_POLL_TIMEOUT_MS: "5000", CLUSTER_BUS_URL: nats.url })));
   app = await createApp(node(1).url, { description: "cluster" });
 });
 
 after(async () => {
   await Promise.all(nodes.map((n) => n.close()));
   await stopDatabase();
+  await nats?.stop();
 });
 
 function node(n: 1 | 2 | 3): TestServer {
@@ -196,5 +200,49 @@ describe("cluster: three nodes on one PostgreSQL", () => {
       [401, 401, 200, 200],
       JSON.stringify([old2.json, old3.json]),
     );
+  });
+
+  it("two Spreed clients on nodes 1 and 2 in one room see each other and exchange Offer/Answer/Candidate/Bye", async () => {
+    const name = `cluster-${Date.now()}`;
+    const hello = async (p: Peer) => {
+      p.send("Hello", { Version: "1.0", Ua: "test", Name: name, Type: "Room" });
+      return (await p.next("Welcome")).Data as Doc;
+    };
+    const one = await Peer.connect(node(1).url);
+    const two = await Peer.connect(node(2).url);
+    try {
+      one.send("Self", {});
+      const oneId = (await one.self()).Id as string;
+      two.send("Self", {});
+      const twoId = (await two.self()).Id as string;
+      await hello(one);
+      const welcome = await hello(two);
+      assert.ok(
+        (welcome.Users as Doc[]).some((u) => u.Id === oneId),
+        "node 2's Welcome lists node 1's session",
+      );
+      const joined = (await one.next("Joined")).Data as Doc;
+      assert.equal(joined.Id, twoId, "node 1 hears of node 2's join");
+      const sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+      one.send("Offer", { To: twoId, Type: "Offer", Offer: { type: "offer", sdp } });
+      assert.equal((await two.next("Offer")).From, oneId);
+      two.send("Answer", { To: oneId, Type: "Answer", Answer: { type: "answer", sdp } });
+      assert.equal((await one.next("Answer")).From, twoId);
+      const candidate = {
+        type: "candidate",
+        sdpMid: "0",
+        sdpMLineIndex: 0,
+        candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+      };
+      one.send("Candidate", { To: twoId, Type: "Candidate", Candidate: candidate });
+      assert.deepEqual(((await two.next("Candidate")).Data as Doc).Candidate, candidate);
+      two.send("Bye", { To: oneId, Type: "Bye", Bye: {} });
+      assert.equal((await one.next("Bye")).From, twoId);
+      two.close();
+      assert.equal(((await one.next("Left", 5000)).Data as Doc).Id, twoId, "node 2's session left, as seen on node 1");
+    } finally {
+      one.close();
+      two.close();
+    }
   });
 });

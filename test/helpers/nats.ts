@@ -37,10 +37,11 @@ export async function spawnDaemon(
   args: (port: number, dir: string) => string[],
   readyText: string,
   prefix: string,
+  fixedPort?: number,
 ): Promise<Daemon> {
   const dir = tempDir(prefix);
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const child = spawn(command, args(port, dir), { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const ready = await new Promise<boolean>((resolve) => {
@@ -63,7 +64,7 @@ export async function spawnDaemon(
     const pid = child.pid;
     if (!ready || pid === undefined) {
       if (pid !== undefined) process.kill(pid, "SIGKILL");
-      if (attempt < 3) continue;
+      if (attempt < 3 && fixedPort === undefined) continue;
       fs.rmSync(dir, { recursive: true, force: true });
       throw new Error(`${command} did not start:\n${out.slice(-2000)}`);
     }
@@ -105,13 +106,17 @@ export interface NatsServer extends Daemon {
   readonly url: string;
 }
 
-/** `nats-server` on 127.0.0.1, no persistence (core NATS only), its log in the temp dir. */
-export async function startNats(): Promise<NatsServer> {
+/**
+ * `nats-server` on 127.0.0.1 (on `port` when given: a restart where clients reconnect), no
+ * persistence (core NATS only).
+ */
+export async function startNats(port?: number): Promise<NatsServer> {
   const daemon = await spawnDaemon(
     "nats-server",
-    (port, dir) => ["-a", "127.0.0.1", "-p", String(port), "-P", `${dir}/nats.pid`],
+    (p, dir) => ["-a", "127.0.0.1", "-p", String(p), "-P", `${dir}/nats.pid`],
     "Server is ready",
     "rtcplane-nats-",
+    port,
   );
   return { ...daemon, url: `nats://127.0.0.1:${daemon.port}` };
 }
