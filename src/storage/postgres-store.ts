@@ -106,6 +106,11 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
       application_name: "rtcplane",
+      // Statements stay prepared (parsed once) but are planned with their values each time:
+      // after five runs PostgreSQL may switch to a generic plan, and for "a conference's events
+      // after V, by seq" that plan walks the whole event table in seq order (9.8 ms against
+      // 0.05 ms at 30k events, found by bench:cluster).
+      options: "-c plan_cache_mode=force_custom_plan",
     });
     // An idle pooled connection that the server drops must not end the process.
     pool.on("error", (err) => options.logger.warn({ err }, "idle PostgreSQL connection lost"));
