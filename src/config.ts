@@ -277,7 +277,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const clusterBusUrl = optional(env, "CLUSTER_BUS_URL");
   if (clusterBusUrl !== undefined && !clusterBusUrl.split(",").every((u) => /^(nats|tls):\/\/\S+$/.test(u.trim()))) {
-    throw new ConfigError("CLUSTER_BUS_URL must be nats:// or tls:// URLs, comma-separated (e.g. nats://10.0.0.5:4222)");
+    throw new ConfigError(
+      "CLUSTER_BUS_URL must be nats:// or tls:// URLs, comma-separated (e.g. nats://10.0.0.5:4222)",
+    );
   }
   if (clusterBusUrl !== undefined && clusterSecret === undefined) {
     throw new ConfigError("CLUSTER_BUS_URL needs CLUSTER_SECRET: Spreed session tokens must open on every node");

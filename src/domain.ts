@@ -61,9 +61,9 @@ export async function openDomain(config: Config, serverKey: ServerKey, logger: L
   // Connections opened with credentials that stop working are closed (see Principals.watch),
   // and cached apps and tenants are forgotten, on every node before the change is answered.
   const credentialChanges = new CredentialChanges();
-  const caches = new ClusterCaches(channel, apps, tenants, credentialChanges);
-  apps.onChanged = (appId, credentials) => caches.appChanged(appId, credentials);
-  tenants.onChanged = (tenantId, credentials) => caches.tenantChanged(tenantId, credentials);
+  const caches = new ClusterCaches(db, channel, apps, tenants, credentialChanges);
+  apps.onChanged = (tx, appId, credentials) => caches.appChanged(tx, appId, credentials);
+  tenants.onChanged = (tx, tenantId, credentials) => caches.tenantChanged(tx, tenantId, credentials);
   // A deleted or expired room ends its conference and its tokens stop working.
   rooms.onDeleted = async ({ appId, roomId }, why) => {
     await conferences.endIfOpen(appId, roomId, `room ${why}`);
@@ -93,11 +93,7 @@ export async function openDomain(config: Config, serverKey: ServerKey, logger: L
     config.conference.refreshTokenTtlSeconds,
   );
   const families = new RefreshFamilies(db);
-  families.onRevoked = (appId) => {
-    caches
-      .credentialsChanged({ appId })
-      .catch((err: unknown) => logger.error({ err }, "could not announce a revocation"));
-  };
+  families.onRevoked = (appId) => caches.credentialsChanged({ appId });
   const principals = new Principals(accessTokens, appAuth, families, rooms, credentialChanges, (appId, userId) =>
     endpoints.hasAny(appId, userId),
   );
@@ -122,9 +118,11 @@ export async function openDomain(config: Config, serverKey: ServerKey, logger: L
     /** Joins the cluster channel (a cluster's nodes then hear each other's commits). */
     async start(): Promise<void> {
       if (channel === undefined) return;
+      // While the channel is down, news of other nodes' changes cannot arrive: nothing is
+      // cached; once it is back, waiters and streams re-read the log for what they missed.
+      channel.onLost = () => caches.suspend();
       channel.onGap = () => {
-        // Missed news: cached credentials are read again, waiters re-read the log.
-        caches.refreshAll();
+        caches.resume();
         bus.resync();
       };
       await channel.start();

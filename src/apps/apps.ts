@@ -8,8 +8,9 @@ import { randomUUID } from "node:crypto";
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newSecretToken } from "../auth/tokens.js";
 import { Lru } from "../cache/lru.js";
+import type { Announced } from "../cluster/cluster-caches.js";
 import { failedPrecondition, invalidArgument, notFound } from "../errors.js";
-import type { Store } from "../storage/store.js";
+import type { Store, Tx } from "../storage/store.js";
 import { hasControlCharacters } from "../validation.js";
 import { type AppFields, type AppRecord, AppRepository, type AppStatus, type MonthlyUsage } from "./app-repository.js";
 
@@ -136,12 +137,13 @@ export class Apps {
    * waited for the database, so a read from before a renewal never outlives the renewal.
    */
   private changes = 0;
+  private caching = true;
   /**
-   * Told after a change to an app commits, and awaited before the change's caller gets its
-   * answer: `credentials` when what the app's credentials can do changed (renewed secret,
-   * status, deletion). A cluster makes every node forget the app before that answer.
+   * Told inside the transaction of every change to an app (`credentials` when what the app's
+   * credentials can do changed: renewed secret, status, deletion); its `delivered` is awaited
+   * after the commit, before the caller's answer. A cluster makes every node forget the app.
    */
-  onChanged: ((appId: string, credentials: boolean) => Promise<void> | void) | undefined;
+  onChanged: ((tx: Tx, appId: string, credentials: boolean) => Promise<Announced>) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -233,20 +235,22 @@ export class Apps {
       if (updated === undefined) throw notFound(`app ${JSON.stringify(appId)} not found`);
       // Forgotten as the change commits, so no request here can still see the old app.
       tx.afterCommit(() => this.forget(appId));
-      return { view: await this.viewWithUsage(repo, updated), statusChanged: updated.status !== current.status };
+      const announced = await this.onChanged?.(tx, appId, updated.status !== current.status);
+      return { view: await this.viewWithUsage(repo, updated), announced };
     });
-    await this.onChanged?.(appId, updated.statusChanged);
+    await updated.announced?.delivered;
     return updated.view;
   }
 
   async delete(tenantId: string, appId: string): Promise<void> {
-    await this.store.transaction(async (tx) => {
+    const announced = await this.store.transaction(async (tx) => {
       const repo = this.repo.in(tx);
       await this.owned(repo, tenantId, appId, this.store.forUpdate);
       await repo.delete(appId);
       tx.afterCommit(() => this.forget(appId));
+      return await this.onChanged?.(tx, appId, true);
     });
-    await this.onChanged?.(appId, true);
+    await announced?.delivered;
   }
 
   async secretKey(tenantId: string, appId: string): Promise<string> {
@@ -263,7 +267,7 @@ export class Apps {
    * ever find another (the row was not locked), the renewal fails instead of passing silently.
    */
   async renewSecretKey(tenantId: string, appId: string): Promise<string> {
-    const secret = await this.store.transaction(async (tx) => {
+    const { secret, announced } = await this.store.transaction(async (tx) => {
       const repo = this.repo.in(tx);
       const current = await this.owned(repo, tenantId, appId, this.store.forUpdate);
       const { secret, hash, enc } = this.newSecret(appId);
@@ -272,9 +276,9 @@ export class Apps {
         throw failedPrecondition(`app ${JSON.stringify(appId)} changed while its secret key was renewed; try again`);
       }
       tx.afterCommit(() => this.forget(appId));
-      return secret;
+      return { secret, announced: await this.onChanged?.(tx, appId, true) };
     });
-    await this.onChanged?.(appId, true);
+    await announced?.delivered;
     return secret;
   }
 
@@ -323,7 +327,7 @@ export class Apps {
   ): Promise<AppRecord | undefined> {
     const changes = this.changes;
     const app = await read();
-    if (app !== undefined && changes === this.changes) {
+    if (app !== undefined && changes === this.changes && this.caching) {
       this.byId.set(app.appId, app);
       index?.(app);
     }
@@ -335,6 +339,15 @@ export class Apps {
     this.changes += 1;
     this.byId.delete(appId);
     this.idBySecret.clear();
+  }
+
+  /**
+   * Turns caching off (while news of other nodes' changes cannot arrive) or back on; either
+   * way what is cached is forgotten.
+   */
+  setCaching(on: boolean): void {
+    this.caching = on;
+    this.forgetAll();
   }
 
   /** Forgets every cached app (news of other nodes' changes may have been missed). */

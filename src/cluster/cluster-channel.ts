@@ -31,10 +31,14 @@ export class ClusterChannel {
   readonly nodeId = randomBytes(6).toString("base64url");
   private sent = 0;
   private readonly handlers = new Map<string, Handler>();
-  private readonly echoes = new Map<number, () => void>();
+  private readonly echoes = new Map<number, { done: () => void; timer: NodeJS.Timeout }>();
+  /** Sends made outside transactions leave this node one after the other, in call order. */
+  private sending: Promise<unknown> = Promise.resolve();
   private readonly queue: string[] = [];
   private draining = false;
   private stopListening: (() => void) | undefined;
+  /** Called when LISTEN is lost: until onGap, messages are not arriving. */
+  onLost: (() => void) | undefined;
   /** Called after LISTEN was lost and is back: messages in between may be missing. */
   onGap: (() => void) | undefined;
 
@@ -49,7 +53,11 @@ export class ClusterChannel {
 
   async start(): Promise<void> {
     this.stopListening = await this.store.listen(CHANNEL, (payload) => this.received(payload));
-    const pg = this.store as { onListenGap?: () => void };
+    const pg = this.store as { onListenGap?: () => void; onListenLost?: () => void };
+    pg.onListenLost = () => {
+      this.logger.warn("cluster channel lost; caching is off until it is back");
+      this.onLost?.();
+    };
     pg.onListenGap = () => {
       this.logger.warn("cluster channel was interrupted; node-local state is being refreshed");
       this.onGap?.();
@@ -58,7 +66,10 @@ export class ClusterChannel {
 
   stop(): void {
     this.stopListening?.();
-    for (const done of this.echoes.values()) done();
+    for (const { done, timer } of this.echoes.values()) {
+      clearTimeout(timer);
+      done();
+    }
     this.echoes.clear();
   }
 
@@ -67,31 +78,44 @@ export class ClusterChannel {
     tx.notify(CHANNEL, await this.payload(tx, this.envelope(topic, body)));
   }
 
-  /** Sends now, outside any transaction (best-effort events, invalidations after a commit). */
-  async send(topic: string, body: unknown): Promise<void> {
-    await this.sendEnvelope(this.envelope(topic, body));
+  /**
+   * Sends with `tx` and returns (wrapped) a promise of its coming back to this node after the commit:
+   * PostgreSQL has then handed it to every listening node. Credential changes await it, so
+   * that the answer to "renew the secret" comes after every node has heard of it; sent with
+   * the change, the news cannot be lost once the change is committed.
+   */
+  async sendInTxWithEcho(
+    tx: Tx,
+    topic: string,
+    body: unknown,
+    timeoutMs = 2_000,
+  ): Promise<{ readonly delivered: Promise<void> }> {
+    const envelope = this.envelope(topic, body);
+    const delivered = this.expectEcho(envelope, timeoutMs);
+    tx.notify(CHANNEL, await this.payload(tx, envelope));
+    // Wrapped: an async function returning a bare promise would wait for it.
+    return { delivered };
   }
 
-  /**
-   * Sends and waits (up to `timeoutMs`) until this node has received it back: PostgreSQL has
-   * then handed it to every listening node. Credential changes use it so that an answer to
-   * "renew the secret" comes after every node has heard of it.
-   */
-  async sendAndWait(topic: string, body: unknown, timeoutMs = 2_000): Promise<void> {
+  /** Sends now, outside any transaction (best-effort events); this node's sends stay in order. */
+  send(topic: string, body: unknown): Promise<void> {
     const envelope = this.envelope(topic, body);
-    const echoed = new Promise<void>((resolve) => {
+    const sent = this.sending.then(() => this.sendEnvelope(envelope));
+    this.sending = sent.catch(() => {});
+    return sent;
+  }
+
+  /** Resolves when `envelope` comes back (or after `timeoutMs`, or when the channel stops). */
+  private expectEcho(envelope: Envelope, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.echoes.delete(envelope.i);
-        this.logger.warn({ topic }, "cluster message not echoed in time");
+        this.logger.warn({ topic: envelope.topic }, "cluster message not echoed in time");
         resolve();
       }, timeoutMs);
-      this.echoes.set(envelope.i, () => {
-        clearTimeout(timer);
-        resolve();
-      });
+      timer.unref();
+      this.echoes.set(envelope.i, { done: resolve, timer });
     });
-    await this.sendEnvelope(envelope);
-    await echoed;
   }
 
   /** Deletes oversized messages every node has had time to fetch. */
@@ -172,8 +196,12 @@ export class ClusterChannel {
       }
     }
     if (envelope.n === this.nodeId) {
-      this.echoes.get(envelope.i)?.();
-      this.echoes.delete(envelope.i);
+      const echo = this.echoes.get(envelope.i);
+      if (echo !== undefined) {
+        clearTimeout(echo.timer);
+        this.echoes.delete(envelope.i);
+        echo.done();
+      }
     }
   }
 }

@@ -6,7 +6,7 @@
 import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { type ConferenceEvent, ConferenceEventSchema } from "../../gen/rtcplane/conference/v1/events_pb.js";
 import { conferenceEventFromLegacy } from "../events/legacy-json.js";
-import type { Queryable } from "../storage/store.js";
+import { PLAN_EACH_TIME, type Queryable } from "../storage/store.js";
 
 export type ConferenceMode = "P2P" | "ROUTER";
 export type HealthState = "HEALTHY" | "SICK";
@@ -150,7 +150,7 @@ const REMOVE_ALL_STREAMS = "DELETE FROM streams WHERE conference_seq = ?";
 const APPEND_EVENT =
   "INSERT INTO conference_events (conference_seq, conference_version, body, create_time_ms) VALUES (?, ?, ?, ?)";
 /** The second parameter is 1 when creation events (which have no version) are wanted too. */
-const EVENTS_SINCE = `SELECT seq, body FROM conference_events WHERE conference_seq = ?
+const EVENTS_SINCE = `${PLAN_EACH_TIME}SELECT seq, body FROM conference_events WHERE conference_seq = ?
   AND (conference_version >= ? OR (conference_version IS NULL AND ? = 1)) ORDER BY seq LIMIT ?`;
 
 /** Cursors beyond what a BIGINT holds match the same rows as these (versions stay far below). */

@@ -64,6 +64,9 @@ const BY_USER = `SELECT ${COLUMNS} FROM user_endpoints WHERE app_id = ? AND user
 const TURNED_SICK = `UPDATE user_endpoints SET state = 'SICK' WHERE state = 'HEALTHY' AND last_seen_ms + keep_alive_seconds * 1000 < ?
   RETURNING app_id, endpoint_id`;
 const EXPIRED = `SELECT ${COLUMNS} FROM user_endpoints WHERE last_seen_ms + keep_alive_seconds * 2000 < ?`;
+/** Removes the endpoint only if it is still expired (a keep-alive or re-register may have come meanwhile). */
+const REMOVE_EXPIRED = `DELETE FROM user_endpoints WHERE app_id = ? AND endpoint_id = ?
+  AND last_seen_ms + keep_alive_seconds * 2000 < ?`;
 
 async function getEndpoint(q: Queryable, appId: string, endpointId: string): Promise<EndpointRow | undefined> {
   const r = await q.get<RawEndpoint>(GET, [appId, endpointId]);
@@ -203,8 +206,10 @@ export class Endpoints {
       const expired = (await this.store.all<RawEndpoint>(EXPIRED, [now])).map(fromRaw);
       for (const e of expired) {
         try {
+          const still = await this.get(e.appId, e.endpointId);
+          if (still === undefined || still.lastSeenMs + still.keepAliveSeconds * 2000 >= now) continue;
           await this.conferences.leaveAll(e.appId, e.endpointId, e.userId, "keep-alive expired");
-          await this.store.run(REMOVE, [e.appId, e.endpointId]);
+          if ((await this.store.run(REMOVE_EXPIRED, [e.appId, e.endpointId, now])) === 0) continue;
         } catch (err) {
           this.log.warn({ err, endpointId: e.endpointId }, "could not remove an expired endpoint");
           continue;

@@ -38,7 +38,8 @@ const SWEEP = "DELETE FROM refresh_families WHERE expires_ms < ?";
 
 export class RefreshFamilies {
   /** Told when a family is revoked for reuse (its open connections must end). */
-  onRevoked: ((appId: string) => void) | undefined;
+  /** Awaited after a revocation, before "reused" is answered (every node then knows). */
+  onRevoked: ((appId: string) => Promise<void> | void) | undefined;
 
   constructor(
     private readonly q: Queryable,
@@ -76,7 +77,7 @@ export class RefreshFamilies {
       return { familyId, appId: row.app_id, expiresAtMs: row.expires_ms };
     }
     await this.q.run(REVOKE, [familyId]);
-    this.onRevoked?.(row.app_id);
+    await this.onRevoked?.(row.app_id);
     return "reused";
   }
 

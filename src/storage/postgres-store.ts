@@ -11,17 +11,20 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Logger } from "../observability/log.js";
 import { migrations as defaultMigrations, type Migration } from "./migrations.js";
-import { SchemaError, type Store, storeUnavailable, type Tx, uniqueViolation } from "./store.js";
+import { PLAN_EACH_TIME, SchemaError, type Store, storeUnavailable, type Tx, uniqueViolation } from "./store.js";
 
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
 
 const RETRIES = 5;
+/** How often the LISTEN connection is pinged (finds a connection that died silently). */
+const LISTEN_PING_MS = 5_000;
 /** Lock key of schema migrations (any constant; each node takes it before migrating). */
 const MIGRATION_LOCK = 72_616_401;
 
 interface Prepared {
-  readonly name: string;
+  /** Undefined for statements marked PLAN_EACH_TIME: sent unnamed, planned with their values. */
+  readonly name: string | undefined;
   readonly text: string;
 }
 
@@ -68,7 +71,9 @@ function translateError(e: unknown): unknown {
   if (err?.code === "23505") return uniqueViolation(err.constraint ?? err.detail ?? "unique key");
   if (
     (typeof err?.code === "string" && (CONNECTION_CODES.has(err.code) || err.code.startsWith("08"))) ||
-    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(err?.message ?? "")
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      err?.message ?? "",
+    )
   ) {
     return storeUnavailable(err.message ?? String(err.code));
   }
@@ -91,6 +96,8 @@ export class PostgresStore implements Store {
   private readonly channels = new Map<string, Set<(payload: string) => void>>();
   private closed = false;
   private reconnecting: NodeJS.Timeout | undefined;
+  /** Called when LISTEN is lost (notifications stop arriving until onListenGap). */
+  onListenLost: (() => void) | undefined;
   /** Called when LISTEN was lost and is back: notifications in between may be missing. */
   onListenGap: (() => void) | undefined;
 
@@ -106,11 +113,6 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
       application_name: "rtcplane",
-      // Statements stay prepared (parsed once) but are planned with their values each time:
-      // after five runs PostgreSQL may switch to a generic plan, and for "a conference's events
-      // after V, by seq" that plan walks the whole event table in seq order (9.8 ms against
-      // 0.05 ms at 30k events, found by bench:cluster).
-      options: "-c plan_cache_mode=force_custom_plan",
     });
     // An idle pooled connection that the server drops must not end the process.
     pool.on("error", (err) => options.logger.warn({ err }, "idle PostgreSQL connection lost"));
@@ -163,7 +165,10 @@ export class PostgresStore implements Store {
   private statement(sql: string): Prepared {
     let p = this.prepared.get(sql);
     if (p === undefined) {
-      p = { name: `q${createHash("sha1").update(sql).digest("base64url").slice(0, 20)}`, text: toPostgresSql(sql) };
+      const name = sql.startsWith(PLAN_EACH_TIME)
+        ? undefined
+        : `q${createHash("sha1").update(sql).digest("base64url").slice(0, 20)}`;
+      p = { name, text: toPostgresSql(sql) };
       this.prepared.set(sql, p);
     }
     return p;
@@ -176,7 +181,8 @@ export class PostgresStore implements Store {
   ): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
     const p = this.statement(sql);
     try {
-      return await client.query<T & pg.QueryResultRow>({ name: p.name, text: p.text, values: params as unknown[] });
+      const config = { text: p.text, values: params as unknown[] };
+      return await client.query<T & pg.QueryResultRow>(p.name === undefined ? config : { ...config, name: p.name });
     } catch (e) {
       throw translateError(e);
     }
@@ -242,8 +248,18 @@ export class PostgresStore implements Store {
     return () => set.delete(onMessage);
   }
 
+  /**
+   * The LISTEN connection: TCP keep-alive and a ping every few seconds find a half-open
+   * connection; on any loss onListenLost is told at once, and reconnection is retried every
+   * half second until it listens again (then onListenGap: messages in between are missing).
+   */
   private async connectListener(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.url, application_name: "rtcplane-listen" });
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      application_name: "rtcplane-listen",
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
+    });
     client.on("notification", (msg) => {
       if (msg.payload === undefined) return;
       for (const fn of [...(this.channels.get(msg.channel) ?? [])]) {
@@ -254,52 +270,98 @@ export class PostgresStore implements Store {
         }
       }
     });
-    const lost = (err?: Error) => {
+    let ping: NodeJS.Timeout | undefined;
+    const lost = (err?: unknown) => {
       if (this.listener !== client) return;
       this.listener = undefined;
+      if (ping !== undefined) clearInterval(ping);
       client.end().catch(() => {});
       if (this.closed) return;
       this.options.logger.warn({ err }, "LISTEN connection lost; reconnecting");
-      this.reconnecting = setTimeout(() => {
-        this.reconnecting = undefined;
-        this.connectListener().then(
-          () => this.onListenGap?.(),
-          () => lost(),
-        );
-      }, 500);
+      this.onListenLost?.();
+      this.scheduleReconnect();
     };
     client.on("error", lost);
     client.on("end", () => lost());
     this.listener = client;
-    await client.connect();
-    for (const channel of this.channels.keys()) await client.query(`LISTEN "${channel.replaceAll('"', "")}"`);
+    try {
+      await client.connect();
+      for (const channel of this.channels.keys()) await client.query(`LISTEN "${channel.replaceAll('"', "")}"`);
+    } catch (err) {
+      lost(err);
+      throw err;
+    }
+    ping = setInterval(() => {
+      client.query("SELECT 1").catch((err: unknown) => lost(err));
+    }, LISTEN_PING_MS);
+    ping.unref();
   }
 
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnecting !== undefined) return;
+    this.reconnecting = setTimeout(() => {
+      this.reconnecting = undefined;
+      this.connectListener().then(
+        () => this.onListenGap?.(),
+        () => this.scheduleReconnect(),
+      );
+    }, 500);
+  }
+
+  /**
+   * Runs `work` holding a session advisory lock on a connection of its own (held locks must not
+   * take pooled connections that `work` needs). Session locks are re-entrant, so this node also
+   * refuses a lease it holds already.
+   */
   async withLease(name: string, work: () => Promise<void>): Promise<boolean> {
+    if (this.closed || this.leasesHeld.has(name)) return false;
     const key = createHash("sha1").update(`rtcplane.lease.${name}`).digest().readInt32BE(0);
-    let client: pg.PoolClient;
+    this.leasesHeld.add(name);
     try {
-      client = await this.pool.connect();
-    } catch (e) {
-      throw translateError(e);
-    }
-    let broken: Error | undefined;
-    try {
+      const client = await this.leaseClient();
       const got = (await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok;
       if (!got) return false;
       try {
         await work();
       } finally {
-        await client.query("SELECT pg_advisory_unlock($1)", [key]).catch((err: Error) => {
-          broken = err;
+        await client.query("SELECT pg_advisory_unlock($1)", [key]).catch(() => {
+          // The connection went: the server has freed the lock with it.
         });
       }
       return true;
     } catch (e) {
       throw translateError(e);
     } finally {
-      client.release(broken);
+      this.leasesHeld.delete(name);
     }
+  }
+
+  private leaseConnection: Promise<pg.Client> | undefined;
+  private readonly leasesHeld = new Set<string>();
+
+  private leaseClient(): Promise<pg.Client> {
+    if (this.leaseConnection === undefined) {
+      const client = new pg.Client({
+        connectionString: this.options.url,
+        application_name: "rtcplane-leases",
+        keepAlive: true,
+        connectionTimeoutMillis: 5_000,
+      });
+      const forget = () => {
+        this.leaseConnection = undefined;
+        client.end().catch(() => {});
+      };
+      client.on("error", forget);
+      client.on("end", forget);
+      this.leaseConnection = client.connect().then(
+        () => client,
+        (err: unknown) => {
+          forget();
+          throw err;
+        },
+      );
+    }
+    return this.leaseConnection;
   }
 
   async close(): Promise<void> {
@@ -308,6 +370,9 @@ export class PostgresStore implements Store {
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => {});
+    const lease = this.leaseConnection;
+    this.leaseConnection = undefined;
+    if (lease !== undefined) await (await lease.catch(() => undefined))?.end().catch(() => {});
     await this.pool.end();
   }
 }

@@ -99,7 +99,11 @@ export class SqliteStore implements Store {
     });
     const tx = new SqliteTx(this);
     try {
-      this.begin.run();
+      try {
+        this.begin.run();
+      } catch (e) {
+        throw translateError(e);
+      }
       let result: T;
       try {
         result = await fn(tx);

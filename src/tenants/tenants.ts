@@ -6,8 +6,9 @@
 import type { ServerKey } from "../auth/server-key.js";
 import { hashToken, newId, newSecretToken } from "../auth/tokens.js";
 import { Lru } from "../cache/lru.js";
+import type { Announced } from "../cluster/cluster-caches.js";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../errors.js";
-import type { Store } from "../storage/store.js";
+import type { Store, Tx } from "../storage/store.js";
 import { hasControlCharacters } from "../validation.js";
 import { TenantRepository, type TenantRow, type TenantStatus } from "./tenant-repository.js";
 
@@ -61,12 +62,13 @@ export class Tenants {
    * it waited for the database, so a read from before a change never outlives the change.
    */
   private changes = 0;
+  private caching = true;
   /**
    * Told after a change to a tenant commits, and awaited before its caller's answer:
    * `credentials` when its status changed (its apps' credentials may have stopped working).
    * A cluster makes every node forget the tenant before that answer.
    */
-  onChanged: ((tenantId: string, credentials: boolean) => Promise<void> | void) | undefined;
+  onChanged: ((tx: Tx, tenantId: string, credentials: boolean) => Promise<Announced>) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -94,7 +96,7 @@ export class Tenants {
     if (!isTenantId(tenantId)) return undefined;
     const changes = this.changes;
     const tenant = await this.repo.get(tenantId);
-    if (tenant !== undefined && changes === this.changes) this.byId.set(tenantId, tenant);
+    if (tenant !== undefined && changes === this.changes && this.caching) this.byId.set(tenantId, tenant);
     return tenant;
   }
 
@@ -124,7 +126,7 @@ export class Tenants {
     }
     const changes = this.changes;
     const tenant = await this.repo.getByTokenHash(hashToken(token));
-    if (tenant !== undefined && changes === this.changes) {
+    if (tenant !== undefined && changes === this.changes && this.caching) {
       this.byId.set(tenant.tenantId, tenant);
       this.idByToken.set(token, tenant.tenantId);
     }
@@ -136,6 +138,12 @@ export class Tenants {
     this.changes += 1;
     this.byId.delete(tenantId);
     this.idByToken.clear();
+  }
+
+  /** Turns caching off (news of other nodes' changes cannot arrive) or on; forgets what is cached. */
+  setCaching(on: boolean): void {
+    this.caching = on;
+    this.forgetAll();
   }
 
   /** Forgets every cached tenant (news of other nodes' changes may have been missed). */
@@ -186,16 +194,16 @@ export class Tenants {
   ): Promise<TenantRow> {
     const name = change.name === undefined ? undefined : validateTenantName(change.name);
     const status = change.status === undefined ? undefined : validateStatus(change.status);
-    const { updated, before } = await this.store.transaction(async (tx) => {
+    const { updated, announced } = await this.store.transaction(async (tx) => {
       const repo = this.repo.in(tx);
       const current = await this.locked(repo, tenantId);
       const row = await repo.update(tenantId, name ?? current.name, status ?? current.status, this.now());
       if (row === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
       // Forgotten as the change commits, so no request here can still see the old tenant.
       tx.afterCommit(() => this.forget(tenantId));
-      return { updated: row, before: current.status };
+      return { updated: row, announced: await this.onChanged?.(tx, tenantId, row.status !== current.status) };
     });
-    await this.onChanged?.(tenantId, updated.status !== before);
+    await announced?.delivered;
     return updated;
   }
 
@@ -207,9 +215,9 @@ export class Tenants {
       const tenant = await repo.setTokenHash(tenantId, hashToken(authToken), this.now());
       if (tenant === undefined) throw notFound(`tenant ${JSON.stringify(tenantId)} not found`);
       tx.afterCommit(() => this.forget(tenantId));
-      return { tenant, authToken };
+      return { tenant, authToken, announced: await this.onChanged?.(tx, tenantId, false) };
     });
-    await this.onChanged?.(tenantId, false);
-    return rotated;
+    await rotated.announced?.delivered;
+    return { tenant: rotated.tenant, authToken: rotated.authToken };
   }
 }
