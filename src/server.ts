@@ -19,6 +19,7 @@ import { authInterceptor } from "./http/auth-interceptor.js";
 import { applyCors } from "./http/cors.js";
 import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
+import { OperatorPages } from "./http/operator-pages.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
 import { defaultWorkerBin, Media } from "./media/media.js";
 import { OAuth } from "./oauth/oauth.js";
@@ -198,6 +199,12 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   });
 
   const requestLog = new RequestLog(logger, config.requestLogPerSecond);
+  const pages = new OperatorPages(logger);
+  pages.add("/healthz", (req, res) => {
+    const body = JSON.stringify({ status: health.serving ? "SERVING" : "NOT_SERVING" });
+    res.writeHead(health.serving ? 200 : 503, { "content-type": "application/json" });
+    res.end(req.method === "HEAD" ? undefined : body);
+  });
   const listener: RequestListener = (req, res) => {
     const info = beginRequest(req, logger);
     res.setHeader("x-request-id", info.id);
@@ -205,14 +212,10 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     res.setHeader("x-content-type-options", "nosniff");
     requestLog.watch(req, res, info);
     if (applyCors(req, res, config.corsOrigins)) return;
-    if (req.url === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
-      const body = JSON.stringify({ status: health.serving ? "SERVING" : "NOT_SERVING" });
-      res.writeHead(health.serving ? 200 : 503, { "content-type": "application/json" });
-      res.end(req.method === "HEAD" ? undefined : body);
-      return;
-    }
+    const path = pathOf(req.url);
+    if (pages.handle(req, res, path)) return;
     // RPC paths (/package.Service/Method) go to connect-node; everything else is REST.
-    if (!rpcPaths.has(pathOf(req.url))) {
+    if (!rpcPaths.has(path)) {
       gateway.handle(req, res).catch((err: unknown) => {
         info.log.error({ err }, "gateway failed");
         if (!res.headersSent) {
