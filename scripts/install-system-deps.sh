@@ -3,7 +3,8 @@
 # Python messages), Python grpcio, headless Chromium, openssl (TLS test certificates), curl;
 # h2load (nghttp2-client), the HTTP/2 load generator of `npm run bench:api`; and the cluster's
 # parts: PostgreSQL 15 (the shared store), nats-server (the Spreed bus), haproxy (the tested
-# load balancer config).
+# load balancer config); prometheus (promtool and a real scrape of /metrics) and coturn
+# (the TURN server the relay tests go through).
 # Installs only what is missing; needs root (CI and these machines run as root).
 set -euo pipefail
 
@@ -18,6 +19,8 @@ command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v haproxy >/dev/null || missing+=(haproxy)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v turnserver >/dev/null || missing+=(coturn)
 /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || missing+=(python3-protobuf)
 
 if [ ${#missing[@]} -eq 0 ]; then
