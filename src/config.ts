@@ -33,6 +33,8 @@ export interface Config {
   readonly rtcMaxPort: number;
   readonly longPollTimeoutMs: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** LOG_FORMAT: `json` lines, `pretty` coloured lines, or `auto` (pretty when stdout is a terminal). */
+  readonly logFormat: "auto" | "json" | "pretty";
   /** Largest request body accepted by REST and RPC handlers, in bytes. */
   readonly maxBodyBytes: number;
   /** Origins allowed by CORS; ["*"] allows any origin (no cookies are used). */
@@ -257,6 +259,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(", ")}`);
   }
+  const logFormat = (optional(env, "LOG_FORMAT") ?? "auto").toLowerCase();
+  if (logFormat !== "auto" && logFormat !== "json" && logFormat !== "pretty") {
+    throw new ConfigError(`LOG_FORMAT=${JSON.stringify(logFormat)} is not one of auto, json, pretty`);
+  }
   const adminToken = optional(env, "ADMIN_TOKEN");
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError("ADMIN_TOKEN must be at least 16 characters (or unset to generate one)");
@@ -346,6 +352,7 @@ export function loadConfig(env: Env = process.env): Config {
     rtcMaxPort,
     longPollTimeoutMs: integer(env, "LONG_POLL_TIMEOUT_MS", 5000, 10, 300000),
     logLevel: logLevel as Config["logLevel"],
+    logFormat,
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     corsOrigins,
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10000, 0, 600000),

@@ -97,9 +97,9 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     config.clusterSecret === undefined
       ? ServerKey.loadOrCreate(config.dataDir)
       : ServerKey.fromClusterSecret(config.clusterSecret);
-  const admin = AdminCredentials.load(config.dataDir, config.adminToken, (token, file) => {
-    // Printed once, outside the JSON log stream, so it does not end up in log storage.
-    process.stderr.write(`\nGenerated ADMIN_TOKEN (shown only now; its hash is in ${file}):\n  ${token}\n\n`);
+  let generatedAdminToken: string | undefined;
+  const admin = AdminCredentials.load(config.dataDir, config.adminToken, (token) => {
+    generatedAdminToken = token; // shown once in the start banner, never logged
   });
   const domain = await openDomain(config, serverKey, logger);
   const { tenants, apps, rooms, roomTokens, roomLookup, appAuth, bus, conferences, endpoints, calls } = domain;
@@ -276,6 +276,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
       const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
       const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
       if (publicUrl === "") publicUrl = url;
+      if (config.logLevel !== "silent") printBanner(url, config, generatedAdminToken);
       logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
       background.start(domain.jobs());
       let closing: Promise<void> | undefined;
@@ -300,6 +301,27 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
       };
     },
   };
+}
+
+/**
+ * Where to go next, for the person who started the server: on stderr, outside the log stream,
+ * so a generated admin token is shown once and never ends up in log storage.
+ */
+function printBanner(url: string, config: Config, generatedToken: string | undefined): void {
+  const lines = [
+    "",
+    `rtcplane is listening on ${url}`,
+    `  console   ${url}/`,
+    `  API docs  ${url}/docs`,
+    `  store     ${config.databaseUrl === undefined ? path.join(config.dataDir, "rtcplane.db") : "PostgreSQL (DATABASE_URL)"}`,
+  ];
+  if (generatedToken !== undefined) {
+    lines.push(
+      `  Generated ADMIN_TOKEN (shown only now; its hash is in ${config.dataDir}):`,
+      `    ${generatedToken}`,
+    );
+  }
+  process.stderr.write(`${lines.join("\n")}\n\n`);
 }
 
 async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media?: Media }> {
@@ -339,7 +361,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   guardProcess(logger);
   const server = await build(config, { logger, ...(await startMediaOrNone(config, logger)) });
   const running = await server.listen();

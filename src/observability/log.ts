@@ -7,17 +7,35 @@
 import { randomUUID } from "node:crypto";
 import { type ContextValues, createContextKey, createContextValues } from "@connectrpc/connect";
 import { type Logger, pino } from "pino";
+import pretty from "pino-pretty";
 import type { NodeRequest } from "../http/types.js";
 
 export type { Logger };
 
-export function createLogger(level: string): Logger {
-  return pino({
+export type LogFormat = "auto" | "json" | "pretty";
+
+/**
+ * JSON lines for log storage; coloured, readable lines when a person watches (`pretty`, or
+ * `auto` with stdout a terminal). Pretty lines are formatted on the main thread: fine for a
+ * terminal, not meant for a busy production node.
+ */
+export function createLogger(level: string, format: LogFormat = "json"): Logger {
+  const options = {
     level,
     base: { service: "rtcplane" },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ["*.authorization", "*.authToken", "*.secretkey", "*.password"], censor: "[redacted]" },
-  });
+  };
+  const readable = format === "pretty" || (format === "auto" && process.stdout.isTTY === true);
+  if (!readable) return pino(options);
+  return pino(
+    options,
+    pretty({
+      colorize: process.stdout.isTTY === true,
+      translateTime: "SYS:HH:MM:ss.l",
+      ignore: "pid,hostname,service",
+    }),
+  );
 }
 
 /** How an RPC failed, for the request's log line. */

@@ -74,8 +74,13 @@ describe("durability", () => {
         if (m?.[1]) resolve(m[1]);
       });
     });
+    // The start banner (stderr) and the JSON log (stdout) are two pipes: wait for both.
+    for (let i = 0; i < 100 && !/Generated ADMIN_TOKEN[^\n]*\n\s+\S+/.test(stderr); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const token = /Generated ADMIN_TOKEN[^\n]*\n\s+(\S+)/.exec(stderr)?.[1];
     assert.ok(token, stderr);
+    assert.match(stderr, /API docs +http:\/\/127\.0\.0\.1:\d+\/docs/, "the banner says where to go next");
     const hash = fs.readFileSync(path.join(dataDir, "admin-token.sha256"), "utf8");
     assert.ok(!hash.includes(token), "only the hash is stored");
     assert.ok(!stdout.includes(token), "the token is not in the JSON log");
