@@ -14,8 +14,8 @@ export interface ClusterDatabase {
 
 /** A fresh database on the run's PostgreSQL (or on one of our own, stopped by stop()). */
 export async function clusterDatabase(options: { durable?: boolean } = {}): Promise<ClusterDatabase> {
-  let own: Postgres | undefined;
-  const admin = process.env.TEST_PG_URL ?? (own = await startPostgres(options)).url();
+  const own = process.env.TEST_PG_URL === undefined ? await startPostgres(options) : undefined;
+  const admin = process.env.TEST_PG_URL ?? (own as Postgres).url();
   const url = await ensureDatabase(admin, `cluster_${randomBytes(6).toString("hex")}`);
   return { url, stop: async () => own?.stop() };
 }
