@@ -316,10 +316,7 @@ function printBanner(url: string, config: Config, generatedToken: string | undef
     `  store     ${config.databaseUrl === undefined ? path.join(config.dataDir, "rtcplane.db") : "PostgreSQL (DATABASE_URL)"}`,
   ];
   if (generatedToken !== undefined) {
-    lines.push(
-      `  Generated ADMIN_TOKEN (shown only now; its hash is in ${config.dataDir}):`,
-      `    ${generatedToken}`,
-    );
+    lines.push(`  Generated ADMIN_TOKEN (shown only now; its hash is in ${config.dataDir}):`, `    ${generatedToken}`);
   }
   process.stderr.write(`${lines.join("\n")}\n\n`);
 }
