@@ -16,6 +16,7 @@ import { type Config, ConfigError, loadConfig } from "./config.js";
 import { openDomain } from "./domain.js";
 import { RestGateway } from "./gateway/gateway.js";
 import { authInterceptor } from "./http/auth-interceptor.js";
+import { ConsolePages } from "./http/console-pages.js";
 import { applyCors } from "./http/cors.js";
 import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
@@ -205,6 +206,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     res.writeHead(health.serving ? 200 : 503, { "content-type": "application/json" });
     res.end(req.method === "HEAD" ? undefined : body);
   });
+  new ConsolePages().register(pages);
   const listener: RequestListener = (req, res) => {
     const info = beginRequest(req, logger);
     res.setHeader("x-request-id", info.id);
