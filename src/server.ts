@@ -20,6 +20,7 @@ import { ConsolePages } from "./http/console-pages.js";
 import { applyCors } from "./http/cors.js";
 import { errorInterceptor } from "./http/interceptors.js";
 import { OnePortServer, type UpgradeListener } from "./http/one-port.js";
+import { OpenApiPages } from "./http/openapi-pages.js";
 import { OperatorPages } from "./http/operator-pages.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
 import { defaultWorkerBin, Media } from "./media/media.js";
@@ -207,6 +208,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     res.end(req.method === "HEAD" ? undefined : body);
   });
   new ConsolePages().register(pages);
+  new OpenApiPages().register(pages);
   const listener: RequestListener = (req, res) => {
     const info = beginRequest(req, logger);
     res.setHeader("x-request-id", info.id);

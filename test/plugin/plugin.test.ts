@@ -4,6 +4,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { CodeGeneratorRequestSchema } from "@bufbuild/protobuf/wkt";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { protocGenRtcplaneGateway } from "../../tools/protoc-gen-rtcplane-gateway/plugin.js";
 import { compileFixtures, ROOT } from "../helpers/protoc.js";
 
@@ -20,15 +21,65 @@ function runPlugin(file: string) {
 }
 
 describe("protoc-gen-rtcplane-gateway", () => {
-  it("generates the golden route table for every http rule feature", () => {
+  it("generates the golden route table and OpenAPI document for every http rule feature", () => {
     const response = runPlugin("fixture/library/v1/library.proto");
     assert.equal(response.error ?? "", "");
-    assert.equal(response.file.length, 1);
-    const [file] = response.file;
-    assert.equal(file?.name, "fixture/library/v1/library_routes.ts");
-    const golden = path.join(GOLDEN, "library_routes.ts");
-    if (process.env.UPDATE_GOLDEN === "1") fs.writeFileSync(golden, file?.content ?? "");
-    assert.equal(file?.content, fs.readFileSync(golden, "utf8"));
+    assert.deepEqual(
+      response.file.map((f) => f.name),
+      ["fixture/library/v1/library_routes.ts", "openapi/v1.json", "openapi/index.ts"],
+    );
+    const goldens: [string, string][] = [
+      ["fixture/library/v1/library_routes.ts", "library_routes.ts"],
+      ["openapi/v1.json", "library_openapi.json"],
+      ["openapi/index.ts", "openapi_index.ts"],
+    ];
+    for (const [name, goldenName] of goldens) {
+      const file = response.file.find((f) => f.name === name);
+      const golden = path.join(GOLDEN, goldenName);
+      if (process.env.UPDATE_GOLDEN === "1") fs.writeFileSync(golden, file?.content ?? "");
+      assert.equal(file?.content, fs.readFileSync(golden, "utf8"), name);
+    }
+  });
+
+  it("describes the fixture's routes in a valid OpenAPI 3.1 document", async () => {
+    const content = runPlugin("fixture/library/v1/library.proto").file.find((f) => f.name === "openapi/v1.json");
+    const doc = JSON.parse(content?.content ?? "{}");
+    const validator = new Validator();
+    const result = await validator.validate(doc);
+    assert.equal(result.valid, true, JSON.stringify(result.errors));
+    assert.equal(validator.version, "3.1");
+    // Multi-segment variables become one parameter with a pattern; a rest variable too.
+    assert.equal(doc.paths["/v1/{name}"].get.parameters[0].schema.pattern, "^shelves/[^/]+/books/[^/]+$");
+    assert.equal(doc.paths["/v1/books/{name}"].get.operationId, "LibraryService_GetBook2");
+    assert.equal(doc.paths["/covers/{flags}/{path}"].get.parameters[1].schema.pattern, "^.+$");
+    // A custom verb has no place in 3.1 paths: it is kept as an extension.
+    assert.ok(doc.paths["/v1/books/{id}"]["x-additionalOperations"].PURGE);
+    // Query parameters as the binder reads them: JSON names, dotted nested fields, repeated keys, no maps.
+    const query = doc.paths["/v1/shelves/{shelf}/books"].get.parameters.filter((p: { in: string }) => p.in === "query");
+    assert.deepEqual(
+      query.map((p: { name: string }) => p.name),
+      ["pageSize", "expand", "tags", "filter.author", "filter.minRating", "minPages", "genre"],
+    );
+    // response_body of a repeated field is a bare array; success_status is the documented status.
+    assert.equal(
+      doc.paths["/v1/shelves/{shelf}/books"].get.responses["200"].content["application/json"].schema.type,
+      "array",
+    );
+    assert.ok(doc.paths["/v1/books/{id}:publish"].post.responses["202"]);
+    assert.ok(doc.paths["/v1/shelves/{shelf}/books:watch"].get.responses["200"].content["application/x-ndjson"]);
+    // A body field and the path exclude their fields from the query; `body: "*"` drops path fields.
+    assert.deepEqual(
+      doc.paths["/v1/books/{book.id}"].patch.parameters.map((p: { name: string }) => p.name),
+      ["book.id", "validateOnly"],
+    );
+    assert.deepEqual(
+      Object.keys(doc.paths["/v1/books/{id}:publish"].post.requestBody.content["application/json"].schema.properties),
+      ["note"],
+    );
+    // Output requires what alwaysEmitImplicit writes; 64-bit integers are strings in the v1 dialect.
+    assert.deepEqual(doc.components.schemas.Book.required, ["id", "name", "title", "pages", "genre", "tags"]);
+    assert.equal(doc.components.schemas.Book.properties.pages.type, "string");
+    assert.equal(doc.components.schemas.BookInput.required, undefined);
   });
 
   it("emits additional bindings, custom verbs, response_body and success status", () => {
