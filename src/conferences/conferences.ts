@@ -6,6 +6,7 @@
  * clients' rule: a client at version V processes the event with conferenceVersion V and
  * then expects V+1.
  */
+
 import { randomUUID } from "node:crypto";
 import { clone, create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -24,6 +25,7 @@ import {
   permissionDenied,
   resourceExhausted,
 } from "../errors.js";
+import { CALL_EVENT_TYPES, CONFERENCE_EVENT_TYPES } from "../events/legacy-json.js";
 import type { Logger } from "../observability/log.js";
 import type { RoomRecord } from "../rooms/rooms.js";
 import type { Store } from "../storage/store.js";
@@ -83,6 +85,11 @@ const MAX_REASON = 1024;
 const MAX_JSON = 64 * 1024;
 /** Endpoints one USER may have joined to one conference at once. */
 export const MAX_ENDPOINTS_PER_USER = 4;
+/** Event types only the server sends. */
+const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set([
+  ...Object.values(CONFERENCE_EVENT_TYPES),
+  ...Object.values(CALL_EVENT_TYPES),
+]);
 const EVENT_TYPE = /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+Event$/;
 const ISO_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)$/;
 
@@ -668,6 +675,13 @@ export class Conferences {
     if (typeof type !== "string" || !EVENT_TYPE.test(type)) {
       throw invalidArgument(
         'event.type: must be Capitalized camel case ending in "Event", e.g. "RecordingStartedEvent"',
+      );
+    }
+    // The server's own event names are its own: an app cannot make clients see a forged
+    // "ConferenceEndedEvent" or "CallAnsweredEvent" (the API documents say so too).
+    if (RESERVED_EVENT_TYPES.has(type)) {
+      throw invalidArgument(
+        `event.type: ${JSON.stringify(type)} is the server's own event; name the app's event otherwise`,
       );
     }
     const timestamp = event.timestamp;

@@ -719,6 +719,9 @@ describe("conference API: events delivery", () => {
       { type: "NoSuffix", timestamp: "2024-01-01T00:00:00Z" },
       { type: "CardEnteredEvent" },
       { type: "CardEnteredEvent", timestamp: "yesterday" },
+      // The server's own event names cannot be forged as custom events.
+      { type: "ConferenceEndedEvent", timestamp: "2024-01-01T00:00:00Z" },
+      { type: "CallAnsweredEvent", timestamp: "2024-01-01T00:00:00Z" },
     ]) {
       const r = await call("POST", "/rtc-api/conferences/sendEvent", {
         conferenceId: "custom",
