@@ -12,6 +12,8 @@ export interface Config {
   readonly dataDir: string;
   /** Operator token from ADMIN_TOKEN; when absent one is generated into dataDir. */
   readonly adminToken: string | undefined;
+  /** METRICS_TOKEN: when set, GET /metrics wants `Authorization: Bearer <it>`; unset, it is open. */
+  readonly metricsToken: string | undefined;
   /**
    * The cluster's shared store (DATABASE_URL, a libpq URL: postgres://user:pass@host:port/db);
    * undefined = the embedded SQLite file in dataDir.
@@ -77,6 +79,17 @@ export interface Config {
     readonly listenIp: string;
     /** How often ConferenceNetworkIndicatorUpdatedEvent is computed (0 = never). */
     readonly statsIntervalMs: number;
+  };
+  /**
+   * The TURN server (coturn `use-auth-secret`) whose time-limited credentials the conference
+   * API's iceServers and Spreed's `Self` carry (src/auth/turn-credentials.ts).
+   */
+  readonly turn: {
+    /** TURN_URIS: turn:/turns: URIs; empty = no TURN server. */
+    readonly uris: readonly string[];
+    /** TURN_SECRET: coturn's static-auth-secret; set together with uris. */
+    readonly secret: string | undefined;
+    readonly ttlSeconds: number;
   };
   /** Conference API settings. */
   readonly conference: {
@@ -227,6 +240,41 @@ function iceServers(env: Env): Config["conference"]["iceServers"] {
   });
 }
 
+/** RFC 7065: turn(s):host[:port][?transport=udp|tcp], host a name, an IPv4 or a [IPv6] address. */
+const TURN_URI =
+  /^turns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:(\d{1,5}))?(\?transport=(udp|tcp))?$/;
+const MAX_TURN_URIS = 16;
+
+/** `name`'s comma-separated TURN URIs, each checked; `fallback` when unset. */
+function turnUris(env: Env, name: string, fallback: readonly string[] = []): string[] {
+  if (optional(env, name) === undefined) return [...fallback];
+  const uris = list(env, name);
+  if (uris.length > MAX_TURN_URIS) throw new ConfigError(`${name} lists more than ${MAX_TURN_URIS} URIs`);
+  for (const uri of uris) {
+    const m = TURN_URI.exec(uri);
+    const port = m?.[4] === undefined ? 3478 : Number(m[4]);
+    if (m === null || port < 1 || port > 65535) {
+      throw new ConfigError(
+        `${name}: ${JSON.stringify(uri)} is not a TURN URI like turn:turn.example.com:3478?transport=udp or turns:turn.example.com:5349?transport=tcp`,
+      );
+    }
+  }
+  return uris;
+}
+
+/** A TURN shared secret from `name` (≥ 16 characters); `fallback` when unset. */
+function turnSecret(env: Env, name: string, fallback?: string): string | undefined {
+  const secret = optional(env, name);
+  if (secret === undefined) return fallback;
+  if (secret.length < 16) throw new ConfigError(`${name} must be at least 16 characters (e.g. openssl rand -hex 32)`);
+  return secret;
+}
+
+/** TURN URIs and secret come together: either alone would hand out nothing usable. */
+function turnPair(uris: readonly string[], secret: string | undefined, names: string): void {
+  if (uris.length > 0 !== (secret !== undefined)) throw new ConfigError(`${names} must be set together`);
+}
+
 /** A configuration value that cannot be used; the message names the variable. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -266,6 +314,10 @@ export function loadConfig(env: Env = process.env): Config {
   const adminToken = optional(env, "ADMIN_TOKEN");
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError("ADMIN_TOKEN must be at least 16 characters (or unset to generate one)");
+  }
+  const metricsToken = optional(env, "METRICS_TOKEN");
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,1024}$/.test(metricsToken)) {
+    throw new ConfigError("METRICS_TOKEN must be 16 to 1024 visible ASCII characters (or unset: /metrics is open)");
   }
   const databaseUrl = optional(env, "DATABASE_URL");
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(databaseUrl)) {
@@ -330,6 +382,23 @@ export function loadConfig(env: Env = process.env): Config {
       `REFRESH_CHAIN_LIFETIME_SECONDS=${refreshChainLifetimeSeconds} is below REFRESH_TOKEN_TTL_SECONDS=${refreshTokenTtlSeconds}`,
     );
   }
+  const turn = {
+    uris: turnUris(env, "TURN_URIS"),
+    secret: turnSecret(env, "TURN_SECRET"),
+    ttlSeconds: integer(env, "TURN_TTL_SECONDS", 86400, 60, 31536000),
+  };
+  turnPair(turn.uris, turn.secret, "TURN_URIS and TURN_SECRET");
+  // Spreed's TURN settings default to the server's.
+  const spreedTurn = {
+    uris: turnUris(env, "SPREED_TURN_URIS", turn.uris),
+    secret: turnSecret(env, "SPREED_TURN_SECRET", turn.secret),
+    ttlSeconds: integer(env, "SPREED_TURN_TTL_SECONDS", turn.ttlSeconds, 60, 31536000),
+  };
+  turnPair(
+    spreedTurn.uris,
+    spreedTurn.secret,
+    "SPREED_TURN_URIS and SPREED_TURN_SECRET (or TURN_URIS and TURN_SECRET)",
+  );
   const maxWaiters = integer(env, "LONG_POLL_MAX_WAITERS", 10000, 1, 1000000);
   const headersTimeoutMs = integer(env, "HEADERS_TIMEOUT_MS", 10000, 100, 600000);
   const requestTimeoutMs = integer(env, "REQUEST_TIMEOUT_MS", 60000, 100, 3600000);
@@ -341,6 +410,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, "PORT", 8080, 0, 65535),
     dataDir: path.resolve(optional(env, "DATA_DIR") ?? "./data"),
     adminToken,
+    metricsToken,
     databaseUrl,
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     clusterSecret,
@@ -379,6 +449,7 @@ export function loadConfig(env: Env = process.env): Config {
       listenIp: optional(env, "RTC_LISTEN_IP") ?? (announcedIp === undefined ? "127.0.0.1" : "0.0.0.0"),
       statsIntervalMs: integer(env, "MEDIA_STATS_INTERVAL_MS", 5000, 0, 3600000),
     },
+    turn,
     conference: {
       maxWaitersPerConference: integer(env, "LONG_POLL_MAX_WAITERS_PER_CONFERENCE", 1000, 1, 100000),
       maxWaitersPerTenant: integer(
@@ -417,9 +488,9 @@ export function loadConfig(env: Env = process.env): Config {
       tokens: spreedTokens(env),
       statsEnabled: bool(env, "SPREED_STATS_ENABLED", false),
       stunUris: list(env, "SPREED_STUN_URIS"),
-      turnUris: list(env, "SPREED_TURN_URIS"),
-      turnSecret: optional(env, "SPREED_TURN_SECRET"),
-      turnTtlSeconds: integer(env, "SPREED_TURN_TTL_SECONDS", 86400, 60, 31536000),
+      turnUris: spreedTurn.uris,
+      turnSecret: spreedTurn.secret,
+      turnTtlSeconds: spreedTurn.ttlSeconds,
       maxBufferedBytes: integer(env, "SPREED_MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
       docsPerSecond: integer(env, "SPREED_DOCS_PER_SECOND", 50, 1, 100000),
       fanoutBytesPerSecond: integer(env, "SPREED_FANOUT_BYTES_PER_SECOND", 1024 * 1024, 1024, 1024 * 1024 * 1024),

@@ -11,6 +11,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminCredentials } from "./auth/admin-credentials.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { ServerKey } from "./auth/server-key.js";
+import { TurnCredentials } from "./auth/turn-credentials.js";
 import { Background } from "./background.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { openDomain } from "./domain.js";
@@ -26,6 +27,7 @@ import type { NodeResponse, RequestListener } from "./http/types.js";
 import { defaultWorkerBin, Media } from "./media/media.js";
 import { OAuth } from "./oauth/oauth.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
+import { Metrics } from "./observability/metrics.js";
 import { RequestLog } from "./observability/request-log.js";
 import { MqttPush, wantsMqtt } from "./push/mqtt-push.js";
 import {
@@ -149,7 +151,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     rooms: new RoomServiceImpl(rooms, roomTokens),
     conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds, media),
     calls: new CallServiceImpl(callers, calls, endpoints),
-    endpoints: new UserEndpointServiceImpl(endpoints, config.conference.iceServers),
+    endpoints: new UserEndpointServiceImpl(endpoints, config.conference.iceServers, new TurnCredentials(config.turn)),
     tokens: new TokenServiceImpl(
       new OAuth(
         appAuth,
@@ -168,7 +170,14 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   };
 
   // The one pipeline: every protocol's calls, REST included, pass these interceptors.
+  // Read at scrape time; `mqtt` is set once listening.
+  const metrics = new Metrics(
+    (m) => rpcPaths.has(`/${m.parent.typeName}/${m.name}`),
+    { bus, spreed: spreedHub, mqtt: () => mqtt, media },
+    config.metricsToken,
+  );
   const interceptors = [
+    metrics.rpc.interceptor(),
     errorInterceptor(logger),
     authInterceptor(new Authenticator(admin, tenants, appAuth, principals), dialectOfService),
   ];
@@ -209,6 +218,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   });
   new ConsolePages().register(pages);
   new OpenApiPages().register(pages);
+  pages.add("/metrics", metrics.page());
   const listener: RequestListener = (req, res) => {
     const info = beginRequest(req, logger);
     res.setHeader("x-request-id", info.id);

@@ -16,10 +16,10 @@ import {
   type ViewDescription,
 } from "./media-types.js";
 import { SdpError } from "./sdp-bridge.js";
-import { defaultWorkerBin, type MediaSettings, WorkerPool } from "./worker-pool.js";
+import { defaultWorkerBin, type MediaSettings, WorkerPool, type WorkerUsage } from "./worker-pool.js";
 
 export type { BandwidthEstimate, ConferenceRef, LostStream, ViewDescription } from "./media-types.js";
-export type { MediaSettings } from "./worker-pool.js";
+export type { MediaSettings, WorkerUsage } from "./worker-pool.js";
 export { defaultWorkerBin, NotSimulcastError, SdpError, StreamConflictError };
 
 /** One endpoint's network figures, as ConferenceNetworkIndicatorUpdatedEvent carries them. */
@@ -28,6 +28,18 @@ export interface EndpointIndicator {
   averageRtt: number;
   averageNetworkQuality: number;
   grade: "OPTIMAL" | "SUBOPTIMAL" | "BAD";
+}
+
+/** Counts of what the SFU holds (see Media.census). */
+export interface MediaCensus {
+  /** Conferences with at least one published stream. */
+  readonly conferences: number;
+  readonly streams: number;
+  readonly views: number;
+  /** Endpoints publishing or viewing. */
+  readonly participants: number;
+  /** By worker pid. */
+  readonly workers: ReadonlyMap<number, { transports: number; producers: number; consumers: number }>;
 }
 
 export interface NetworkIndicators {
@@ -167,6 +179,50 @@ export class Media {
   /** Process ids of the running workers (operators and tests use them). */
   workerPids(): number[] {
     return this.pool.pids();
+  }
+
+  /** What this node's SFU holds, counted from its maps (for metrics, at scrape time). */
+  census(): MediaCensus {
+    const workers = new Map(this.pool.pids().map((pid) => [pid, { transports: 0, producers: 0, consumers: 0 }]));
+    const on = (worker: types.Worker) => {
+      let w = workers.get(worker.pid);
+      if (w === undefined) {
+        w = { transports: 0, producers: 0, consumers: 0 };
+        workers.set(worker.pid, w);
+      }
+      return w;
+    };
+    let conferences = 0;
+    let streams = 0;
+    let views = 0;
+    const participants = new Set<string>();
+    for (const [k, conference] of this.conferences) {
+      if (conference.streams.size > 0) conferences++;
+      for (const stream of conference.streams.values()) {
+        streams++;
+        participants.add(`${k}/${stream.endpointId}`);
+        // The stream's own router (viewRouters[0]) is on the publisher's worker.
+        const own = stream.viewRouters[0];
+        if (own !== undefined) {
+          const w = on(own.worker);
+          w.transports++;
+          w.producers += stream.producers.length;
+        }
+        for (const view of stream.views.values()) {
+          views++;
+          participants.add(`${k}/${view.endpointId}`);
+          const w = on(view.worker);
+          w.transports++;
+          w.consumers += view.consumers.length;
+        }
+      }
+    }
+    return { conferences, streams, views, participants: participants.size, workers };
+  }
+
+  /** Each worker's CPU time and peak memory; workers silent for `timeoutMs` are left out. */
+  workerUsage(timeoutMs: number): Promise<WorkerUsage[]> {
+    return this.pool.resourceUsage(timeoutMs);
   }
 
   /**

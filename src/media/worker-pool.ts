@@ -45,6 +45,14 @@ export function defaultWorkerBin(): string {
   return path.join(path.dirname(lib), "..", "..", "worker", "out", "Release", "mediasoup-worker");
 }
 
+/** A worker's resource usage, for metrics. */
+export interface WorkerUsage {
+  readonly pid: number;
+  readonly userSeconds: number;
+  readonly systemSeconds: number;
+  readonly maxRssBytes: number;
+}
+
 export class WorkerPool {
   private readonly workers: types.Worker[] = [];
   /** Endpoints each worker carries (reserved before they exist, released on close). */
@@ -167,6 +175,35 @@ export class WorkerPool {
   /** Process ids of the running workers (operators and tests use them). */
   pids(): number[] {
     return this.workers.map((w) => w.pid);
+  }
+
+  /**
+   * Each running worker's CPU time (seconds) and peak resident memory (bytes), asked over its
+   * channel; a worker that does not answer within `timeoutMs` is left out.
+   */
+  async resourceUsage(timeoutMs: number): Promise<WorkerUsage[]> {
+    const asked = this.workers.map(async (w): Promise<WorkerUsage | undefined> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs, undefined);
+      });
+      try {
+        const u = await Promise.race([w.getResourceUsage(), late]);
+        if (u === undefined) return undefined;
+        // libuv's getrusage: times in milliseconds, ru_maxrss in kilobytes.
+        return {
+          pid: w.pid,
+          userSeconds: u.ru_utime / 1000,
+          systemSeconds: u.ru_stime / 1000,
+          maxRssBytes: u.ru_maxrss * 1024,
+        };
+      } catch {
+        return undefined; // closed or died meanwhile
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+    return (await Promise.all(asked)).filter((u): u is WorkerUsage => u !== undefined);
   }
 
   close(): void {

@@ -240,6 +240,11 @@ export class MqttPush {
     else this.perTenant.set(tenantId, left);
   }
 
+  /** Open WebSockets, and the clients among them that logged in (for metrics). */
+  stats(): { sockets: number; clients: number } {
+    return { sockets: this.wss.clients.size, clients: this.total };
+  }
+
   close(): Promise<void> {
     this.stopPush?.();
     for (const client of this.wss.clients) client.terminate();

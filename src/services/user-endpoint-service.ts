@@ -2,6 +2,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type * as pb from "../../gen/rtcplane/conference/v1/conference_pb.js";
 import { bearerCaller } from "../auth/caller.js";
+import type { TurnCredentials } from "../auth/turn-credentials.js";
 import { type EndpointRow, type Endpoints, MAX_ENDPOINTS_PER_USER_LOGIN } from "../endpoints/endpoints.js";
 import { invalidArgument, permissionDenied } from "../errors.js";
 import type { Principal } from "../oauth/access-tokens.js";
@@ -26,6 +27,7 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
   constructor(
     private readonly endpoints: Endpoints,
     private readonly iceServers: readonly IceServerConfig[],
+    private readonly turn?: TurnCredentials,
   ) {}
 
   /** The user an endpoint call is for: a USER token's own; for SERVICE the given one. */
@@ -92,14 +94,19 @@ export class UserEndpointServiceImpl implements ServiceImpl<typeof pb.UserEndpoi
     return { endpoint: toEndpoint(await this.endpoints.own(p.appId, this.scope(p), req.id)) };
   }
 
+  /**
+   * ICE_SERVERS as configured, then the TURN server with fresh credentials for the caller's
+   * user (a room token's user too, the SDKs' path from a rooms-API token to TURN).
+   */
   async getIceServers(_req: pb.GetIceServersRequest, ctx: HandlerContext) {
-    bearerCaller(ctx);
-    return {
-      iceServers: this.iceServers.map((s) => ({
-        urls: [...s.urls],
-        username: s.username ?? "",
-        credential: s.credential ?? "",
-      })),
-    };
+    const p = bearerCaller(ctx);
+    const iceServers = this.iceServers.map((s) => ({
+      urls: [...s.urls],
+      username: s.username ?? "",
+      credential: s.credential ?? "",
+    }));
+    const turn = this.turn?.issue(p.userId);
+    if (turn !== undefined) iceServers.push({ urls: turn.urls, username: turn.username, credential: turn.credential });
+    return { iceServers };
   }
 }

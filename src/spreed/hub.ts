@@ -13,11 +13,12 @@
  * fan-out is charged to the sender in bytes, a reader whose socket buffers more than a
  * bound is disconnected, and a failure handling one frame answers that frame only.
  */
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { ServerKey } from "../auth/server-key.js";
+import { TurnCredentials } from "../auth/turn-credentials.js";
 import type { Logger } from "../observability/log.js";
 import { TokenBucket } from "../sockets/token-bucket.js";
 import type { SpreedBus } from "./bus.js";
@@ -95,6 +96,7 @@ export class SpreedHub {
   private readonly nonces = new Nonces();
   private readonly images = new Map<string, Image>();
   private cluster: ClusterRooms | undefined;
+  private readonly turnCredentials: TurnCredentials;
   relayed = 0;
   /** Called once per new session (the realm's app counts signaling usage). */
   onSession: (() => void) | undefined;
@@ -106,6 +108,11 @@ export class SpreedHub {
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
     this.rooms = new SpreedRooms(settings);
+    this.turnCredentials = new TurnCredentials({
+      uris: settings.turnUris,
+      secret: settings.turnSecret,
+      ttlSeconds: settings.turnTtlSeconds,
+    });
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -321,11 +328,9 @@ export class SpreedHub {
 
   /** Time-limited TURN REST API credentials (coturn `use-auth-secret`). */
   private turn(session: Session): Doc {
-    const { turnSecret, turnUris, turnTtlSeconds } = this.settings;
-    if (turnSecret === undefined || turnUris.length === 0) return { username: "", password: "", ttl: 0, urls: [] };
-    const username = `${Math.floor(Date.now() / 1000) + turnTtlSeconds}:${session.id}`;
-    const password = createHmac("sha1", turnSecret).update(username).digest("base64");
-    return { username, password, ttl: turnTtlSeconds, urls: [...turnUris] };
+    const turn = this.turnCredentials.issue(session.id);
+    if (turn === undefined) return { username: "", password: "", ttl: 0, urls: [] };
+    return { username: turn.username, password: turn.credential, ttl: turn.ttlSeconds, urls: turn.urls };
   }
 
   private sendSelf(session: Session, iid: string): void {

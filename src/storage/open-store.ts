@@ -5,15 +5,20 @@
 import path from "node:path";
 import type { Config } from "../config.js";
 import type { Logger } from "../observability/log.js";
+import { storeQueryTimes } from "../observability/process-metrics.js";
 import { PostgresStore } from "./postgres-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { Store } from "./store.js";
+import { timedStore } from "./timed-store.js";
 
+/** The store, its query time measured for /metrics (rtcplane_store_query_duration_seconds). */
 export async function openStore(config: Config, logger: Logger): Promise<Store> {
-  if (config.databaseUrl === undefined) return SqliteStore.open(path.join(config.dataDir, "rtcplane.db"));
+  if (config.databaseUrl === undefined) {
+    return timedStore(SqliteStore.open(path.join(config.dataDir, "rtcplane.db")), storeQueryTimes);
+  }
   const store = await PostgresStore.open({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger });
   logger.info({ database: redactedUrl(config.databaseUrl), pool: config.databasePoolSize }, "PostgreSQL store");
-  return store;
+  return timedStore(store, storeQueryTimes);
 }
 
 /** The URL without its password, for logs. */
