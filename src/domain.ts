@@ -8,6 +8,7 @@ import { Apps } from "./apps/apps.js";
 import { AppAuth } from "./auth/app-auth.js";
 import { CredentialChanges } from "./auth/credential-changes.js";
 import type { ServerKey } from "./auth/server-key.js";
+import { TurnCredentials } from "./auth/turn-credentials.js";
 import type { PeriodicJob } from "./background.js";
 import { Calls } from "./calls/calls.js";
 import { ClusterBus } from "./cluster/cluster-bus.js";
@@ -39,7 +40,7 @@ export async function openDomain(config: Config, serverKey: ServerKey, logger: L
   const apps = new Apps(db, serverKey);
   const rooms = new Rooms(db, serverKey, config.rooms, logger);
   if (db.kind === "postgres") rooms.expiryGraceMs = config.rooms.useFlushIntervalMs;
-  const roomTokens = new RoomTokens(serverKey);
+  const roomTokens = new RoomTokens(serverKey, Date.now, new TurnCredentials(config.turn));
   const appAuth = new AppAuth(apps, tenants);
   // In a cluster, nodes hear of each other's commits on the store's notification channel.
   const channel = db.kind === "postgres" ? new ClusterChannel(db, logger) : undefined;

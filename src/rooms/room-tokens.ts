@@ -1,13 +1,17 @@
 /**
  * Room tokens: HS256 JWTs (jose) scoped to one room of one app, with role USER, that the
  * conference API accepts to join that room's conference. Stateless: each room response
- * carries a fresh one valid for the room's roomTokenTTLSeconds.
+ * carries a fresh one valid for the room's roomTokenTTLSeconds. With a TURN server
+ * configured a token also carries `iceServers` (RTCIceServer-shaped, TURN REST credentials
+ * for the token's own id — the identity it has as a bearer): the SDKs ask
+ * `GET /rtc-api/iceServers` instead, but a page that reads its token needs no second call.
  */
 import { randomUUID } from "node:crypto";
 import { errors, jwtVerify } from "jose";
 import { hmacKey } from "../auth/hmac-key.js";
 import { Hs256Signer } from "../auth/hs256.js";
 import type { ServerKey } from "../auth/server-key.js";
+import type { TurnCredentials } from "../auth/turn-credentials.js";
 import { Lru } from "../cache/lru.js";
 
 const ISSUER = "rtcplane";
@@ -46,6 +50,7 @@ export class RoomTokens {
   constructor(
     serverKey: ServerKey,
     private readonly now: () => number = Date.now,
+    private readonly turn?: TurnCredentials,
   ) {
     const bytes = serverKey.derive("rooms.token");
     this.key = hmacKey(bytes);
@@ -68,7 +73,12 @@ export class RoomTokens {
 
   issue(roomId: string, appId: string, ttlSeconds: number, credentialGen: number): string {
     const iat = Math.floor(this.now() / 1000);
+    const jti = randomUUID();
+    const turn = this.turn?.issue(jti);
     return this.signer.sign({
+      ...(turn === undefined
+        ? {}
+        : { iceServers: [{ urls: turn.urls, username: turn.username, credential: turn.credential }] }),
       app: appId,
       role: "USER",
       gen: credentialGen,
@@ -77,7 +87,7 @@ export class RoomTokens {
       sub: roomId,
       iat,
       exp: iat + ttlSeconds,
-      jti: randomUUID(),
+      jti,
     });
   }
 

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeJwt } from "jose";
 import { ServerKey } from "../../src/auth/server-key.js";
+import { TurnCredentials, turnCredential } from "../../src/auth/turn-credentials.js";
 import { RoomTokenError, RoomTokens } from "../../src/rooms/room-tokens.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -45,5 +46,17 @@ describe("RoomTokens", () => {
     await assert.rejects(other.verify(token), RoomTokenError);
     const none = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${p}.`;
     await assert.rejects(tokens.verify(none), RoomTokenError);
+  });
+
+  it("carries TURN REST credentials for its own id when a TURN server is configured, none otherwise", () => {
+    now = Date.UTC(2026, 0, 1);
+    assert.equal(decodeJwt(tokens.issue("RO-1", "app-1", 60, 1)).iceServers, undefined);
+    const secret = "turn-secret-0123456789";
+    const turn = new TurnCredentials({ uris: ["turn:127.0.0.1:3478"], secret, ttlSeconds: 600 }, () => now);
+    const claims = decodeJwt(new RoomTokens(key, () => now, turn).issue("RO-1", "app-1", 60, 1));
+    const [server] = claims.iceServers as { urls: string[]; username: string; credential: string }[];
+    assert.deepEqual(server?.urls, ["turn:127.0.0.1:3478"]);
+    assert.equal(server?.username, `${now / 1000 + 600}:${claims.jti}`);
+    assert.equal(server?.credential, turnCredential(secret, server?.username ?? ""));
   });
 });
