@@ -210,6 +210,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   });
 
   const requestLog = new RequestLog(logger, config.requestLogPerSecond);
+  requestLog.onAnswer = (status) => metrics.http.count(status);
   const pages = new OperatorPages(logger);
   pages.add("/healthz", (req, res) => {
     const body = JSON.stringify({ status: health.serving ? "SERVING" : "NOT_SERVING" });

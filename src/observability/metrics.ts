@@ -7,11 +7,13 @@
  * when Prometheus scrapes, so between scrapes nothing is spent on it. With METRICS_TOKEN set
  * the page wants `Authorization: Bearer <token>`.
  */
+
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { PageHandler } from "../http/operator-pages.js";
 import type { Media, WorkerUsage } from "../media/media.js";
+import { HttpMetrics } from "./http-metrics.js";
 import { processRegistry, storeQueryTimes } from "./process-metrics.js";
 import { RpcMetrics } from "./rpc-metrics.js";
 
@@ -29,6 +31,7 @@ export interface MetricSources {
 
 export class Metrics {
   readonly rpc: RpcMetrics;
+  readonly http = new HttpMetrics();
   private readonly registry = new Registry();
   private readonly token: Buffer | undefined;
   /** The scrape being rendered: concurrent scrapes share it. */
@@ -114,7 +117,8 @@ export class Metrics {
       try {
         await this.refresh();
         const [process, node] = await Promise.all([processRegistry().metrics(), this.registry.metrics()]);
-        return `${[process, storeQueryTimes.exposition(), node, this.rpc.exposition()].map((part) => part.trimEnd()).join("\n")}\n`;
+        const parts = [process, storeQueryTimes.exposition(), node, this.rpc.exposition(), this.http.exposition()];
+        return `${parts.map((part) => part.trimEnd()).join("\n")}\n`;
       } finally {
         this.rendering = undefined;
       }

@@ -14,6 +14,8 @@ export class RequestLog {
   private readonly budget: TokenBucket;
   private suppressed = 0;
   private readonly timer: NodeJS.Timeout;
+  /** Told every request's HTTP status as it finishes (metrics). */
+  onAnswer: ((status: number) => void) | undefined;
 
   constructor(
     private readonly root: Logger,
@@ -29,6 +31,7 @@ export class RequestLog {
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       const status = res.statusCode;
+      this.onAnswer?.(status);
       // gRPC answers errors with HTTP 200 and the code in trailers: the RPC's outcome counts too.
       const refused = status >= 400 || info.outcome !== undefined;
       if (!refused && !this.root.isLevelEnabled("debug")) return;

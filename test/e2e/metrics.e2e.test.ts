@@ -128,6 +128,9 @@ describe("metrics endpoint", () => {
     assert.ok((sample(now, "rtcplane_rpc_duration_seconds_count", latency) ?? 0) >= 1);
     assert.ok((sample(now, "rtcplane_rpc_duration_seconds_bucket", { ...latency, le: "+Inf" }) ?? 0) >= 1);
     assert.ok(!/nope|no\/such|service="unknown"/i.test(now), "unknown paths made no series");
+    // ...but they are answers: counted by status with every other answer (at least these two 404s).
+    const answered404 = (text: string) => sample(text, "rtcplane_http_responses_total", { code: "404" }) ?? 0;
+    assert.ok(answered404(now) - answered404(before) >= 2, "refused requests are counted by status");
     // The store's statements and transactions, and Node's own process metrics.
     assert.ok((sample(now, "rtcplane_store_query_duration_seconds_count", { statement: "insert" }) ?? 0) > 0);
     assert.ok((sample(now, "rtcplane_store_query_duration_seconds_count", { statement: "transaction" }) ?? 0) > 0);
