@@ -18,7 +18,7 @@ import { validateId } from "../conferences/conferences.js";
 import type { EventBus, Recipient } from "../conferences/event-bus.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { Logger } from "../observability/log.js";
-import type { Store } from "../storage/store.js";
+import type { Store, Tx } from "../storage/store.js";
 import { hasControlCharacters, iceCandidatesProblem } from "../validation.js";
 import { CallRepository, type CallRow, type CandidateJson, UNANSWERED } from "./call-repository.js";
 
@@ -113,12 +113,12 @@ export class Calls {
     const now = this.now();
     // The count and the insert in one transaction: exact on SQLite; on PostgreSQL, calls
     // started at the same instant from one endpoint on several nodes may pass it together.
-    const inserted = await this.store.transaction(async (tx) => {
+    await this.store.transaction(async (tx) => {
       const repo = this.repo.in(tx);
       if ((await repo.outgoingUnanswered(actor.appId, actor.endpointId)) >= MAX_OUTGOING_UNANSWERED) {
         throw resourceExhausted(`an endpoint rings at most ${MAX_OUTGOING_UNANSWERED} calls at once`);
       }
-      return repo.insert({
+      const inserted = await repo.insert({
         appId: actor.appId,
         callId,
         callerUser: actor.userId,
@@ -128,13 +128,14 @@ export class Calls {
         ringDeadlineMs: now + this.settings.ringTimeoutMs,
         now,
       });
+      if (!inserted) throw alreadyExists(`call ${JSON.stringify(callId)} already exists`);
+      await this.send(
+        tx,
+        actor.appId,
+        callees,
+        this.event({ case: "created", value: { sdpOffer, target, sipHeaders } }, callId, 1, actor, now),
+      );
     });
-    if (!inserted) throw alreadyExists(`call ${JSON.stringify(callId)} already exists`);
-    this.send(
-      actor.appId,
-      callees,
-      this.event({ case: "created", value: { sdpOffer, target, sipHeaders } }, callId, 1, actor, now),
-    );
     this.log.info({ callId, caller: actor.endpointId, target, endpoints: callees.length }, "call started");
   }
 
@@ -142,17 +143,17 @@ export class Calls {
   async ring(actor: CallActor, callId: string): Promise<void> {
     const call = await this.asCallee(actor, callId);
     const now = this.now();
-    const moved = await this.repo.transition(actor.appId, callId, ["CREATED"], "RINGING", 1, now);
-    if (moved === undefined) {
-      const current = await this.current(this.repo, actor.appId, callId);
-      if (current.state === "RINGING") return;
-      throw this.wrongState(current, "ring");
-    }
-    this.send(
-      actor.appId,
-      [caller(call)],
-      this.event({ case: "ringing", value: {} }, callId, moved.version, actor, now),
-    );
+    await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const moved = await repo.transition(actor.appId, callId, ["CREATED"], "RINGING", 1, now);
+      if (moved === undefined) {
+        const current = await this.current(repo, actor.appId, callId);
+        if (current.state === "RINGING") return;
+        throw this.wrongState(current, "ring");
+      }
+      const event = this.event({ case: "ringing", value: {} }, callId, moved.version, actor, now);
+      await this.send(tx, actor.appId, [caller(call)], event);
+    });
   }
 
   /**
@@ -164,43 +165,34 @@ export class Calls {
     // Recipients are looked up first, so that the events go out together once it is answered.
     const others = await this.otherCalleeEndpoints(await this.asCallee(actor, callId), actor.endpointId);
     const now = this.now();
-    // The call is locked from the read of its held candidates and version to the answer.
-    const { before, after } = await this.store.transaction(async (tx) => {
+    // The call is locked from the read of its held candidates and version to the answer, and
+    // its events go out with the answer.
+    await this.store.transaction(async (tx) => {
       const repo = this.repo.in(tx);
       const before = await this.current(repo, actor.appId, callId, this.store.forUpdate);
-      const events = 2 + (before.heldCandidates.length > 0 ? 1 : 0);
-      const after = await repo.transition(actor.appId, callId, UNANSWERED, "ANSWERED", events, now, {
+      const held = before.heldCandidates;
+      const after = await repo.transition(actor.appId, callId, UNANSWERED, "ANSWERED", held.length > 0 ? 3 : 2, now, {
         callee: actor.endpointId,
         clearHeld: true,
       });
-      return { before, after };
-    });
-    if (after === undefined) throw this.wrongState(before, "answer");
-    let v = before.version;
-    this.send(
-      actor.appId,
-      [caller(before)],
-      this.event({ case: "answered", value: { sdpAnswer } }, callId, ++v, actor, now),
-    );
-    this.send(
-      actor.appId,
-      others,
-      this.event({ case: "cancelled", value: { reason: "answered on another device" } }, callId, ++v, actor, now),
-    );
-    if (before.heldCandidates.length > 0) {
-      const from = { appId: actor.appId, userId: before.callerUser, endpointId: before.callerEndpoint };
-      this.send(
-        actor.appId,
-        [{ userId: actor.userId, endpointId: actor.endpointId }],
-        this.event(
-          { case: "iceCandidatesFound", value: { iceCandidates: before.heldCandidates } },
+      if (after === undefined) throw this.wrongState(before, "answer");
+      let v = before.version;
+      const answered = this.event({ case: "answered", value: { sdpAnswer } }, callId, ++v, actor, now);
+      await this.send(tx, actor.appId, [caller(before)], answered);
+      const cancelled = { case: "cancelled", value: { reason: "answered on another device" } } as const;
+      await this.send(tx, actor.appId, others, this.event(cancelled, callId, ++v, actor, now));
+      if (held.length > 0) {
+        const from = { appId: actor.appId, userId: before.callerUser, endpointId: before.callerEndpoint };
+        const found = this.event(
+          { case: "iceCandidatesFound", value: { iceCandidates: held } },
           callId,
           ++v,
           from,
           now,
-        ),
-      );
-    }
+        );
+        await this.send(tx, actor.appId, [{ userId: actor.userId, endpointId: actor.endpointId }], found);
+      }
+    });
     this.log.info({ callId, callee: actor.endpointId }, "call answered");
   }
 
@@ -268,16 +260,16 @@ export class Calls {
     if (call.state !== "ANSWERED") throw this.wrongState(call, "add candidates to");
     if (candidates.length === 0) return;
     const now = this.now();
-    const version = await this.repo.bump(actor.appId, callId, "ANSWERED", now);
-    if (version === undefined) {
-      throw this.wrongState(await this.current(this.repo, actor.appId, callId), "add candidates to");
-    }
     const to = isCaller ? callee(call) : caller(call);
-    this.send(
-      actor.appId,
-      [to],
-      this.event({ case: "iceCandidatesFound", value: { iceCandidates: candidates } }, callId, version, actor, now),
-    );
+    await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const version = await repo.bump(actor.appId, callId, "ANSWERED", now);
+      if (version === undefined) {
+        throw this.wrongState(await this.current(repo, actor.appId, callId), "add candidates to");
+      }
+      const payload = { case: "iceCandidatesFound", value: { iceCandidates: candidates } } as const;
+      await this.send(tx, actor.appId, [to], this.event(payload, callId, version, actor, now));
+    });
   }
 
   /**
@@ -310,19 +302,23 @@ export class Calls {
       for (const call of await this.repo.ringExpired(now)) {
         const actor = { appId: call.appId, userId: call.callerUser, endpointId: call.callerEndpoint };
         const targets = await this.directory.ofUser(call.appId, call.targetUser);
-        const moved = await this.repo.transition(call.appId, call.callId, UNANSWERED, "CANCELLED", 2, now);
-        if (moved === undefined) continue;
-        timedOut++;
-        this.send(
-          call.appId,
-          targets,
-          this.event({ case: "cancelled", value: { reason: "no answer" } }, call.callId, moved.version - 1, actor, now),
-        );
-        this.send(
-          call.appId,
-          [caller(call)],
-          this.event({ case: "ended", value: { reason: "no answer" } }, call.callId, moved.version, actor, now),
-        );
+        const done = await this.store.transaction(async (tx) => {
+          const moved = await this.repo.in(tx).transition(call.appId, call.callId, UNANSWERED, "CANCELLED", 2, now);
+          if (moved === undefined) return false;
+          const reason = "no answer";
+          const cancelled = this.event(
+            { case: "cancelled", value: { reason } },
+            call.callId,
+            moved.version - 1,
+            actor,
+            now,
+          );
+          await this.send(tx, call.appId, targets, cancelled);
+          const ended = this.event({ case: "ended", value: { reason } }, call.callId, moved.version, actor, now);
+          await this.send(tx, call.appId, [caller(call)], ended);
+          return true;
+        });
+        if (done) timedOut++;
       }
       purged = await this.repo.purge(now - this.settings.retentionMs);
     });
@@ -380,48 +376,37 @@ export class Calls {
     // Recipients are looked up first, so that the events go out together once the call is over.
     const targets = await this.directory.ofUser(call.appId, call.targetUser);
     const now = this.now();
-    const moved = await this.repo.transition(actor.appId, call.callId, UNANSWERED, to, 2, now);
-    if (moved === undefined) {
-      throw this.wrongState(await this.current(this.repo, actor.appId, call.callId), to.toLowerCase());
-    }
-    const v = moved.version - 2;
-    if (to === "REJECTED") {
-      this.send(
-        actor.appId,
-        [caller(call)],
-        this.event({ case: "rejected", value: { reason } }, call.callId, v + 1, actor, now),
-      );
-      this.send(
-        actor.appId,
-        targets.filter((r) => r.endpointId !== actor.endpointId),
-        this.event(
-          { case: "cancelled", value: { reason: "rejected on another device" } },
-          call.callId,
-          v + 2,
-          actor,
-          now,
-        ),
-      );
-    } else {
-      this.send(
-        actor.appId,
-        targets,
-        this.event({ case: "cancelled", value: { reason } }, call.callId, v + 1, actor, now),
-      );
-    }
+    await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const moved = await repo.transition(actor.appId, call.callId, UNANSWERED, to, 2, now);
+      if (moved === undefined) {
+        throw this.wrongState(await this.current(repo, actor.appId, call.callId), to.toLowerCase());
+      }
+      const v = moved.version - 2;
+      if (to === "REJECTED") {
+        const rejected = this.event({ case: "rejected", value: { reason } }, call.callId, v + 1, actor, now);
+        await this.send(tx, actor.appId, [caller(call)], rejected);
+        const others = targets.filter((r) => r.endpointId !== actor.endpointId);
+        const payload = { case: "cancelled", value: { reason: "rejected on another device" } } as const;
+        await this.send(tx, actor.appId, others, this.event(payload, call.callId, v + 2, actor, now));
+      } else {
+        const cancelled = this.event({ case: "cancelled", value: { reason } }, call.callId, v + 1, actor, now);
+        await this.send(tx, actor.appId, targets, cancelled);
+      }
+    });
     this.log.info({ callId: call.callId, state: to, by: actor.endpointId }, "call over before an answer");
   }
 
   private async end(call: CallRow, actor: CallActor, reason: string): Promise<void> {
     const now = this.now();
-    const moved = await this.repo.transition(actor.appId, call.callId, ["ANSWERED"], "ENDED", 1, now);
-    if (moved === undefined) throw this.wrongState(await this.current(this.repo, actor.appId, call.callId), "hang up");
     const other = call.callerEndpoint === actor.endpointId ? callee(call) : caller(call);
-    this.send(
-      actor.appId,
-      [other],
-      this.event({ case: "ended", value: { reason } }, call.callId, moved.version, actor, now),
-    );
+    await this.store.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const moved = await repo.transition(actor.appId, call.callId, ["ANSWERED"], "ENDED", 1, now);
+      if (moved === undefined) throw this.wrongState(await this.current(repo, actor.appId, call.callId), "hang up");
+      const ended = this.event({ case: "ended", value: { reason } }, call.callId, moved.version, actor, now);
+      await this.send(tx, actor.appId, [other], ended);
+    });
     this.log.info({ callId: call.callId, by: actor.endpointId, reason }, "call ended");
   }
 
@@ -476,8 +461,9 @@ export class Calls {
     });
   }
 
-  private send(appId: string, recipients: readonly Recipient[], event: CallEvent): void {
-    this.bus.push(appId, recipients, event);
+  /** Publishes the event with `tx`, the transaction that changes the call (delivered in version order). */
+  private send(tx: Tx, appId: string, recipients: readonly Recipient[], event: CallEvent): Promise<void> {
+    return this.bus.stageCall(tx, appId, recipients, event);
   }
 }
 

@@ -201,13 +201,15 @@ export class EventBus {
   }
 
   /**
-   * Pushes an event that belongs to no conference (a call's) to its recipients' endpoints and
-   * to the listeners of their users; failures never reach the caller.
+   * Publishes an event that belongs to no conference (a call's) with the transaction that
+   * changes the call: once it commits (everywhere, in commit order, in a cluster) it goes to
+   * its recipients' endpoints and to the listeners of their users, so a call's events arrive
+   * in version order; listener failures never reach the caller.
    */
-  push(appId: string, recipients: readonly Recipient[], event: CallEvent): void {
+  async stageCall(tx: Tx, appId: string, recipients: readonly Recipient[], event: CallEvent): Promise<void> {
     if (recipients.length === 0) return;
-    if (this.relay !== undefined) this.relay.send({ kind: "call", appId, recipients, event });
-    else this.deliverCall(appId, recipients, event);
+    if (this.relay !== undefined) await this.relay.sendInTx(tx, { kind: "call", appId, recipients, event });
+    else tx.afterCommit(() => this.deliverCall(appId, recipients, event));
   }
 
   private deliverCall(appId: string, recipients: readonly Recipient[], event: CallEvent): void {
