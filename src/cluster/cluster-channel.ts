@@ -129,8 +129,11 @@ export class ClusterChannel {
   }
 
   private async sendEnvelope(envelope: Envelope): Promise<void> {
-    if (this.store.kind !== "postgres") {
-      this.dispatch(envelope);
+    const json = JSON.stringify(envelope);
+    // One statement in the common case; an oversized message needs its row and notification
+    // committed together.
+    if (Buffer.byteLength(json) <= MAX_INLINE_BYTES) {
+      await this.store.run("SELECT pg_notify(?, ?)", [CHANNEL, json]);
       return;
     }
     await this.store.transaction(async (tx) => {

@@ -30,6 +30,15 @@ import type { ConferenceMode, ConferenceRepository, ConferenceRow, Json } from "
 import type { ConferenceStreams } from "./conference-streams.js";
 
 /** Looks up rooms by id for their conferences (the rooms module's API, not its table). */
+/** What a CreateConference asks for. */
+export interface NewConference {
+  conferenceId?: string;
+  creator: string;
+  creatorEndpoint: string;
+  mode?: string;
+  metadata?: Record<string, string>;
+}
+
 export interface RoomLookup {
   find(appId: string, roomId: string): Promise<RoomRecord | undefined>;
   /** Counts as a use of the room (its expiry starts again); rejects if it no longer exists. */
@@ -58,16 +67,7 @@ export class ConferenceLifecycle {
     return this.changes.find(appId, conferenceId);
   }
 
-  async create(
-    appId: string,
-    input: {
-      conferenceId?: string;
-      creator: string;
-      creatorEndpoint: string;
-      mode?: string;
-      metadata?: Record<string, string>;
-    },
-  ): Promise<ConferenceRow> {
+  async create(appId: string, input: NewConference): Promise<ConferenceRow> {
     const conferenceId = input.conferenceId ? validateId("conferenceId", input.conferenceId) : randomUUID();
     const room = await this.rooms.find(appId, conferenceId);
     let mode: ConferenceMode = room ? (room.conferenceType === "SFU" ? "ROUTER" : "P2P") : "ROUTER";

@@ -19,7 +19,7 @@ import type { Logger } from "../observability/log.js";
 import type { Store } from "../storage/store.js";
 import { type Actor, ConferenceChanges, type PayloadInit } from "./conference-changes.js";
 import { MAX_KEY, MAX_VALUE, validateJson, validateText } from "./conference-inputs.js";
-import { ConferenceLifecycle, type RoomLookup } from "./conference-lifecycle.js";
+import { ConferenceLifecycle, type NewConference, type RoomLookup } from "./conference-lifecycle.js";
 import type {
   ConferenceMode,
   ConferenceRepository,
@@ -106,16 +106,7 @@ export class Conferences {
     return this.repo.running(appId, limit);
   }
 
-  async create(
-    appId: string,
-    input: {
-      conferenceId?: string;
-      creator: string;
-      creatorEndpoint: string;
-      mode?: string;
-      metadata?: Record<string, string>;
-    },
-  ): Promise<ConferenceRow> {
+  async create(appId: string, input: NewConference): Promise<ConferenceRow> {
     return this.lifecycle.create(appId, input);
   }
 

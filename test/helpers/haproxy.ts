@@ -4,10 +4,12 @@
  * foreground (`-db`), stopped by PID. Its runtime API (a stats socket in a temp directory)
  * tells per-server request counts and health states.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { freePort } from "./nats.js";
 import { ROOT } from "./protoc.js";
 import { tempDir } from "./server.js";
 
@@ -36,17 +38,6 @@ export interface HAProxy {
   /** One server's row. */
   server(proxy: string, server: string): Promise<StatRow>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Sends one command to HAProxy's runtime API and returns its whole answer. */

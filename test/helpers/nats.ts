@@ -17,6 +17,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** A loopback TCP port free at the moment of asking (the daemon helpers retry if it is taken). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();

@@ -5,12 +5,13 @@
  * one with startPostgres(). Each test server gets a database of its own, named after its
  * DATA_DIR, so a server restarted on the same DATA_DIR finds its data again.
  */
+
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import pg from "pg";
+import { freePort } from "./nats.js";
 import { tempDir } from "./server.js";
 
 export const PG_BIN = process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin";
@@ -21,17 +22,6 @@ export interface Postgres {
   /** A URL to `database` (default: the maintenance database "postgres"). */
   url(database?: string): string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** uid/gid of the `postgres` user when we are root (PostgreSQL refuses to run as root). */
