@@ -318,13 +318,12 @@ export class PostgresStore implements Store {
     const key = createHash("sha1").update(`rtcplane.lease.${name}`).digest().readInt32BE(0);
     this.leasesHeld.add(name);
     try {
-      const client = await this.leaseClient();
-      const got = (await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok;
+      const got = (await this.leaseQuery<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok;
       if (!got) return false;
       try {
         await work();
       } finally {
-        await client.query("SELECT pg_advisory_unlock($1)", [key]).catch(() => {
+        await this.leaseQuery("SELECT pg_advisory_unlock($1)", [key]).catch(() => {
           // The connection went: the server has freed the lock with it.
         });
       }
@@ -338,6 +337,15 @@ export class PostgresStore implements Store {
 
   private leaseConnection: Promise<pg.Client> | undefined;
   private readonly leasesHeld = new Set<string>();
+
+  private leaseTail: Promise<unknown> = Promise.resolve();
+
+  /** Leases of different jobs share the connection: their statements go one at a time. */
+  private leaseQuery<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<T>> {
+    const run = this.leaseTail.then(async () => (await this.leaseClient()).query<T>(sql, params));
+    this.leaseTail = run.catch(() => {});
+    return run;
+  }
 
   private leaseClient(): Promise<pg.Client> {
     if (this.leaseConnection === undefined) {
