@@ -28,6 +28,20 @@ export interface Config {
   readonly clusterSecret: string | undefined;
   /** CLUSTER_BUS_URL: NATS server URL(s) of the Spreed bus between nodes; undefined = one node. */
   readonly clusterBusUrl: string | undefined;
+  /** How the nodes of a cluster find each other's media (unused on one node). */
+  readonly nodes: {
+    /**
+     * NODE_URL: where other nodes reach this one's internal media service; unset =
+     * http(s)://<ANNOUNCED_IP or 127.0.0.1>:<the bound port>.
+     */
+    readonly url: string | undefined;
+    /** NODE_HEARTBEAT_MS: how often this node says it is alive (and how loaded it is). */
+    readonly heartbeatMs: number;
+    /** NODE_DEAD_AFTER_MS: a node silent this long is dead: its streams are unpublished. */
+    readonly deadAfterMs: number;
+    /** MEDIA_FORWARD_TIMEOUT_MS: how long a forwarded media command may take on its owner. */
+    readonly forwardTimeoutMs: number;
+  };
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly announcedIp: string | undefined;
@@ -354,6 +368,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (rtcPort !== undefined && rtcPort + mediaWorkers - 1 > 65535)
     throw new ConfigError(`RTC_PORT=${rtcPort} leaves no port for each of the ${mediaWorkers} MEDIA_WORKERS`);
   const rtcMaxPort = integer(env, "RTC_MAX_PORT", 49999, 1024, 65535);
+  const nodeUrl = optional(env, "NODE_URL")?.replace(/\/+$/, "");
+  if (nodeUrl !== undefined && !/^https?:\/\/[^/\s]+$/.test(nodeUrl)) {
+    throw new ConfigError(`NODE_URL=${JSON.stringify(nodeUrl)} must be http(s)://host:port, with no path`);
+  }
+  const heartbeatMs = integer(env, "NODE_HEARTBEAT_MS", 1000, 50, 60000);
+  const deadAfterMs = integer(env, "NODE_DEAD_AFTER_MS", 3 * heartbeatMs, 100, 600000);
+  if (deadAfterMs < 2 * heartbeatMs) {
+    throw new ConfigError(`NODE_DEAD_AFTER_MS=${deadAfterMs} must be at least twice NODE_HEARTBEAT_MS=${heartbeatMs}`);
+  }
   if (rtcMinPort > rtcMaxPort) throw new ConfigError(`RTC_MIN_PORT=${rtcMinPort} is above RTC_MAX_PORT=${rtcMaxPort}`);
   const announcedIp = optional(env, "ANNOUNCED_IP");
   if (announcedIp !== undefined && !/^[0-9a-fA-F.:]+$/.test(announcedIp)) {
@@ -415,6 +438,12 @@ export function loadConfig(env: Env = process.env): Config {
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     clusterSecret,
     clusterBusUrl,
+    nodes: {
+      url: nodeUrl,
+      heartbeatMs,
+      deadAfterMs,
+      forwardTimeoutMs: integer(env, "MEDIA_FORWARD_TIMEOUT_MS", 10000, 100, 120000),
+    },
     tlsCertFile,
     tlsKeyFile,
     announcedIp,

@@ -11,6 +11,7 @@ import { AdminService } from "../gen/rtcplane/admin/v1/admin_pb.js";
 import { adminServiceRoutes } from "../gen/rtcplane/admin/v1/admin_routes.js";
 import { AppService } from "../gen/rtcplane/apps/v1/apps_pb.js";
 import { appServiceRoutes } from "../gen/rtcplane/apps/v1/apps_routes.js";
+import { MediaNodeService } from "../gen/rtcplane/cluster/v1/media_node_pb.js";
 import { CallService } from "../gen/rtcplane/conference/v1/calls_pb.js";
 import { callServiceRoutes } from "../gen/rtcplane/conference/v1/calls_routes.js";
 import { ConferenceService, TokenService, UserEndpointService } from "../gen/rtcplane/conference/v1/conference_pb.js";
@@ -38,6 +39,7 @@ import type { AppServiceImpl } from "./services/app-service.js";
 import type { CallServiceImpl } from "./services/call-service.js";
 import type { ConferenceServiceImpl } from "./services/conference-service.js";
 import type { HealthServiceImpl } from "./services/health-service.js";
+import type { MediaNodeServiceImpl } from "./services/media-node-service.js";
 import { createReflectionImpl, DescriptorIndex } from "./services/reflection-service.js";
 import type { RoomServiceImpl } from "./services/room-service.js";
 import type { SpreedServiceImpl } from "./services/spreed-service.js";
@@ -54,6 +56,8 @@ export interface ServiceImpls {
   readonly tokens: TokenServiceImpl;
   readonly spreed: SpreedServiceImpl;
   readonly health: HealthServiceImpl;
+  /** The cluster's internal media service (other nodes only; never REST). */
+  readonly mediaNode: MediaNodeServiceImpl;
 }
 
 /** Our API services: served over every protocol, listed by reflection and health. */
@@ -106,7 +110,7 @@ export function dialectOfService(service: DescService): Dialect | undefined {
 
 /** Every RPC path (`/package.Service/Method`) served by connect-node; other paths are REST. */
 export const rpcPaths: ReadonlySet<string> = new Set(
-  [...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha].flatMap((s) =>
+  [...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha, MediaNodeService].flatMap((s) =>
     s.methods.map((m) => `/${s.typeName}/${m.name}`),
   ),
 );
@@ -135,6 +139,7 @@ export function registerRpcServices(router: ConnectRouter, impls: ServiceImpls):
   router.service(TokenService, impls.tokens);
   router.service(SpreedService, impls.spreed);
   router.service(Health, impls.health);
+  router.service(MediaNodeService, impls.mediaNode);
   const reflection = createReflectionImpl(
     new DescriptorIndex([...apiServices, Health, ServerReflectionV1, ServerReflectionV1Alpha]),
   );

@@ -13,6 +13,7 @@ import { Authenticator } from "./auth/authenticator.js";
 import { ServerKey } from "./auth/server-key.js";
 import { TurnCredentials } from "./auth/turn-credentials.js";
 import { Background } from "./background.js";
+import { ClusterMedia } from "./cluster/cluster-media.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { openDomain } from "./domain.js";
 import { RestGateway } from "./gateway/gateway.js";
@@ -26,6 +27,7 @@ import { OperatorPages } from "./http/operator-pages.js";
 import type { NodeResponse, RequestListener } from "./http/types.js";
 import { defaultWorkerBin, Media } from "./media/media.js";
 import { OAuth } from "./oauth/oauth.js";
+import { printBanner } from "./observability/banner.js";
 import { beginRequest, contextValuesFor, createLogger, type Logger } from "./observability/log.js";
 import { Metrics } from "./observability/metrics.js";
 import { RequestLog } from "./observability/request-log.js";
@@ -45,6 +47,7 @@ import { CallServiceImpl } from "./services/call-service.js";
 import { Callers } from "./services/caller.js";
 import { ConferenceServiceImpl } from "./services/conference-service.js";
 import { HealthServiceImpl, HealthState } from "./services/health-service.js";
+import { MediaNodeServiceImpl } from "./services/media-node-service.js";
 import { RoomServiceImpl } from "./services/room-service.js";
 import { SpreedServiceImpl } from "./services/spreed-service.js";
 import { TokenServiceImpl } from "./services/token-service.js";
@@ -110,6 +113,9 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   const { accessTokens, families, principals } = domain;
   const callers = new Callers(principals);
   const media = options.media;
+  // In a cluster, each media command runs on the node its conference's media was placed on.
+  const clusterMedia = ClusterMedia.forCluster(domain.store, config, serverKey, media, logger);
+  if (clusterMedia !== undefined) clusterMedia.streamRecords = conferences;
   if (media !== undefined) {
     // Media follows the committed events, not the calls: in a cluster a leave or an end may
     // commit on another node, and every node's bus delivers it.
@@ -117,10 +123,11 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
       if (event.$typeName !== "rtcplane.conference.v1.ConferenceEvent") return;
       const ref = { appId, conferenceId: event.conferenceId };
       if (event.payload.case === "left") media.closeEndpoint(ref, event.userEndpointId);
-      else if (event.payload.case === "ended") media.closeConference(ref);
+      else if (event.payload.case === "ended") {
+        media.closeConference(ref);
+        clusterMedia?.ended(ref).catch((err: unknown) => logger.warn({ err, ...ref }, "could not release a placement"));
+      }
     });
-  }
-  if (media !== undefined) {
     media.onNetworkIndicators = (ref, indicators) =>
       conferences.observe(ref, { case: "networkIndicatorUpdated", value: indicators });
     media.onStreamLost = (lost, publisherSick) =>
@@ -149,7 +156,13 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     admin: new AdminServiceImpl(tenants),
     apps: new AppServiceImpl(tenants, apps),
     rooms: new RoomServiceImpl(rooms, roomTokens),
-    conferences: new ConferenceServiceImpl(callers, conferences, endpoints, config.rooms.endpointTtlSeconds, media),
+    conferences: new ConferenceServiceImpl(
+      callers,
+      conferences,
+      endpoints,
+      config.rooms.endpointTtlSeconds,
+      clusterMedia ?? media,
+    ),
     calls: new CallServiceImpl(callers, calls, endpoints),
     endpoints: new UserEndpointServiceImpl(endpoints, config.conference.iceServers, new TurnCredentials(config.turn)),
     tokens: new TokenServiceImpl(
@@ -167,6 +180,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     ),
     spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers, () => publicUrl),
     health: new HealthServiceImpl(health),
+    mediaNode: new MediaNodeServiceImpl(media),
   };
 
   // The one pipeline: every protocol's calls, REST included, pass these interceptors.
@@ -179,7 +193,10 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   const interceptors = [
     metrics.rpc.interceptor(),
     errorInterceptor(logger),
-    authInterceptor(new Authenticator(admin, tenants, appAuth, principals), dialectOfService),
+    authInterceptor(
+      new Authenticator(admin, tenants, appAuth, principals, ClusterMedia.credential(config, serverKey)),
+      dialectOfService,
+    ),
   ];
   const gateway = new RestGateway({
     routes: restRoutes,
@@ -293,13 +310,18 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
       if (publicUrl === "") publicUrl = url;
       if (config.logLevel !== "silent") printBanner(url, config, generatedAdminToken);
       logger.info({ url, dataDir: config.dataDir, tls: tls !== undefined }, "listening");
-      background.start(domain.jobs());
+      await clusterMedia?.start(address.port, tls !== undefined);
+      background.start([...domain.jobs(), ...(clusterMedia?.jobs() ?? [])]);
       let closing: Promise<void> | undefined;
       return {
         url,
         port: address.port,
         close() {
           closing ??= (async () => {
+            // The others unpublish this node's streams at once (its media closes below).
+            await clusterMedia
+              ?.leave()
+              .catch((err: unknown) => logger.warn({ err }, "could not leave the media nodes"));
             await background.stop();
             await mqtt?.close();
             await spreedHub.close();
@@ -316,24 +338,6 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
       };
     },
   };
-}
-
-/**
- * Where to go next, for the person who started the server: on stderr, outside the log stream,
- * so a generated admin token is shown once and never ends up in log storage.
- */
-function printBanner(url: string, config: Config, generatedToken: string | undefined): void {
-  const lines = [
-    "",
-    `rtcplane is listening on ${url}`,
-    `  console   ${url}/`,
-    `  API docs  ${url}/docs`,
-    `  store     ${config.databaseUrl === undefined ? path.join(config.dataDir, "rtcplane.db") : "PostgreSQL (DATABASE_URL)"}`,
-  ];
-  if (generatedToken !== undefined) {
-    lines.push(`  Generated ADMIN_TOKEN (shown only now; its hash is in ${config.dataDir}):`, `    ${generatedToken}`);
-  }
-  process.stderr.write(`${lines.join("\n")}\n\n`);
 }
 
 async function startMediaOrNone(config: Config, logger: Logger): Promise<{ media?: Media }> {

@@ -3,6 +3,7 @@
  * token, an app's secret key, or a bearer access/room token. Every protocol's requests get
  * here through the one authentication interceptor; nothing else parses credentials.
  */
+import { timingSafeEqual } from "node:crypto";
 import { unauthenticated } from "../errors.js";
 import type { Principals } from "../oauth/principals.js";
 import type { Tenants } from "../tenants/tenants.js";
@@ -10,7 +11,7 @@ import type { AdminCredentials } from "./admin-credentials.js";
 import type { AppAuth } from "./app-auth.js";
 import type { Caller } from "./caller.js";
 
-export type CredentialName = "admin" | "tenant" | "app" | "bearer";
+export type CredentialName = "admin" | "tenant" | "app" | "bearer" | "cluster";
 
 export class Authenticator {
   constructor(
@@ -18,6 +19,8 @@ export class Authenticator {
     private readonly tenants: Tenants,
     private readonly apps: AppAuth,
     private readonly principals: Principals,
+    /** The credential nodes of this cluster call each other with; undefined on one machine. */
+    private readonly clusterCredential: string | undefined,
   ) {}
 
   /**
@@ -41,6 +44,14 @@ export class Authenticator {
       case "bearer": {
         if (presented === undefined) throw unauthenticated("missing Authorization: Bearer <token>");
         return { kind: "bearer", principal: await this.principals.fromToken(presented) };
+      }
+      case "cluster": {
+        if (this.clusterCredential === undefined) throw unauthenticated("this server is not part of a cluster");
+        if (presented === undefined) throw unauthenticated("missing Authorization: Bearer <cluster credential>");
+        const a = Buffer.from(presented);
+        const b = Buffer.from(this.clusterCredential);
+        if (a.length !== b.length || !timingSafeEqual(a, b)) throw unauthenticated("invalid cluster credential");
+        return { kind: "cluster" };
       }
     }
   }

@@ -14,7 +14,9 @@ export type Caller =
   | { readonly kind: "admin" }
   | { readonly kind: "tenant"; readonly tenant: TenantRow }
   | { readonly kind: "app"; readonly app: AppRecord }
-  | { readonly kind: "bearer"; readonly principal: CheckedPrincipal };
+  | { readonly kind: "bearer"; readonly principal: CheckedPrincipal }
+  /** Another node of the cluster (the cluster credential). */
+  | { readonly kind: "cluster" };
 
 export const kCaller = createContextKey<Caller>({ kind: "anonymous" }, { description: "the authenticated caller" });
 
@@ -35,6 +37,7 @@ function expect<K extends Caller["kind"]>(ctx: HandlerContext, kind: K): Extract
 }
 
 export const requireAdmin = (ctx: HandlerContext): void => void expect(ctx, "admin");
+export const requireCluster = (ctx: HandlerContext): void => void expect(ctx, "cluster");
 export const tenantCaller = (ctx: HandlerContext): TenantRow => expect(ctx, "tenant").tenant;
 export const appCaller = (ctx: HandlerContext): AppRecord => expect(ctx, "app").app;
 export const bearerCaller = (ctx: HandlerContext): CheckedPrincipal => expect(ctx, "bearer").principal;

@@ -51,6 +51,17 @@ export interface StreamRow {
   type: StreamType;
   metadata: Json;
   videoBitrate: number;
+  /** The cluster node whose SFU holds the stream's media (unset on one node). */
+  mediaNode?: string | undefined;
+}
+
+/** A published stream, wherever it is (see ConferenceRepository.streamsNotOn). */
+export interface PlacedStream {
+  appId: string;
+  conferenceId: string;
+  endpointId: string;
+  streamId: string;
+  mediaNode: string;
 }
 
 interface RawConference {
@@ -141,8 +152,12 @@ const STREAM =
   "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? AND stream_id = ?";
 const SET_STREAM_METADATA = "UPDATE streams SET metadata = ? WHERE conference_seq = ? AND stream_id = ?";
 const SET_STREAM_BITRATE = "UPDATE streams SET video_bitrate = ? WHERE conference_seq = ? AND stream_id = ?";
-const ADD_STREAM = `INSERT INTO streams (conference_seq, stream_id, endpoint_id, type, metadata, video_bitrate)
-  VALUES (?, ?, ?, ?, ?, ?)`;
+const ADD_STREAM = `INSERT INTO streams (conference_seq, stream_id, endpoint_id, type, metadata, video_bitrate, media_node)
+  VALUES (?, ?, ?, ?, ?, ?, ?)`;
+/** Streams held by a node, except those of `?…` (the live nodes); list appended. */
+const STREAMS_NOT_ON = `SELECT c.app_id AS app_id, c.conference_id AS conference_id, s.endpoint_id AS endpoint_id,
+  s.stream_id AS stream_id, s.media_node AS media_node
+  FROM streams s JOIN conferences c ON c.seq = s.conference_seq WHERE s.media_node IS NOT NULL`;
 const REMOVE_STREAM = "DELETE FROM streams WHERE conference_seq = ? AND stream_id = ?";
 const CLEAR_ALL_STREAMS = "DELETE FROM streams";
 const REMOVE_STREAMS_OF = "DELETE FROM streams WHERE conference_seq = ? AND endpoint_id = ?";
@@ -323,7 +338,35 @@ export class ConferenceRepository {
   }
 
   async addStream(seq: number, s: StreamRow): Promise<void> {
-    await this.q.run(ADD_STREAM, [seq, s.streamId, s.endpointId, s.type, JSON.stringify(s.metadata), s.videoBitrate]);
+    const { streamId, endpointId, type, metadata, videoBitrate, mediaNode } = s;
+    await this.q.run(ADD_STREAM, [
+      seq,
+      streamId,
+      endpointId,
+      type,
+      JSON.stringify(metadata),
+      videoBitrate,
+      mediaNode ?? null,
+    ]);
+  }
+
+  /** Up to `limit` streams whose media is on a node other than `nodes` (the live ones). */
+  async streamsNotOn(nodes: readonly string[], limit: number): Promise<PlacedStream[]> {
+    const except = nodes.length === 0 ? "" : ` AND s.media_node NOT IN (${nodes.map(() => "?").join(", ")})`;
+    const rows = await this.q.all<{
+      app_id: string;
+      conference_id: string;
+      endpoint_id: string;
+      stream_id: string;
+      media_node: string;
+    }>(`${STREAMS_NOT_ON}${except} LIMIT ?`, [...nodes, limit]);
+    return rows.map((r) => ({
+      appId: r.app_id,
+      conferenceId: r.conference_id,
+      endpointId: r.endpoint_id,
+      streamId: r.stream_id,
+      mediaNode: r.media_node,
+    }));
   }
 
   async removeStream(seq: number, streamId: string): Promise<void> {

@@ -77,12 +77,14 @@ export class ConferenceStreams {
       const p = c && (await repo.participant(c.seq, endpointId));
       if (c === undefined || p === undefined) return;
       try {
-        await this.streamUnpublished(
+        // A stream unpublished meanwhile (by its publisher, or a sweep on another node) stays so.
+        await this.unpublish(
           c.appId,
           conferenceId,
           { appId: c.appId, userId: p.userId, endpointId },
           streamId,
           false,
+          true,
         );
       } catch (err) {
         log.warn({ err, conferenceId, streamId }, "could not record a lost stream");

@@ -28,6 +28,7 @@ import type {
   Json,
   MetadataRow,
   ParticipantRow,
+  PlacedStream,
   StreamRow,
 } from "./conference-repository.js";
 import { ConferenceStreams } from "./conference-streams.js";
@@ -89,6 +90,14 @@ export class Conferences {
    */
   async forgetStreams(): Promise<void> {
     await this.repo.clearAllStreams();
+  }
+
+  /**
+   * In a cluster: up to `limit` published streams whose media is on none of `liveNodes`
+   * (their node died, or was declared dead); see streamLost.
+   */
+  streamsNotOn(liveNodes: readonly string[], limit: number): Promise<PlacedStream[]> {
+    return this.repo.streamsNotOn(liveNodes, limit);
   }
 
   /** The app's conference; another app's conference does not exist for the caller. */

@@ -27,7 +27,10 @@ const NAMES: Partial<Record<Credential, CredentialName>> = {
   [Credential.TENANT]: "tenant",
   [Credential.APP_SECRET]: "app",
   [Credential.BEARER]: "bearer",
+  [Credential.CLUSTER]: "cluster",
 };
+
+const CLUSTER_CARRIER: CredentialCarrier = { header: "authorization", scheme: "Bearer" };
 
 /** The credential of a method as its proto declares it (no option at all: none, e.g. health). */
 function declared(method: DescMethod): AuthOptions | undefined {
@@ -57,7 +60,13 @@ export function authInterceptor(
     if (spec === undefined) {
       const options = declared(method);
       const credential = options === undefined ? undefined : NAMES[options.credential];
-      const carrier = credential === undefined ? undefined : dialectOf(method.parent)?.credentials[credential];
+      // The cluster credential belongs to no legacy dialect: nodes always send it as a bearer.
+      const carrier =
+        credential === undefined
+          ? undefined
+          : credential === "cluster"
+            ? CLUSTER_CARRIER
+            : dialectOf(method.parent)?.credentials[credential];
       if (credential !== undefined && carrier === undefined) {
         throw new Error(
           `${method.parent.typeName}/${method.name} needs a ${credential} credential its dialect does not carry`,

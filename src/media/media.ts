@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { types } from "mediasoup";
 import type { Logger } from "../observability/log.js";
 import { ConferenceMedia } from "./conference-media.js";
+import type { MediaPlane, Published, ViewLayers } from "./media-plane.js";
 import {
   type ConferenceRef,
   type LostStream,
@@ -18,6 +19,7 @@ import {
 import { SdpError } from "./sdp-bridge.js";
 import { defaultWorkerBin, type MediaSettings, WorkerPool, type WorkerUsage } from "./worker-pool.js";
 
+export type { MediaPlane, Published, ViewLayers } from "./media-plane.js";
 export type { BandwidthEstimate, ConferenceRef, LostStream, ViewDescription } from "./media-types.js";
 export type { MediaSettings, WorkerUsage } from "./worker-pool.js";
 export { defaultWorkerBin, NotSimulcastError, SdpError, StreamConflictError };
@@ -49,7 +51,7 @@ export interface NetworkIndicators {
 
 const key = (ref: ConferenceRef) => `${ref.appId}/${ref.conferenceId}`;
 
-export class Media {
+export class Media implements MediaPlane {
   private readonly conferences = new Map<string, ConferenceMedia>();
   private statsTimer: NodeJS.Timeout | undefined;
   /** Told every statsIntervalMs, per conference with media, how its endpoints' networks are. */
@@ -90,8 +92,14 @@ export class Media {
     for (const [k, c] of this.conferences) if (c.idle) this.conferences.delete(k);
   }
 
-  /** Publishes a browser's sendonly offer; answers with the SDP to apply. */
-  async publish(ref: ConferenceRef, endpointId: string, streamId: string, sdpOffer: string): Promise<string> {
+  /** Publishes a browser's sendonly offer, capped at `maxIncomingBitrate` (0: no cap). */
+  async publish(
+    ref: ConferenceRef,
+    endpointId: string,
+    streamId: string,
+    sdpOffer: string,
+    maxIncomingBitrate: number,
+  ): Promise<Published> {
     let conference = this.conference(ref);
     if (conference === undefined) {
       conference = new ConferenceMedia(ref, this.pool, (lost, sick) => {
@@ -101,7 +109,14 @@ export class Media {
       this.conferences.set(key(ref), conference);
     }
     try {
-      return await conference.publish(endpointId, streamId, sdpOffer);
+      const sdpAnswer = await conference.publish(endpointId, streamId, sdpOffer);
+      try {
+        if (maxIncomingBitrate > 0) await conference.setMaxIncomingBitrate(streamId, maxIncomingBitrate);
+      } catch (e) {
+        conference.unpublish(streamId);
+        throw e;
+      }
+      return { sdpAnswer, node: undefined };
     } finally {
       this.forgetIdle();
     }
@@ -122,8 +137,8 @@ export class Media {
   }
 
   /** Stops views the caller may stop (see ConferenceMedia.stopView); answers how many. */
-  stopView(ref: ConferenceRef, streamId: string, viewerId: string, owner: string | undefined): number {
-    return this.conference(ref)?.stopView(streamId, viewerId, owner) ?? 0;
+  stopView(ref: ConferenceRef, streamId: string, viewerId: string, owner: string | undefined): Promise<number> {
+    return Promise.resolve(this.conference(ref)?.stopView(streamId, viewerId, owner) ?? 0);
   }
 
   /** See ConferenceMedia.setViewLayers. */
@@ -133,17 +148,29 @@ export class Media {
     viewerId: string,
     owner: string | undefined,
     layers: types.ConsumerLayers,
-  ): Promise<{ preferred: types.ConsumerLayers; current: types.ConsumerLayers | undefined } | undefined> {
+  ): Promise<ViewLayers | undefined> {
     return this.conference(ref)?.setViewLayers(streamId, viewerId, owner, layers);
   }
 
-  unpublish(ref: ConferenceRef, streamId: string): void {
+  unpublish(ref: ConferenceRef, streamId: string): Promise<void> {
     this.conference(ref)?.unpublish(streamId);
     this.forgetIdle();
+    return Promise.resolve();
   }
 
-  async setMaxIncomingBitrate(ref: ConferenceRef, streamId: string, bitrate: number): Promise<void> {
+  async setStreamBitrate(ref: ConferenceRef, streamId: string, bitrate: number): Promise<void> {
     await this.conference(ref)?.setMaxIncomingBitrate(streamId, bitrate);
+  }
+
+  /** Closes every conference's media (this node was declared dead: its streams are unpublished). */
+  closeAll(): void {
+    for (const conference of this.conferences.values()) conference.close();
+    this.conferences.clear();
+  }
+
+  /** Whether this node holds media of the conference. */
+  holds(ref: ConferenceRef): boolean {
+    return this.conferences.has(key(ref));
   }
 
   /** Closes everything an endpoint published or viewed (leave, unregister, expiry); answers its streams. */

@@ -22,7 +22,7 @@ import {
   permissionDenied,
   unauthenticated,
 } from "../errors.js";
-import { Media, NotSimulcastError, SdpError, StreamConflictError } from "../media/media.js";
+import { Media, type MediaPlane, NotSimulcastError, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { CheckedPrincipal } from "../oauth/principals.js";
 import { iceCandidatesProblem } from "../validation.js";
@@ -121,7 +121,8 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     private readonly conferences: Conferences,
     private readonly endpoints: Endpoints,
     private readonly defaultKeepAliveSeconds: number,
-    private readonly media: Media | undefined,
+    /** This node's SFU, or the cluster's (which runs each command where the conference's media is). */
+    private readonly media: MediaPlane | undefined,
   ) {}
 
   /** The conference a call is about, checked against a USER token's conference. */
@@ -251,6 +252,14 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       req.videoBitrate,
       p.role === "USER",
     );
+    // The SFU caps what the publisher may send (a P2P conference's stream has no media here).
+    if (req.videoBitrate > 0) {
+      await this.media?.setStreamBitrate(
+        { appId: p.appId, conferenceId: req.conferenceId },
+        streamId,
+        req.videoBitrate,
+      );
+    }
     return {};
   }
 
@@ -264,7 +273,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
   }
 
   /** The SFU for a media command: the conference must run in ROUTER mode and not be over. */
-  private async sfu(p: Principal, conferenceId: string): Promise<Media> {
+  private async sfu(p: Principal, conferenceId: string): Promise<MediaPlane> {
     const c = await this.conferences.find(p.appId, conferenceId);
     if (c.ended) throw failedPrecondition(`conference ${JSON.stringify(conferenceId)} has ended`);
     if (c.mode !== "ROUTER") {
@@ -298,15 +307,13 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       actor.endpointId,
       p.role === "USER" ? p.userId : undefined,
     );
-    const answer = await ConferenceServiceImpl.sdp(() =>
-      media.publish(ref, actor.endpointId, streamId, req.sdpOffer),
+    const published = await ConferenceServiceImpl.sdp(() =>
+      media.publish(ref, actor.endpointId, streamId, req.sdpOffer, req.videoBitrate),
     ).catch((e: unknown) => {
       if (e instanceof StreamConflictError) throw alreadyExists(e.message);
       throw e;
     });
     try {
-      // Before the stream is announced: a failure here leaves no event for media that is gone.
-      if (req.videoBitrate > 0) await media.setMaxIncomingBitrate(ref, streamId, req.videoBitrate);
       await this.conferences.streamPublished(
         p.appId,
         req.conferenceId,
@@ -317,14 +324,15 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
           type: req.conferenceStreamType as "CAM",
           metadata: req.metadata ?? {},
           videoBitrate: req.videoBitrate,
+          mediaNode: published.node,
         },
         p.role === "USER",
       );
     } catch (e) {
-      media.unpublish(ref, streamId);
+      await media.unpublish(ref, streamId);
       throw e;
     }
-    return { sdpAnswer: answer, streamId: { id: streamId } };
+    return { sdpAnswer: published.sdpAnswer, streamId: { id: streamId } };
   }
 
   /** Clients name the viewer's or the publisher's endpoint: the stream is found by its id. */
@@ -382,7 +390,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     const actor = await this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     await this.conferences.streamUnpublished(p.appId, req.conferenceId, actor, streamId, p.role === "USER");
-    this.media?.unpublish({ appId: p.appId, conferenceId: req.conferenceId }, streamId);
+    await this.media?.unpublish({ appId: p.appId, conferenceId: req.conferenceId }, streamId);
     return {};
   }
 
@@ -392,7 +400,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     await this.actor(p, req.userEndpointId);
     const streamId = required("streamId.id", req.streamId?.id ?? "");
     await this.conferences.find(p.appId, req.conferenceId);
-    this.media?.stopView(
+    await this.media?.stopView(
       { appId: p.appId, conferenceId: req.conferenceId },
       streamId,
       req.viewerId,

@@ -429,4 +429,51 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX cluster_messages_by_time ON cluster_messages (create_time_ms);
     `,
   },
+  {
+    version: 8,
+    name: "media nodes, placements, and the node holding each stream",
+    sqlite: `
+      ALTER TABLE streams ADD COLUMN media_node TEXT;
+      CREATE TABLE media_nodes (
+        node_id TEXT PRIMARY KEY,
+        rpc_url TEXT NOT NULL,
+        media_ip TEXT NOT NULL,
+        workers INTEGER NOT NULL,
+        transports INTEGER NOT NULL,
+        consumers INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE media_placements (
+        app_id TEXT NOT NULL,
+        conference_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        placed_ms INTEGER NOT NULL,
+        PRIMARY KEY (app_id, conference_id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX media_placements_by_node ON media_placements (node_id);
+    `,
+    postgres: `
+      ALTER TABLE streams ADD COLUMN media_node TEXT;
+      CREATE INDEX streams_by_media_node ON streams (media_node) WHERE media_node IS NOT NULL;
+      CREATE TABLE media_nodes (
+        node_id TEXT PRIMARY KEY,
+        rpc_url TEXT NOT NULL,
+        media_ip TEXT NOT NULL,
+        workers INTEGER NOT NULL,
+        transports INTEGER NOT NULL,
+        consumers INTEGER NOT NULL,
+        heartbeat_ms BIGINT NOT NULL,
+        start_ms BIGINT NOT NULL
+      );
+      CREATE TABLE media_placements (
+        app_id TEXT NOT NULL,
+        conference_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        placed_ms BIGINT NOT NULL,
+        PRIMARY KEY (app_id, conference_id)
+      );
+      CREATE INDEX media_placements_by_node ON media_placements (node_id);
+    `,
+  },
 ];
