@@ -16,9 +16,9 @@ import { ServerKey } from "../../src/auth/server-key.js";
 import { type ClusterDatabase, clusterDatabase, clusterEnv, stopNodes } from "../helpers/cluster.js";
 import { type Json, rest } from "../helpers/conference-client.js";
 import { publishCamera, viewVideo } from "../helpers/media-peers.js";
-import { RTCPeerConnection } from "../helpers/wrtc.js";
 import { CLUSTER_SECRET } from "../helpers/postgres.js";
 import { ADMIN_TOKEN, type ChildServer, createApp, serviceToken, spawnServer, tempDir } from "../helpers/server.js";
+import { RTCPeerConnection } from "../helpers/wrtc.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -142,7 +142,9 @@ describe("media across the nodes of a cluster", () => {
       };
     const ask = (credential: string | undefined, grpc = true) => {
       const options = { baseUrl: url, interceptors: [bearer(credential)] };
-      const transport = grpc ? createGrpcTransport(options) : createConnectTransport({ ...options, httpVersion: "1.1" });
+      const transport = grpc
+        ? createGrpcTransport(options)
+        : createConnectTransport({ ...options, httpVersion: "1.1" });
       return createClient(MediaNodeService, transport).stopView({
         conference: { appId: "any", conferenceId },
         streamId,
