@@ -36,9 +36,6 @@ export interface StreamRecords {
 const REAP_BATCH = 500;
 
 export class ClusterMedia implements MediaPlane {
-  /** Conferences whose media this node took: it forgets their placement when they end. */
-  private readonly held = new Set<string>();
-
   constructor(
     private readonly nodes: MediaNodes,
     private readonly clients: MediaNodeClients,
@@ -116,15 +113,20 @@ export class ClusterMedia implements MediaPlane {
   private announcement: Omit<NodeAnnouncement, "workers"> | undefined;
 
   /**
-   * Says this node lives. When the others declared it dead meanwhile (it was silent too long,
-   * its streams are unpublished), the media it still holds is closed and it registers anew.
+   * Says this node lives. When it was silent too long (a stall, a pause), the others count it
+   * dead and unpublish its streams: the media it still holds is closed, and it rejoins under
+   * a new id (its old id's streams are all gone, none of its new ones can be taken for them).
    */
   async heartbeat(): Promise<void> {
     if (this.announcement === undefined) return;
     if (await this.nodes.heartbeat(this.load())) return;
-    this.log.warn({ nodeId: this.nodeId }, "this node was declared dead by the cluster: closing its media, rejoining");
+    const was = this.nodeId;
     this.local?.closeAll();
-    this.held.clear();
+    this.nodes.renew();
+    this.log.warn(
+      { was, nodeId: this.nodeId },
+      "this node was silent too long and counted dead: media closed, rejoined",
+    );
     await this.register(this.announcement);
   }
 
@@ -163,11 +165,9 @@ export class ClusterMedia implements MediaPlane {
     this.clients.close();
   }
 
-  /** A conference ended: its placement is forgotten by the node holding it. */
+  /** A conference ended: its placement is forgotten (by the node it is on: every node hears the end). */
   async ended(ref: ConferenceRef): Promise<void> {
-    const k = `${ref.appId}/${ref.conferenceId}`;
-    if (!this.held.delete(k)) return;
-    await this.nodes.release(ref.appId, ref.conferenceId);
+    if (this.local !== undefined) await this.nodes.release(ref.appId, ref.conferenceId);
   }
 
   private isLocal(node: MediaNode): boolean {
@@ -204,7 +204,6 @@ export class ClusterMedia implements MediaPlane {
   ): Promise<Published> {
     const node = await this.nodes.place(ref.appId, ref.conferenceId);
     if (this.isLocal(node)) {
-      this.held.add(`${ref.appId}/${ref.conferenceId}`);
       const { sdpAnswer } = await this.sfu().publish(ref, endpointId, streamId, sdpOffer, maxIncomingBitrate);
       return { sdpAnswer, node: node.nodeId };
     }

@@ -46,14 +46,27 @@ interface PlacementRow {
 }
 
 export class MediaNodes {
-  /** This process's id in the registry: new on every start (media does not survive a restart). */
-  readonly nodeId = randomUUID();
+  private id = randomUUID();
 
   constructor(
     private readonly store: Store,
     /** A node silent this long is dead (NODE_DEAD_AFTER_MS). */
     private readonly deadAfterMs: number,
   ) {}
+
+  /**
+   * This node's id in the registry: new on every start (media does not survive a restart) and
+   * after being declared dead (see heartbeat), so streams recorded under an id are all gone
+   * once that id is.
+   */
+  get nodeId(): string {
+    return this.id;
+  }
+
+  /** Takes a new id (this node was declared dead: what it held under the old one is gone). */
+  renew(): void {
+    this.id = randomUUID();
+  }
 
   /** Adds this node to the registry (or refreshes it), alive from now. */
   async register(self: NodeAnnouncement, load: NodeLoad): Promise<void> {
@@ -68,13 +81,15 @@ export class MediaNodes {
   }
 
   /**
-   * Says this node is alive and how loaded it is. False when its row is gone: the others
-   * declared it dead (it was silent too long) and unpublished its streams.
+   * Says this node is alive and how loaded it is. False when it was silent too long: the
+   * others count it dead (its row lapsed or is gone) and unpublish its streams, if they have
+   * not yet; a lapsed row is never revived, so they and this node agree.
    */
   async heartbeat(load: NodeLoad): Promise<boolean> {
     const changed = await this.store.run(
-      `UPDATE media_nodes SET heartbeat_ms = ${NOW_MS}, transports = ?, consumers = ? WHERE node_id = ?`,
-      [load.transports, load.consumers, this.nodeId],
+      `UPDATE media_nodes SET heartbeat_ms = ${NOW_MS}, transports = ?, consumers = ?
+       WHERE node_id = ? AND heartbeat_ms >= ${NOW_MS} - ?`,
+      [load.transports, load.consumers, this.nodeId, this.deadAfterMs],
     );
     return changed > 0;
   }

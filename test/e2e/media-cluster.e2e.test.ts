@@ -81,6 +81,8 @@ describe("media across the nodes of a cluster", () => {
   const conferenceId = "media-cluster";
   const streamId = "cam-1";
   let publisher: Awaited<ReturnType<typeof publishCamera>> | undefined;
+  /** After the kill: the stream published again, its node and a viewer of it. */
+  let second: { ip: string; frames: number[] } | undefined;
   const closers: (() => void)[] = [];
   after(() => {
     for (const close of closers) close();
@@ -215,5 +217,45 @@ describe("media across the nodes of a cluster", () => {
     closers.push(() => viewer.pc.close());
     assert.deepEqual([...new Set(candidateIps(viewer.answer))], ips);
     await decodesChangingFrames(viewer.frames);
+    second = { ip: ips[0] as string, frames: viewer.frames };
+  });
+
+  it("a node frozen past NODE_DEAD_AFTER_MS is declared dead; once awake it closes the media it held and rejoins", async () => {
+    assert.ok(second !== undefined, "the previous test published again");
+    const owner = nodes[Number(second.ip.slice(-1)) - 1] as ChildServer;
+    const other = owner === nodes[1] ? 3 : 2;
+    owner.process.kill("SIGSTOP");
+    try {
+      await until("cam-2 unpublished by the other survivor", async () => {
+        const r = await call(other)("GET", `/rtc-api/conferences/${conferenceId}/events?v=0`);
+        const events = r.json as unknown as Json[];
+        return events.some((e) => e.type === "ConferenceStreamUnpublishedEvent" && e.streamId === "cam-2")
+          ? true
+          : undefined;
+      });
+      // Its SFU worker is a process of its own: it forwards on while the node is frozen.
+      const frozen = second.frames.length;
+      await sleep(500);
+      assert.ok(second.frames.length > frozen, "frames while the node is frozen");
+    } finally {
+      owner.process.kill("SIGCONT");
+    }
+    // Awake, the node finds itself declared dead and closes what it held: the frames stop.
+    const frames = second.frames;
+    await until("the media of the node declared dead closed", async () => {
+      const n = frames.length;
+      await sleep(600);
+      return frames.length === n ? true : undefined;
+    });
+    // It rejoined: a new conference's first publish through it is placed on it.
+    const c = "media-cluster-rejoined";
+    const via = Number(second.ip.slice(-1));
+    assert.equal(
+      (await call(via)("POST", "/rtc-api/conferences/create", { conferenceId: c, mode: "ROUTER" })).status,
+      200,
+    );
+    const again = await publishCamera(call(via), c, "pub3", "cam-3");
+    closers.push(() => again.close());
+    assert.deepEqual([...new Set(candidateIps(again.answer))], [second.ip]);
   });
 });
