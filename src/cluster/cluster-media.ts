@@ -195,6 +195,18 @@ export class ClusterMedia implements MediaPlane {
     return placement;
   }
 
+  /** This node's SFU, else whether a live node runs one (asked at most once per heartbeat). */
+  async available(): Promise<boolean> {
+    if (this.local !== undefined) return true;
+    const now = Date.now();
+    if (this.sfusAsked === undefined || now - this.sfusAsked.at > this.config.nodes.heartbeatMs) {
+      this.sfusAsked = { at: now, any: (await this.nodes.liveSfus()) > 0 };
+    }
+    return this.sfusAsked.any;
+  }
+
+  private sfusAsked: { at: number; any: boolean } | undefined;
+
   async publish(
     ref: ConferenceRef,
     endpointId: string,

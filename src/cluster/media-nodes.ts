@@ -108,6 +108,15 @@ export class MediaNodes {
     return rows.map((r) => r.node_id);
   }
 
+  /** How many live nodes run an SFU. */
+  async liveSfus(): Promise<number> {
+    const row = await this.store.get<{ n: number | string }>(
+      `SELECT count(*) AS n FROM media_nodes WHERE workers > 0 AND heartbeat_ms >= ${NOW_MS} - ?`,
+      [this.deadAfterMs],
+    );
+    return Number(row?.n ?? 0);
+  }
+
   /** Dead nodes (silent for NODE_DEAD_AFTER_MS), to be forgotten once their streams are handled. */
   async deadIds(): Promise<string[]> {
     const rows = await this.store.all<{ node_id: string }>(

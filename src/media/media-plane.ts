@@ -20,6 +20,8 @@ export interface ViewLayers {
 }
 
 export interface MediaPlane {
+  /** Whether an SFU can take media now: this node's, or in a cluster any live node's. */
+  available(): Promise<boolean>;
   /** Publishes a browser's sendonly offer, capped at `maxIncomingBitrate` (0: no cap). */
   publish(
     ref: ConferenceRef,

@@ -92,6 +92,10 @@ export class Media implements MediaPlane {
     for (const [k, c] of this.conferences) if (c.idle) this.conferences.delete(k);
   }
 
+  available(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
   /** Publishes a browser's sendonly offer, capped at `maxIncomingBitrate` (0: no cap). */
   async publish(
     ref: ConferenceRef,

@@ -279,7 +279,7 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
     if (c.mode !== "ROUTER") {
       throw failedPrecondition("this conference is P2P: media flows between the peers, not through the server");
     }
-    if (this.media === undefined) throw mediaUnavailable();
+    if (this.media === undefined || !(await this.media.available())) throw mediaUnavailable();
     return this.media;
   }
 
