@@ -180,7 +180,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
     ),
     spreed: new SpreedServiceImpl(config.spreed, spreedHub, spreedUsers, () => publicUrl),
     health: new HealthServiceImpl(health),
-    mediaNode: new MediaNodeServiceImpl(media),
+    mediaNode: new MediaNodeServiceImpl(media, () => clusterMedia?.nodeId),
   };
 
   // The one pipeline: every protocol's calls, REST included, pass these interceptors.
@@ -318,11 +318,11 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
         port: address.port,
         close() {
           closing ??= (async () => {
+            await background.stop();
             // The others unpublish this node's streams at once (its media closes below).
             await clusterMedia
               ?.leave()
               .catch((err: unknown) => logger.warn({ err }, "could not leave the media nodes"));
-            await background.stop();
             await mqtt?.close();
             await spreedHub.close();
             media?.close();

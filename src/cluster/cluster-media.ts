@@ -29,7 +29,20 @@ export interface StreamRecords {
     liveNodes: readonly string[],
     limit: number,
   ): Promise<{ appId: string; conferenceId: string; endpointId: string; streamId: string; mediaNode: string }[]>;
-  streamLost(ref: ConferenceRef, endpointId: string, streamId: string, publisherSick: boolean): Promise<void>;
+  streamLost(
+    ref: ConferenceRef,
+    endpointId: string,
+    streamId: string,
+    publisherSick: boolean,
+    onNode?: string,
+  ): Promise<void>;
+}
+
+/** Loopback, RFC 1918 and unique-local addresses (and names, which the operator resolves). */
+function isPrivateHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  if (!/^[0-9.]+$/.test(h) && !h.includes(":")) return true;
+  return /^(127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|::1$|f[cd][0-9a-f]{2}:)/i.test(h);
 }
 
 /** Streams unpublished per reaper round (the next round takes the rest). */
@@ -77,6 +90,12 @@ export class ClusterMedia implements MediaPlane {
     const specific = config.host !== "0.0.0.0" && config.host !== "::" ? config.host : undefined;
     const host = config.announcedIp ?? specific ?? "127.0.0.1";
     const rpcUrl = config.nodes.url ?? `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    if (rpcUrl.startsWith("http://") && !isPrivateHost(new URL(rpcUrl).hostname)) {
+      this.log.warn(
+        { rpcUrl },
+        "NODE_URL is plaintext to a public address: the cluster credential would cross it unencrypted; use a private address or https",
+      );
+    }
     await this.register({ rpcUrl, mediaIp: config.announcedIp ?? config.media.listenIp });
     this.log.info({ nodeId: this.nodeId, rpcUrl, workers: this.local?.workerPids().length ?? 0 }, "media node joined");
   }
@@ -120,6 +139,8 @@ export class ClusterMedia implements MediaPlane {
   async heartbeat(): Promise<void> {
     if (this.announcement === undefined) return;
     if (await this.nodes.heartbeat(this.load())) return;
+    const announcement = this.announcement;
+    if (announcement === undefined) return; // left meanwhile (shutdown)
     const was = this.nodeId;
     this.local?.closeAll();
     this.nodes.renew();
@@ -127,22 +148,27 @@ export class ClusterMedia implements MediaPlane {
       { was, nodeId: this.nodeId },
       "this node was silent too long and counted dead: media closed, rejoined",
     );
-    await this.register(this.announcement);
+    await this.register(announcement);
   }
 
   /** Unpublishes the streams of dead nodes, then forgets those nodes (one node per round: a lease). */
   async reap(): Promise<void> {
     await this.store.withLease("media.reaper", async () => {
-      const live = await this.nodes.liveIds();
-      const lost = await this.streams().streamsNotOn(live, REAP_BATCH);
+      // The live nodes are read again after the streams: a node that joined (or rejoined under
+      // a new id) after the first read registered before recording its streams, so it is live
+      // in the second read and its streams are not taken for lost ones.
+      const candidates = await this.streams().streamsNotOn(await this.nodes.liveIds(), REAP_BATCH);
+      const live = new Set(await this.nodes.liveIds());
+      const lost = candidates.filter((s) => !live.has(s.mediaNode));
       for (const s of lost) {
-        await this.streams().streamLost(s, s.endpointId, s.streamId, true);
+        await this.streams().streamLost(s, s.endpointId, s.streamId, true, s.mediaNode);
       }
       if (lost.length > 0) {
         const nodes = [...new Set(lost.map((s) => s.mediaNode))];
         this.log.warn({ nodes, streams: lost.length }, "streams of dead media nodes unpublished");
       }
-      if (lost.length < REAP_BATCH) for (const nodeId of await this.nodes.deadIds()) await this.nodes.forget(nodeId);
+      if (candidates.length < REAP_BATCH)
+        for (const nodeId of await this.nodes.deadIds()) await this.nodes.forget(nodeId);
     });
   }
 
@@ -161,8 +187,11 @@ export class ClusterMedia implements MediaPlane {
   /** Leaves the registry (shutdown): the others unpublish what this node held at once. */
   async leave(): Promise<void> {
     this.announcement = undefined;
-    await this.nodes.leave();
-    this.clients.close();
+    try {
+      await this.nodes.leave();
+    } finally {
+      this.clients.close();
+    }
   }
 
   /** A conference ended: its placement is forgotten (by the node it is on: every node hears the end). */
@@ -220,7 +249,7 @@ export class ClusterMedia implements MediaPlane {
       return { sdpAnswer, node: node.nodeId };
     }
     const answer = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
-      c.publish({ conference: ref, endpointId, streamId, sdpOffer, maxIncomingBitrate }),
+      c.publish({ conference: ref, endpointId, streamId, sdpOffer, maxIncomingBitrate, targetNodeId: node.nodeId }),
     );
     return { sdpAnswer: answer.sdpAnswer, node: node.nodeId };
   }
@@ -237,17 +266,18 @@ export class ClusterMedia implements MediaPlane {
     if (node === undefined) throw new SdpError(`stream ${streamId} is not published`);
     if (this.isLocal(node)) return this.sfu().view(ref, streamId, viewerId, endpointId, owner, sdpOffer);
     const answer = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
-      c.view({ conference: ref, streamId, viewerId, endpointId, owner, sdpOffer }),
+      c.view({ conference: ref, streamId, viewerId, endpointId, owner, sdpOffer, targetNodeId: node.nodeId }),
     );
     return answer.sdpAnswer;
   }
 
+  /** Views on a node that stopped answering are gone with it: none to stop. */
   async stopView(ref: ConferenceRef, streamId: string, viewerId: string, owner: string | undefined): Promise<number> {
-    const node = await this.holder(ref);
-    if (node === undefined) return 0;
+    const node = await this.nodes.placement(ref.appId, ref.conferenceId);
+    if (node === undefined || !node.alive) return 0;
     if (this.isLocal(node)) return this.sfu().stopView(ref, streamId, viewerId, owner);
     const answer = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
-      c.stopView({ conference: ref, streamId, viewerId, owner }),
+      c.stopView({ conference: ref, streamId, viewerId, owner, targetNodeId: node.nodeId }),
     );
     return answer.stopped;
   }
@@ -262,15 +292,21 @@ export class ClusterMedia implements MediaPlane {
     const node = await this.holder(ref);
     if (node === undefined) return undefined;
     if (this.isLocal(node)) return this.sfu().setViewLayers(ref, streamId, viewerId, owner, layers);
-    const a = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
-      c.setViewLayers({
-        conference: ref,
-        streamId,
-        viewerId,
-        owner,
-        spatialLayer: layers.spatialLayer,
-        temporalLayer: layers.temporalLayer,
-      }),
+    const a = await this.clients.on(
+      node.nodeId,
+      node.rpcUrl,
+      streamId,
+      (c) =>
+        c.setViewLayers({
+          conference: ref,
+          streamId,
+          viewerId,
+          owner,
+          spatialLayer: layers.spatialLayer,
+          temporalLayer: layers.temporalLayer,
+          targetNodeId: node.nodeId,
+        }),
+      true,
     );
     if (!a.found) return undefined;
     const layer = (spatialLayer: number, temporalLayer: number | undefined) =>
@@ -287,7 +323,11 @@ export class ClusterMedia implements MediaPlane {
       const node = await this.holder(ref);
       if (node === undefined) return;
       if (this.isLocal(node)) await this.sfu().unpublish(ref, streamId);
-      else await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) => c.unpublish({ conference: ref, streamId }));
+      else {
+        await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
+          c.unpublish({ conference: ref, streamId, targetNodeId: node.nodeId }),
+        );
+      }
     } catch (err) {
       this.log.warn({ err, ...ref, streamId }, "could not close an unpublished stream's media");
     }
@@ -298,7 +338,7 @@ export class ClusterMedia implements MediaPlane {
     if (node === undefined) return;
     if (this.isLocal(node)) return this.sfu().setStreamBitrate(ref, streamId, bitrate);
     await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
-      c.setStreamBitrate({ conference: ref, streamId, bitrate }),
+      c.setStreamBitrate({ conference: ref, streamId, bitrate, targetNodeId: node.nodeId }),
     );
   }
 }

@@ -48,9 +48,17 @@ export class MediaNodeClients {
 
   /**
    * Runs `call` on the node at `rpcUrl`; its refusals come back as the SFU's errors
-   * (`streamId` names the stream in them), its silence as UNAVAILABLE.
+   * (`streamId` names the stream in them; FAILED_PRECONDITION is a single-layer stream only
+   * for `layers` calls), its silence as UNAVAILABLE.
    */
-  async on<T>(nodeId: string, rpcUrl: string, streamId: string, call: (c: MediaNodeClient) => Promise<T>): Promise<T> {
+  async on<T>(
+    nodeId: string,
+    rpcUrl: string,
+    streamId: string,
+    call: (c: MediaNodeClient) => Promise<T>,
+    layers = false,
+  ): Promise<T> {
+    if (this.closed) throw new DomainError("unavailable", "this node is shutting down");
     try {
       return await call(this.client(rpcUrl));
     } catch (e) {
@@ -61,7 +69,8 @@ export class MediaNodeClients {
         case Code.AlreadyExists:
           throw new StreamConflictError(streamId);
         case Code.FailedPrecondition:
-          throw new NotSimulcastError(streamId);
+          if (layers) throw new NotSimulcastError(streamId);
+          break;
         case Code.Unauthenticated:
           this.log.error(
             { nodeId, rpcUrl, err },
@@ -78,8 +87,11 @@ export class MediaNodeClients {
     }
   }
 
-  /** Closes the sessions to other nodes. */
+  private closed = false;
+
+  /** Closes the sessions to other nodes; later calls are refused. */
   close(): void {
+    this.closed = true;
     for (const { session } of this.clients.values()) session.abort();
     this.clients.clear();
   }

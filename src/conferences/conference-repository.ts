@@ -146,10 +146,9 @@ const SET_PARTICIPANT_STATE = `UPDATE participants SET state = ? WHERE endpoint_
   AND conference_seq IN (SELECT seq FROM conferences WHERE app_id = ?)`;
 const CONFERENCES_OF_ENDPOINT = `SELECT c.conference_id AS conference_id FROM participants p
   JOIN conferences c ON c.seq = p.conference_seq WHERE p.endpoint_id = ? AND c.app_id = ?`;
-const STREAMS =
-  "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? ORDER BY stream_id";
-const STREAM =
-  "SELECT stream_id, endpoint_id, type, metadata, video_bitrate FROM streams WHERE conference_seq = ? AND stream_id = ?";
+const STREAM_COLUMNS = "stream_id, endpoint_id, type, metadata, video_bitrate, media_node";
+const STREAMS = `SELECT ${STREAM_COLUMNS} FROM streams WHERE conference_seq = ? ORDER BY stream_id`;
+const STREAM = `SELECT ${STREAM_COLUMNS} FROM streams WHERE conference_seq = ? AND stream_id = ?`;
 const SET_STREAM_METADATA = "UPDATE streams SET metadata = ? WHERE conference_seq = ? AND stream_id = ?";
 const SET_STREAM_BITRATE = "UPDATE streams SET video_bitrate = ? WHERE conference_seq = ? AND stream_id = ?";
 const ADD_STREAM = `INSERT INTO streams (conference_seq, stream_id, endpoint_id, type, metadata, video_bitrate, media_node)
@@ -450,6 +449,7 @@ interface RawStream {
   type: StreamType;
   metadata: string;
   video_bitrate: number;
+  media_node: string | null;
 }
 
 function streamFromRaw(r: RawStream): StreamRow {
@@ -459,5 +459,6 @@ function streamFromRaw(r: RawStream): StreamRow {
     type: r.type,
     metadata: JSON.parse(r.metadata) as Json,
     videoBitrate: r.video_bitrate,
+    ...(r.media_node === null ? {} : { mediaNode: r.media_node }),
   };
 }

@@ -41,7 +41,10 @@ export class ConferenceStreams {
     await this.unpublish(appId, conferenceId, actor, streamId, enforceUser, false);
   }
 
-  /** streamUnpublished; with `ifPresent`, a stream the endpoint no longer publishes changes nothing. */
+  /**
+   * streamUnpublished; with `ifPresent`, a stream the endpoint no longer publishes changes
+   * nothing, nor does one that is now on another media node than `onNode` (published again).
+   */
   async unpublish(
     appId: string,
     conferenceId: string,
@@ -49,13 +52,18 @@ export class ConferenceStreams {
     streamId: string,
     enforceUser: boolean,
     ifPresent: boolean,
+    onNode?: string,
   ): Promise<void> {
     await this.changes.change(
       conferenceId,
       appId,
       actor,
       async (repo, c) => {
-        if (ifPresent && (await repo.stream(c.seq, streamId))?.endpointId !== actor.endpointId) return undefined;
+        if (ifPresent) {
+          const present = await repo.stream(c.seq, streamId);
+          if (present?.endpointId !== actor.endpointId) return undefined;
+          if (onNode !== undefined && present.mediaNode !== onNode) return undefined;
+        }
         const s = await this.ownStream(repo, c, actor, streamId, enforceUser);
         await repo.removeStream(c.seq, streamId);
         return { payload: { case: "streamUnpublished", value: { streamId, streamType: s.type } } };
@@ -65,17 +73,26 @@ export class ConferenceStreams {
   }
 
   /**
-   * The SFU lost a stream (its worker died): the stream is unpublished with the usual event
-   * and its publisher is marked SICK until it publishes again or keeps alive. Never rejects
-   * (media calls it from its own events): failures are logged.
+   * The SFU lost a stream (its worker or its node died): the stream is unpublished with the
+   * usual event and its publisher is marked SICK until it publishes again or keeps alive.
+   * With `onNode`, only while the stream is still the one recorded on that media node. Never
+   * rejects (media calls it from its own events): failures are logged.
    */
-  async streamLost(ref: ConferenceRef, endpointId: string, streamId: string, publisherSick = true): Promise<void> {
+  async streamLost(
+    ref: ConferenceRef,
+    endpointId: string,
+    streamId: string,
+    publisherSick = true,
+    onNode?: string,
+  ): Promise<void> {
     const { appId, conferenceId } = ref;
     const { repo, log } = this.changes;
     try {
       const c = await repo.get(appId, conferenceId);
       const p = c && (await repo.participant(c.seq, endpointId));
       if (c === undefined || p === undefined) return;
+      const s = await repo.stream(c.seq, streamId);
+      if (s === undefined || s.endpointId !== endpointId || (onNode !== undefined && s.mediaNode !== onNode)) return;
       try {
         // A stream unpublished meanwhile (by its publisher, or a sweep on another node) stays so.
         await this.unpublish(
@@ -85,6 +102,7 @@ export class ConferenceStreams {
           streamId,
           false,
           true,
+          onNode,
         );
       } catch (err) {
         log.warn({ err, conferenceId, streamId }, "could not record a lost stream");

@@ -169,8 +169,14 @@ export class Conferences {
    * and its publisher is marked SICK until it publishes again or keeps alive. Never rejects
    * (media calls it from its own events): failures are logged. See ConferenceStreams.
    */
-  streamLost(ref: ConferenceRef, endpointId: string, streamId: string, publisherSick = true): Promise<void> {
-    return this.streams.streamLost(ref, endpointId, streamId, publisherSick);
+  streamLost(
+    ref: ConferenceRef,
+    endpointId: string,
+    streamId: string,
+    publisherSick = true,
+    onNode?: string,
+  ): Promise<void> {
+    return this.streams.streamLost(ref, endpointId, streamId, publisherSick, onNode);
   }
 
   /**

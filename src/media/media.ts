@@ -172,11 +172,6 @@ export class Media implements MediaPlane {
     this.conferences.clear();
   }
 
-  /** Whether this node holds media of the conference. */
-  holds(ref: ConferenceRef): boolean {
-    return this.conferences.has(key(ref));
-  }
-
   /** Closes everything an endpoint published or viewed (leave, unregister, expiry); answers its streams. */
   closeEndpoint(ref: ConferenceRef, endpointId: string): string[] {
     const unpublished = this.conference(ref)?.closeEndpoint(endpointId) ?? [];

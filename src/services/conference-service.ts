@@ -25,6 +25,7 @@ import {
 import { Media, type MediaPlane, NotSimulcastError, SdpError, StreamConflictError } from "../media/media.js";
 import type { Principal } from "../oauth/access-tokens.js";
 import type { CheckedPrincipal } from "../oauth/principals.js";
+import { kRequestInfo } from "../observability/log.js";
 import { iceCandidatesProblem } from "../validation.js";
 import type { Callers } from "./caller.js";
 
@@ -252,13 +253,13 @@ export class ConferenceServiceImpl implements ServiceImpl<typeof pb.ConferenceSe
       req.videoBitrate,
       p.role === "USER",
     );
-    // The SFU caps what the publisher may send (a P2P conference's stream has no media here).
+    // The SFU caps what the publisher may send (a P2P conference's stream has no media here);
+    // the change is recorded already, so the SFU's failure is logged, not answered.
     if (req.videoBitrate > 0) {
-      await this.media?.setStreamBitrate(
-        { appId: p.appId, conferenceId: req.conferenceId },
-        streamId,
-        req.videoBitrate,
-      );
+      const ref = { appId: p.appId, conferenceId: req.conferenceId };
+      await this.media?.setStreamBitrate(ref, streamId, req.videoBitrate).catch((err: unknown) => {
+        ctx.values.get(kRequestInfo)?.log.warn({ err, streamId }, "could not cap a stream's bitrate on the SFU");
+      });
     }
     return {};
   }

@@ -29,16 +29,28 @@ function mapped<T>(work: () => Promise<T>): Promise<T> {
 }
 
 export class MediaNodeServiceImpl implements ServiceImpl<typeof MediaNodeService> {
-  constructor(private readonly media: Media | undefined) {}
+  constructor(
+    private readonly media: Media | undefined,
+    /** This node's id in the media registry now (it changes when the node rejoins). */
+    private readonly nodeId: () => string | undefined,
+  ) {}
 
-  private sfu(ctx: HandlerContext): Media {
+  /** This node's SFU, for a call meant for this node (a stale or misrouted one is refused). */
+  private sfu(ctx: HandlerContext, req: { targetNodeId: string }): Media {
     requireCluster(ctx);
     if (this.media === undefined) throw new DomainError("unavailable", "this node runs no SFU");
+    const self = this.nodeId();
+    if (req.targetNodeId !== self) {
+      throw new DomainError(
+        "unavailable",
+        `this is media node ${self ?? "(none)"}, not ${req.targetNodeId}: check NODE_URL, or the node was counted dead`,
+      );
+    }
     return this.media;
   }
 
   async publish(req: pb.PublishRequest, ctx: HandlerContext) {
-    const media = this.sfu(ctx);
+    const media = this.sfu(ctx, req);
     const c = ref(req.conference);
     const published = await mapped(() =>
       media.publish(c, req.endpointId, req.streamId, req.sdpOffer, req.maxIncomingBitrate),
@@ -47,7 +59,7 @@ export class MediaNodeServiceImpl implements ServiceImpl<typeof MediaNodeService
   }
 
   async view(req: pb.ViewRequest, ctx: HandlerContext) {
-    const media = this.sfu(ctx);
+    const media = this.sfu(ctx, req);
     const c = ref(req.conference);
     const sdpAnswer = await mapped(() =>
       media.view(c, req.streamId, req.viewerId, req.endpointId, req.owner, req.sdpOffer),
@@ -56,12 +68,12 @@ export class MediaNodeServiceImpl implements ServiceImpl<typeof MediaNodeService
   }
 
   async stopView(req: pb.StopViewRequest, ctx: HandlerContext) {
-    const media = this.sfu(ctx);
+    const media = this.sfu(ctx, req);
     return { stopped: await media.stopView(ref(req.conference), req.streamId, req.viewerId, req.owner) };
   }
 
   async setViewLayers(req: pb.SetViewLayersRequest, ctx: HandlerContext) {
-    const media = this.sfu(ctx);
+    const media = this.sfu(ctx, req);
     const c = ref(req.conference);
     const layers =
       req.temporalLayer === undefined
@@ -79,12 +91,12 @@ export class MediaNodeServiceImpl implements ServiceImpl<typeof MediaNodeService
   }
 
   async unpublish(req: pb.UnpublishRequest, ctx: HandlerContext) {
-    await this.sfu(ctx).unpublish(ref(req.conference), req.streamId);
+    await this.sfu(ctx, req).unpublish(ref(req.conference), req.streamId);
     return {};
   }
 
   async setStreamBitrate(req: pb.SetStreamBitrateRequest, ctx: HandlerContext) {
-    await this.sfu(ctx).setStreamBitrate(ref(req.conference), req.streamId, req.bitrate);
+    await this.sfu(ctx, req).setStreamBitrate(ref(req.conference), req.streamId, req.bitrate);
     return {};
   }
 }

@@ -165,6 +165,13 @@ describe("cluster behind HAProxy (deploy/haproxy.cfg)", () => {
       assert.ok(r.status >= 400 && r.status < 500, `${r.status} ${r.text}`);
     }
     assert.deepEqual(spread(before, await hp.stats(), "be_http"), [1, 1, 1], "media calls on every node");
+    // The nodes' internal media service is not reachable through the balancer.
+    const internal = await fetch(`${lb()}/rtcplane.cluster.v1.MediaNodeService/StopView`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(internal.status, 404);
   });
 
   it("a node killed with SIGKILL under load: only right answers or clean failures, recovery within seconds, no acknowledged write lost", async () => {

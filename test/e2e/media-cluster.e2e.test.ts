@@ -167,9 +167,12 @@ describe("media across the nodes of a cluster", () => {
         );
       }
     }
-    // The same call with the cluster's credential is served (it names no view: none stopped).
+    // The cluster's credential is taken; a call not meant for this node (no target) is refused.
     const credential = ServerKey.fromClusterSecret(CLUSTER_SECRET).derive("cluster.media-rpc").toString("base64url");
-    assert.equal((await ask(credential)).stopped, 0);
+    await assert.rejects(ask(credential), (e: unknown) => {
+      const err = ConnectError.from(e);
+      return err.code === Code.Unavailable && /this is media node/.test(err.rawMessage);
+    });
     // Not a REST route either.
     const res = await fetch(`${url}/rtcplane.cluster.v1.MediaNodeService/StopView`, {
       method: "POST",

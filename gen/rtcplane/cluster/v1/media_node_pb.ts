@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rtcplane/cluster/v1/media_node.proto.
  */
 export const file_rtcplane_cluster_v1_media_node: GenFile = /*@__PURE__*/
-  fileDesc("CiRydGNwbGFuZS9jbHVzdGVyL3YxL21lZGlhX25vZGUucHJvdG8SE3J0Y3BsYW5lLmNsdXN0ZXIudjEiNgoNQ29uZmVyZW5jZVJlZhIOCgZhcHBfaWQYASABKAkSFQoNY29uZmVyZW5jZV9pZBgCIAEoCSKhAQoOUHVibGlzaFJlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhITCgtlbmRwb2ludF9pZBgCIAEoCRIRCglzdHJlYW1faWQYAyABKAkSEQoJc2RwX29mZmVyGAQgASgJEhwKFG1heF9pbmNvbWluZ19iaXRyYXRlGAUgASgNIiUKD1B1Ymxpc2hSZXNwb25zZRISCgpzZHBfYW5zd2VyGAEgASgJIrEBCgtWaWV3UmVxdWVzdBI2Cgpjb25mZXJlbmNlGAEgASgLMiIucnRjcGxhbmUuY2x1c3Rlci52MS5Db25mZXJlbmNlUmVmEhEKCXN0cmVhbV9pZBgCIAEoCRIRCgl2aWV3ZXJfaWQYAyABKAkSEwoLZW5kcG9pbnRfaWQYBCABKAkSEgoFb3duZXIYBSABKAlIAIgBARIRCglzZHBfb2ZmZXIYBiABKAlCCAoGX293bmVyIiIKDFZpZXdSZXNwb25zZRISCgpzZHBfYW5zd2VyGAEgASgJIo0BCg9TdG9wVmlld1JlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkSEQoJdmlld2VyX2lkGAMgASgJEhIKBW93bmVyGAQgASgJSACIAQFCCAoGX293bmVyIiMKEFN0b3BWaWV3UmVzcG9uc2USDwoHc3RvcHBlZBgBIAEoDSLZAQoUU2V0Vmlld0xheWVyc1JlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkSEQoJdmlld2VyX2lkGAMgASgJEhIKBW93bmVyGAQgASgJSACIAQESFQoNc3BhdGlhbF9sYXllchgFIAEoDRIbCg50ZW1wb3JhbF9sYXllchgGIAEoDUgBiAEBQggKBl9vd25lckIRCg9fdGVtcG9yYWxfbGF5ZXIiiQIKFVNldFZpZXdMYXllcnNSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIfChdwcmVmZXJyZWRfc3BhdGlhbF9sYXllchgCIAEoDRIlChhwcmVmZXJyZWRfdGVtcG9yYWxfbGF5ZXIYAyABKA1IAIgBARIiChVjdXJyZW50X3NwYXRpYWxfbGF5ZXIYBCABKA1IAYgBARIjChZjdXJyZW50X3RlbXBvcmFsX2xheWVyGAUgASgNSAKIAQFCGwoZX3ByZWZlcnJlZF90ZW1wb3JhbF9sYXllckIYChZfY3VycmVudF9zcGF0aWFsX2xheWVyQhkKF19jdXJyZW50X3RlbXBvcmFsX2xheWVyIl0KEFVucHVibGlzaFJlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkiEwoRVW5wdWJsaXNoUmVzcG9uc2UidQoXU2V0U3RyZWFtQml0cmF0ZVJlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkSDwoHYml0cmF0ZRgDIAEoDSIaChhTZXRTdHJlYW1CaXRyYXRlUmVzcG9uc2UyzwQKEE1lZGlhTm9kZVNlcnZpY2USVAoHUHVibGlzaBIjLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuUHVibGlzaFJlcXVlc3QaJC5ydGNwbGFuZS5jbHVzdGVyLnYxLlB1Ymxpc2hSZXNwb25zZRJLCgRWaWV3EiAucnRjcGxhbmUuY2x1c3Rlci52MS5WaWV3UmVxdWVzdBohLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuVmlld1Jlc3BvbnNlElcKCFN0b3BWaWV3EiQucnRjcGxhbmUuY2x1c3Rlci52MS5TdG9wVmlld1JlcXVlc3QaJS5ydGNwbGFuZS5jbHVzdGVyLnYxLlN0b3BWaWV3UmVzcG9uc2USZgoNU2V0Vmlld0xheWVycxIpLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuU2V0Vmlld0xheWVyc1JlcXVlc3QaKi5ydGNwbGFuZS5jbHVzdGVyLnYxLlNldFZpZXdMYXllcnNSZXNwb25zZRJaCglVbnB1Ymxpc2gSJS5ydGNwbGFuZS5jbHVzdGVyLnYxLlVucHVibGlzaFJlcXVlc3QaJi5ydGNwbGFuZS5jbHVzdGVyLnYxLlVucHVibGlzaFJlc3BvbnNlEm8KEFNldFN0cmVhbUJpdHJhdGUSLC5ydGNwbGFuZS5jbHVzdGVyLnYxLlNldFN0cmVhbUJpdHJhdGVSZXF1ZXN0Gi0ucnRjcGxhbmUuY2x1c3Rlci52MS5TZXRTdHJlYW1CaXRyYXRlUmVzcG9uc2UaCsjzGAHi8xgCCAZiBnByb3RvMw", [file_rtcplane_options_v1_options]);
+  fileDesc("CiRydGNwbGFuZS9jbHVzdGVyL3YxL21lZGlhX25vZGUucHJvdG8SE3J0Y3BsYW5lLmNsdXN0ZXIudjEiNgoNQ29uZmVyZW5jZVJlZhIOCgZhcHBfaWQYASABKAkSFQoNY29uZmVyZW5jZV9pZBgCIAEoCSK5AQoOUHVibGlzaFJlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhITCgtlbmRwb2ludF9pZBgCIAEoCRIRCglzdHJlYW1faWQYAyABKAkSEQoJc2RwX29mZmVyGAQgASgJEhwKFG1heF9pbmNvbWluZ19iaXRyYXRlGAUgASgNEhYKDnRhcmdldF9ub2RlX2lkGAYgASgJIiUKD1B1Ymxpc2hSZXNwb25zZRISCgpzZHBfYW5zd2VyGAEgASgJIskBCgtWaWV3UmVxdWVzdBI2Cgpjb25mZXJlbmNlGAEgASgLMiIucnRjcGxhbmUuY2x1c3Rlci52MS5Db25mZXJlbmNlUmVmEhEKCXN0cmVhbV9pZBgCIAEoCRIRCgl2aWV3ZXJfaWQYAyABKAkSEwoLZW5kcG9pbnRfaWQYBCABKAkSEgoFb3duZXIYBSABKAlIAIgBARIRCglzZHBfb2ZmZXIYBiABKAkSFgoOdGFyZ2V0X25vZGVfaWQYByABKAlCCAoGX293bmVyIiIKDFZpZXdSZXNwb25zZRISCgpzZHBfYW5zd2VyGAEgASgJIqUBCg9TdG9wVmlld1JlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkSEQoJdmlld2VyX2lkGAMgASgJEhIKBW93bmVyGAQgASgJSACIAQESFgoOdGFyZ2V0X25vZGVfaWQYBSABKAlCCAoGX293bmVyIiMKEFN0b3BWaWV3UmVzcG9uc2USDwoHc3RvcHBlZBgBIAEoDSLxAQoUU2V0Vmlld0xheWVyc1JlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkSEQoJdmlld2VyX2lkGAMgASgJEhIKBW93bmVyGAQgASgJSACIAQESFQoNc3BhdGlhbF9sYXllchgFIAEoDRIbCg50ZW1wb3JhbF9sYXllchgGIAEoDUgBiAEBEhYKDnRhcmdldF9ub2RlX2lkGAcgASgJQggKBl9vd25lckIRCg9fdGVtcG9yYWxfbGF5ZXIiiQIKFVNldFZpZXdMYXllcnNSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIfChdwcmVmZXJyZWRfc3BhdGlhbF9sYXllchgCIAEoDRIlChhwcmVmZXJyZWRfdGVtcG9yYWxfbGF5ZXIYAyABKA1IAIgBARIiChVjdXJyZW50X3NwYXRpYWxfbGF5ZXIYBCABKA1IAYgBARIjChZjdXJyZW50X3RlbXBvcmFsX2xheWVyGAUgASgNSAKIAQFCGwoZX3ByZWZlcnJlZF90ZW1wb3JhbF9sYXllckIYChZfY3VycmVudF9zcGF0aWFsX2xheWVyQhkKF19jdXJyZW50X3RlbXBvcmFsX2xheWVyInUKEFVucHVibGlzaFJlcXVlc3QSNgoKY29uZmVyZW5jZRgBIAEoCzIiLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuQ29uZmVyZW5jZVJlZhIRCglzdHJlYW1faWQYAiABKAkSFgoOdGFyZ2V0X25vZGVfaWQYAyABKAkiEwoRVW5wdWJsaXNoUmVzcG9uc2UijQEKF1NldFN0cmVhbUJpdHJhdGVSZXF1ZXN0EjYKCmNvbmZlcmVuY2UYASABKAsyIi5ydGNwbGFuZS5jbHVzdGVyLnYxLkNvbmZlcmVuY2VSZWYSEQoJc3RyZWFtX2lkGAIgASgJEg8KB2JpdHJhdGUYAyABKA0SFgoOdGFyZ2V0X25vZGVfaWQYBCABKAkiGgoYU2V0U3RyZWFtQml0cmF0ZVJlc3BvbnNlMs8EChBNZWRpYU5vZGVTZXJ2aWNlElQKB1B1Ymxpc2gSIy5ydGNwbGFuZS5jbHVzdGVyLnYxLlB1Ymxpc2hSZXF1ZXN0GiQucnRjcGxhbmUuY2x1c3Rlci52MS5QdWJsaXNoUmVzcG9uc2USSwoEVmlldxIgLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuVmlld1JlcXVlc3QaIS5ydGNwbGFuZS5jbHVzdGVyLnYxLlZpZXdSZXNwb25zZRJXCghTdG9wVmlldxIkLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuU3RvcFZpZXdSZXF1ZXN0GiUucnRjcGxhbmUuY2x1c3Rlci52MS5TdG9wVmlld1Jlc3BvbnNlEmYKDVNldFZpZXdMYXllcnMSKS5ydGNwbGFuZS5jbHVzdGVyLnYxLlNldFZpZXdMYXllcnNSZXF1ZXN0GioucnRjcGxhbmUuY2x1c3Rlci52MS5TZXRWaWV3TGF5ZXJzUmVzcG9uc2USWgoJVW5wdWJsaXNoEiUucnRjcGxhbmUuY2x1c3Rlci52MS5VbnB1Ymxpc2hSZXF1ZXN0GiYucnRjcGxhbmUuY2x1c3Rlci52MS5VbnB1Ymxpc2hSZXNwb25zZRJvChBTZXRTdHJlYW1CaXRyYXRlEiwucnRjcGxhbmUuY2x1c3Rlci52MS5TZXRTdHJlYW1CaXRyYXRlUmVxdWVzdBotLnJ0Y3BsYW5lLmNsdXN0ZXIudjEuU2V0U3RyZWFtQml0cmF0ZVJlc3BvbnNlGgrI8xgB4vMYAggGYgZwcm90bzM", [file_rtcplane_options_v1_options]);
 
 /**
  * ConferenceRef names a conference: conference ids are unique per app only.
@@ -87,6 +87,14 @@ export type PublishRequest = Message<"rtcplane.cluster.v1.PublishRequest"> & {
    * @generated from field: uint32 max_incoming_bitrate = 5;
    */
   maxIncomingBitrate: number;
+
+  /**
+   * The node the caller believes holds the conference's media; another node answers
+   * UNAVAILABLE (a misrouted NODE_URL, or a node counted dead under that id).
+   *
+   * @generated from field: string target_node_id = 6;
+   */
+  targetNodeId: string;
 };
 
 /**
@@ -164,6 +172,14 @@ export type ViewRequest = Message<"rtcplane.cluster.v1.ViewRequest"> & {
    * @generated from field: string sdp_offer = 6;
    */
   sdpOffer: string;
+
+  /**
+   * The node the caller believes holds the conference's media; another node answers
+   * UNAVAILABLE (a misrouted NODE_URL, or a node counted dead under that id).
+   *
+   * @generated from field: string target_node_id = 7;
+   */
+  targetNodeId: string;
 };
 
 /**
@@ -227,6 +243,14 @@ export type StopViewRequest = Message<"rtcplane.cluster.v1.StopViewRequest"> & {
    * @generated from field: optional string owner = 4;
    */
   owner?: string | undefined;
+
+  /**
+   * The node the caller believes holds the conference's media; another node answers
+   * UNAVAILABLE (a misrouted NODE_URL, or a node counted dead under that id).
+   *
+   * @generated from field: string target_node_id = 5;
+   */
+  targetNodeId: string;
 };
 
 /**
@@ -304,6 +328,14 @@ export type SetViewLayersRequest = Message<"rtcplane.cluster.v1.SetViewLayersReq
    * @generated from field: optional uint32 temporal_layer = 6;
    */
   temporalLayer?: number | undefined;
+
+  /**
+   * The node the caller believes holds the conference's media; another node answers
+   * UNAVAILABLE (a misrouted NODE_URL, or a node counted dead under that id).
+   *
+   * @generated from field: string target_node_id = 7;
+   */
+  targetNodeId: string;
 };
 
 /**
@@ -381,6 +413,14 @@ export type UnpublishRequest = Message<"rtcplane.cluster.v1.UnpublishRequest"> &
    * @generated from field: string stream_id = 2;
    */
   streamId: string;
+
+  /**
+   * The node the caller believes holds the conference's media; another node answers
+   * UNAVAILABLE (a misrouted NODE_URL, or a node counted dead under that id).
+   *
+   * @generated from field: string target_node_id = 3;
+   */
+  targetNodeId: string;
 };
 
 /**
@@ -426,11 +466,19 @@ export type SetStreamBitrateRequest = Message<"rtcplane.cluster.v1.SetStreamBitr
   streamId: string;
 
   /**
-   * Bits per second; 0: no cap.
+   * Bits per second; 0: no change.
    *
    * @generated from field: uint32 bitrate = 3;
    */
   bitrate: number;
+
+  /**
+   * The node the caller believes holds the conference's media; another node answers
+   * UNAVAILABLE (a misrouted NODE_URL, or a node counted dead under that id).
+   *
+   * @generated from field: string target_node_id = 4;
+   */
+  targetNodeId: string;
 };
 
 /**
@@ -461,7 +509,7 @@ export const SetStreamBitrateResponseSchema: GenMessage<SetStreamBitrateResponse
  * from CLUSTER_SECRET; app, tenant, user and admin credentials are refused (401).
  * Errors say what the SFU said: INVALID_ARGUMENT (the SDP offer), ALREADY_EXISTS (the
  * stream id is published), FAILED_PRECONDITION (layers of a single-layer stream),
- * UNAVAILABLE (this node runs no SFU).
+ * UNAVAILABLE (this node runs no SFU, or is not `target_node_id`).
  *
  * @generated from service rtcplane.cluster.v1.MediaNodeService
  */
