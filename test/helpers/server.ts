@@ -103,7 +103,10 @@ export async function spawnServer(
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL"); // not left running: nobody holds it to stop it later
+      reject(new Error(`server did not start:\n${out}`));
+    }, 30_000);
     child.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       const m = /"url":"([^"]+)"[^\n]*"msg":"listening"/.exec(out);
