@@ -114,8 +114,7 @@ export async function build(config: Config, options: BuildOptions = {}): Promise
   const callers = new Callers(principals);
   const media = options.media;
   // In a cluster, each media command runs on the node its conference's media was placed on.
-  const clusterMedia = ClusterMedia.forCluster(domain.store, config, serverKey, media, logger);
-  if (clusterMedia !== undefined) clusterMedia.streamRecords = conferences;
+  const clusterMedia = ClusterMedia.forCluster(domain.store, conferences, config, serverKey, media, logger);
   if (media !== undefined) {
     // Media follows the committed events, not the calls: in a cluster a leave or an end may
     // commit on another node, and every node's bus delivers it.

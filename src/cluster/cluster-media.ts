@@ -12,6 +12,7 @@
 import type { types } from "mediasoup";
 import type { ServerKey } from "../auth/server-key.js";
 import type { PeriodicJob } from "../background.js";
+import type { PlacedStream } from "../conferences/conference-repository.js";
 import type { Config } from "../config.js";
 import { DomainError } from "../errors.js";
 import type { Media } from "../media/media.js";
@@ -25,10 +26,7 @@ import { type MediaNode, MediaNodes, type NodeAnnouncement } from "./media-nodes
 
 /** What the reaper asks of the conferences (see Conferences.streamsNotOn / streamLost). */
 export interface StreamRecords {
-  streamsNotOn(
-    liveNodes: readonly string[],
-    limit: number,
-  ): Promise<{ appId: string; conferenceId: string; endpointId: string; streamId: string; mediaNode: string }[]>;
+  streamsNotOn(liveNodes: readonly string[], limit: number): Promise<PlacedStream[]>;
   streamLost(
     ref: ConferenceRef,
     endpointId: string,
@@ -55,6 +53,8 @@ export class ClusterMedia implements MediaPlane {
     /** This node's SFU; undefined when it runs none (it forwards everything). */
     private readonly local: Media | undefined,
     private readonly store: Store,
+    /** Where the reaper finds and records lost streams (the conferences). */
+    private readonly streams: StreamRecords,
     private readonly log: Logger,
     private readonly config: Config,
   ) {}
@@ -70,6 +70,7 @@ export class ClusterMedia implements MediaPlane {
   /** The cluster's SFU on a shared (PostgreSQL) store; undefined on one machine. */
   static forCluster(
     store: Store,
+    streams: StreamRecords,
     config: Config,
     serverKey: ServerKey,
     local: Media | undefined,
@@ -78,7 +79,8 @@ export class ClusterMedia implements MediaPlane {
     const credential = ClusterMedia.credential(config, serverKey);
     if (store.kind !== "postgres" || credential === undefined) return undefined;
     const clients = new MediaNodeClients(credential, config.nodes.forwardTimeoutMs, log);
-    return new ClusterMedia(new MediaNodes(store, config.nodes.deadAfterMs), clients, local, store, log, config);
+    const nodes = new MediaNodes(store, config.nodes.deadAfterMs);
+    return new ClusterMedia(nodes, clients, local, store, streams, log, config);
   }
 
   /**
@@ -157,11 +159,11 @@ export class ClusterMedia implements MediaPlane {
       // The live nodes are read again after the streams: a node that joined (or rejoined under
       // a new id) after the first read registered before recording its streams, so it is live
       // in the second read and its streams are not taken for lost ones.
-      const candidates = await this.streams().streamsNotOn(await this.nodes.liveIds(), REAP_BATCH);
+      const candidates = await this.streams.streamsNotOn(await this.nodes.liveIds(), REAP_BATCH);
       const live = new Set(await this.nodes.liveIds());
       const lost = candidates.filter((s) => !live.has(s.mediaNode));
       for (const s of lost) {
-        await this.streams().streamLost(s, s.endpointId, s.streamId, true, s.mediaNode);
+        await this.streams.streamLost(s, s.endpointId, s.streamId, true, s.mediaNode);
       }
       if (lost.length > 0) {
         const nodes = [...new Set(lost.map((s) => s.mediaNode))];
@@ -170,18 +172,6 @@ export class ClusterMedia implements MediaPlane {
       if (candidates.length < REAP_BATCH)
         for (const nodeId of await this.nodes.deadIds()) await this.nodes.forget(nodeId);
     });
-  }
-
-  private records: StreamRecords | undefined;
-
-  /** Where the reaper finds and records lost streams (set once the domain is wired). */
-  set streamRecords(records: StreamRecords) {
-    this.records = records;
-  }
-
-  private streams(): StreamRecords {
-    if (this.records === undefined) throw new Error("ClusterMedia.streamRecords is not set");
-    return this.records;
   }
 
   /** Leaves the registry (shutdown): the others unpublish what this node held at once. */
@@ -248,7 +238,7 @@ export class ClusterMedia implements MediaPlane {
       const { sdpAnswer } = await this.sfu().publish(ref, endpointId, streamId, sdpOffer, maxIncomingBitrate);
       return { sdpAnswer, node: node.nodeId };
     }
-    const answer = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
+    const answer = await this.clients.on(node, streamId, (c) =>
       c.publish({ conference: ref, endpointId, streamId, sdpOffer, maxIncomingBitrate, targetNodeId: node.nodeId }),
     );
     return { sdpAnswer: answer.sdpAnswer, node: node.nodeId };
@@ -265,7 +255,7 @@ export class ClusterMedia implements MediaPlane {
     const node = await this.holder(ref);
     if (node === undefined) throw new SdpError(`stream ${streamId} is not published`);
     if (this.isLocal(node)) return this.sfu().view(ref, streamId, viewerId, endpointId, owner, sdpOffer);
-    const answer = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
+    const answer = await this.clients.on(node, streamId, (c) =>
       c.view({ conference: ref, streamId, viewerId, endpointId, owner, sdpOffer, targetNodeId: node.nodeId }),
     );
     return answer.sdpAnswer;
@@ -276,7 +266,7 @@ export class ClusterMedia implements MediaPlane {
     const node = await this.nodes.placement(ref.appId, ref.conferenceId);
     if (node === undefined || !node.alive) return 0;
     if (this.isLocal(node)) return this.sfu().stopView(ref, streamId, viewerId, owner);
-    const answer = await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
+    const answer = await this.clients.on(node, streamId, (c) =>
       c.stopView({ conference: ref, streamId, viewerId, owner, targetNodeId: node.nodeId }),
     );
     return answer.stopped;
@@ -293,8 +283,7 @@ export class ClusterMedia implements MediaPlane {
     if (node === undefined) return undefined;
     if (this.isLocal(node)) return this.sfu().setViewLayers(ref, streamId, viewerId, owner, layers);
     const a = await this.clients.on(
-      node.nodeId,
-      node.rpcUrl,
+      node,
       streamId,
       (c) =>
         c.setViewLayers({
@@ -324,7 +313,7 @@ export class ClusterMedia implements MediaPlane {
       if (node === undefined) return;
       if (this.isLocal(node)) await this.sfu().unpublish(ref, streamId);
       else {
-        await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
+        await this.clients.on(node, streamId, (c) =>
           c.unpublish({ conference: ref, streamId, targetNodeId: node.nodeId }),
         );
       }
@@ -337,7 +326,7 @@ export class ClusterMedia implements MediaPlane {
     const node = await this.holder(ref);
     if (node === undefined) return;
     if (this.isLocal(node)) return this.sfu().setStreamBitrate(ref, streamId, bitrate);
-    await this.clients.on(node.nodeId, node.rpcUrl, streamId, (c) =>
+    await this.clients.on(node, streamId, (c) =>
       c.setStreamBitrate({ conference: ref, streamId, bitrate, targetNodeId: node.nodeId }),
     );
   }

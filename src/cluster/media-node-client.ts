@@ -10,6 +10,7 @@ import { MediaNodeService } from "../../gen/rtcplane/cluster/v1/media_node_pb.js
 import { DomainError } from "../errors.js";
 import { NotSimulcastError, SdpError, StreamConflictError } from "../media/media.js";
 import type { Logger } from "../observability/log.js";
+import type { MediaNode } from "./media-nodes.js";
 
 export type MediaNodeClient = Client<typeof MediaNodeService>;
 
@@ -47,18 +48,13 @@ export class MediaNodeClients {
   }
 
   /**
-   * Runs `call` on the node at `rpcUrl`; its refusals come back as the SFU's errors
+   * Runs `call` on `node`; its refusals come back as the SFU's errors
    * (`streamId` names the stream in them; FAILED_PRECONDITION is a single-layer stream only
    * for `layers` calls), its silence as UNAVAILABLE.
    */
-  async on<T>(
-    nodeId: string,
-    rpcUrl: string,
-    streamId: string,
-    call: (c: MediaNodeClient) => Promise<T>,
-    layers = false,
-  ): Promise<T> {
+  async on<T>(node: MediaNode, streamId: string, call: (c: MediaNodeClient) => Promise<T>, layers = false): Promise<T> {
     if (this.closed) throw new DomainError("unavailable", "this node is shutting down");
+    const { nodeId, rpcUrl } = node;
     try {
       return await call(this.client(rpcUrl));
     } catch (e) {

@@ -313,8 +313,7 @@ export class Media implements MediaPlane {
 
   close(): void {
     if (this.statsTimer !== undefined) clearInterval(this.statsTimer);
-    for (const conference of this.conferences.values()) conference.close();
-    this.conferences.clear();
+    this.closeAll();
     this.pool.close();
   }
 }

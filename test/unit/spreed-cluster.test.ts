@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BadBusMessage, decodeBusMessage } from "../../src/spreed/cluster-wire.js";
-import { RoomRefusal, SpreedRooms } from "../../src/spreed/rooms.js";
+import { SpreedRooms } from "../../src/spreed/rooms.js";
+import { refusal } from "../helpers/room-refusal.js";
 
 const session = { id: "abc", sid: "def", u: "", ua: "ua", st: null, rev: 0 };
 
@@ -75,15 +76,6 @@ describe("SpreedRooms with members on other nodes", () => {
     usersEnabled: true,
     maxRoomSessions: 3,
   };
-  function refusal(f: () => unknown): string {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof RoomRefusal) return e.code;
-      throw e;
-    }
-    return "admitted";
-  }
 
   it("a room that exists only elsewhere has its PIN and size, and joining it is not opening it", () => {
     const rooms = new SpreedRooms<string>(policy);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RoomRefusal, SpreedRooms } from "../../src/spreed/rooms.js";
+import { SpreedRooms } from "../../src/spreed/rooms.js";
+import { refusal } from "../helpers/room-refusal.js";
 
 const policy = {
   defaultRoomEnabled: true,
@@ -9,16 +10,6 @@ const policy = {
   usersEnabled: true,
   maxRoomSessions: 2,
 };
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RoomRefusal) return e.code;
-    throw e;
-  }
-  return "admitted";
-}
 
 describe("SpreedRooms", () => {
   it("keeps an empty PIN-protected room's PIN for a minute, forgets an open one at once", () => {
