@@ -151,8 +151,8 @@ function row(server: string, n: number, m: Measured): string {
     `${quantile(m.answerMs, 0.5)} / ${Math.max(...m.answerMs)}`.padStart(17),
     (m.fps.reduce((a, b) => a + b, 0) / n).toFixed(1).padStart(8),
     `${Math.round((100 * m.fps.filter((f) => f >= 25).length) / n)} %`.padStart(7),
-    `${m.mediaCpu.toFixed(2)} + ${m.nodeCpu.toFixed(2)}`.padStart(14),
-    ((100 * cpu) / n).toFixed(2).padStart(12),
+    `${m.mediaCpu.toFixed(3)} + ${m.nodeCpu.toFixed(3)}`.padStart(14),
+    ((100 * cpu) / n).toFixed(3).padStart(12),
     ...m.extra.map((e) => e.padStart(16)),
   ].join("  ");
 }

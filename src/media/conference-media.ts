@@ -222,19 +222,11 @@ export class ConferenceMedia {
       // Its router went meanwhile (the stream was unpublished, or its worker died).
       if (transport.closed) throw new SdpError(`stream ${streamId} was unpublished while the view was set up`);
       stream.views.get(viewerId)?.transport.close();
-      const view: View = { worker: placed.worker, transport, consumers, endpointId, owner, bwe: undefined };
+      const view: View = { worker: placed.worker, transport, consumers, endpointId, owner };
       stream.views.set(viewerId, view);
       // Closed by a stop, a replacing view, its router or its viewer leaving: forgotten.
       transport.observer.once("close", () => {
         if (stream.views.get(viewerId) === view) stream.views.delete(viewerId);
-      });
-      // Bandwidth estimates exist once the viewer sends transport-cc feedback (see sdp-bridge);
-      // not awaited: the answer need not wait for one more round trip to the worker.
-      transport.enableTraceEvent(["bwe"]).catch(() => undefined); // closed meanwhile
-      transport.on("trace", (trace) => {
-        if (trace.type !== "bwe") return;
-        const info = trace.info as { availableBitrate?: number; desiredBitrate?: number };
-        view.bwe = { availableBitrate: info.availableBitrate ?? 0, desiredBitrate: info.desiredBitrate ?? 0 };
       });
       // A viewer that goes away without stopping frees its transport.
       transport.on("dtlsstatechange", (state) => {
@@ -347,8 +339,12 @@ export class ConferenceMedia {
     const view = this.streams.get(streamId)?.views.get(viewerId);
     if (view === undefined) return undefined;
     const [transport] = await view.transport.getStats();
+    // Present once the viewer sends transport-cc feedback (see sdp-bridge). Read when asked,
+    // not followed with mediasoup's per-second "bwe" trace: a message a second per viewer
+    // from the worker to Node, for a figure only operators and tests look at.
+    const available = transport?.availableOutgoingBitrate;
     return {
-      bwe: view.bwe,
+      bwe: available === undefined ? undefined : { availableBitrate: available },
       workerPid: view.worker.pid,
       consumers: await Promise.all(
         view.consumers.map(async (c) => ({

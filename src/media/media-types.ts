@@ -13,10 +13,9 @@ export interface LostStream extends ConferenceRef {
   readonly streamId: string;
 }
 
-/** What mediasoup's "bwe" trace says of a viewer's downlink, bits per second. */
+/** The worker's estimate of a viewer's downlink (transport-cc), bits per second. */
 export interface BandwidthEstimate {
   readonly availableBitrate: number;
-  readonly desiredBitrate: number;
 }
 
 export interface ViewDescription {

@@ -5,7 +5,6 @@
  * pipe transport pair (mediasoup-demo pipes producers between routers the same way).
  */
 import type { types } from "mediasoup";
-import type { BandwidthEstimate } from "./media-types.js";
 import { isSupportedCodec, type ParsedOffer, SdpError, viewerRouterCodecs } from "./sdp-bridge.js";
 import type { WorkerPool } from "./worker-pool.js";
 
@@ -43,8 +42,6 @@ export interface Published {
 export interface View {
   readonly worker: types.Worker;
   readonly transport: types.WebRtcTransport;
-  /** The worker's latest bandwidth estimate for this viewer (from transport-cc feedback). */
-  bwe: BandwidthEstimate | undefined;
   readonly consumers: types.Consumer[];
   readonly endpointId: string;
   /** Who may stop or replace it (the viewer's user); undefined for SERVICE callers. */

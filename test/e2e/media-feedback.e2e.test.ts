@@ -91,7 +91,7 @@ describe("viewer feedback", () => {
     const { pc, frames } = await view("bwe");
     await sleep(4000);
     const bwe = (await server.media?.describeView(appRef, "cam", "bwe"))?.bwe;
-    assert.ok(bwe !== undefined && bwe.availableBitrate > 0, "a bwe trace from the viewer's transport");
+    assert.ok(bwe !== undefined && bwe.availableBitrate > 0, "an estimate for the viewer's transport");
     assert.ok(frames.length > 0, "the viewer decodes frames");
     // A browser only sends transport-wide feedback when it reads the sequence numbers with
     // the id it offered: ~30 RTCP packets a second instead of a report now and then (a
