@@ -164,11 +164,7 @@ export class Conferences {
     return this.streams.streamUnpublished(appId, conferenceId, actor, streamId, enforceUser);
   }
 
-  /**
-   * The SFU lost a stream (its worker died): the stream is unpublished with the usual event
-   * and its publisher is marked SICK until it publishes again or keeps alive. Never rejects
-   * (media calls it from its own events): failures are logged. See ConferenceStreams.
-   */
+  /** The SFU lost a stream (its worker or node died); never rejects (ConferenceStreams). */
   streamLost(
     ref: ConferenceRef,
     endpointId: string,
