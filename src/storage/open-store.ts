@@ -16,7 +16,13 @@ export async function openStore(config: Config, logger: Logger): Promise<Store> 
   if (config.databaseUrl === undefined) {
     return timedStore(SqliteStore.open(path.join(config.dataDir, "rtcplane.db")), storeQueryTimes);
   }
-  const store = await PostgresStore.open({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger });
+  const store = await PostgresStore.open({
+    url: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    logger,
+    // A lease holder silent as long as a dead node loses its leases as the node its streams.
+    leaseTimeoutMs: config.nodes.deadAfterMs,
+  });
   logger.info({ database: redactedUrl(config.databaseUrl), pool: config.databasePoolSize }, "PostgreSQL store");
   return timedStore(store, storeQueryTimes);
 }

@@ -86,6 +86,13 @@ export interface PostgresOptions {
   readonly poolSize: number;
   readonly logger: Logger;
   readonly migrations?: readonly Migration[];
+  /**
+   * A lease's connection idle this long is closed by PostgreSQL (idle_session_timeout), which
+   * frees the lease: a node frozen or cut off while holding one must not stall that job on
+   * every node. The holder pings while its work runs. Default 10 s; a cluster passes
+   * NODE_DEAD_AFTER_MS (a node silent that long is counted dead anyway).
+   */
+  readonly leaseTimeoutMs?: number;
 }
 
 export class PostgresStore implements Store {
@@ -311,7 +318,8 @@ export class PostgresStore implements Store {
   /**
    * Runs `work` holding a session advisory lock on a connection of its own (held locks must not
    * take pooled connections that `work` needs). Session locks are re-entrant, so this node also
-   * refuses a lease it holds already.
+   * refuses a lease it holds already. While `work` runs the connection is pinged, so only a
+   * holder that stops running (frozen, cut off) lets it idle into leaseTimeoutMs and lose it.
    */
   async withLease(name: string, work: () => Promise<void>): Promise<boolean> {
     if (this.closed || this.leasesHeld.has(name)) return false;
@@ -320,9 +328,12 @@ export class PostgresStore implements Store {
     try {
       const got = (await this.leaseQuery<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok;
       if (!got) return false;
+      const ping = setInterval(() => this.leaseQuery("SELECT 1", []).catch(() => {}), this.leaseTimeoutMs / 3);
+      ping.unref();
       try {
         await work();
       } finally {
+        clearInterval(ping);
         await this.leaseQuery("SELECT pg_advisory_unlock($1)", [key]).catch(() => {
           // The connection went: the server has freed the lock with it.
         });
@@ -333,6 +344,10 @@ export class PostgresStore implements Store {
     } finally {
       this.leasesHeld.delete(name);
     }
+  }
+
+  private get leaseTimeoutMs(): number {
+    return this.options.leaseTimeoutMs ?? 10_000;
   }
 
   private leaseConnection: Promise<pg.Client> | undefined;
@@ -355,19 +370,32 @@ export class PostgresStore implements Store {
         keepAlive: true,
         connectionTimeoutMillis: 5_000,
       });
-      const forget = () => {
-        this.leaseConnection = undefined;
+      const forget = (err?: Error) => {
+        if (this.leaseConnection === connected && this.leasesHeld.size > 0 && !this.closed) {
+          this.options.logger.warn(
+            { err, leases: [...this.leasesHeld] },
+            "lease connection lost: the leases held are free for other nodes",
+          );
+        }
+        if (this.leaseConnection === connected) this.leaseConnection = undefined;
         client.end().catch(() => {});
       };
       client.on("error", forget);
       client.on("end", forget);
-      this.leaseConnection = client.connect().then(
-        () => client,
+      const connected = client.connect().then(
+        async () => {
+          // PostgreSQL 14+; an older server keeps a frozen holder's leases until its TCP dies.
+          await client.query(`SET idle_session_timeout = ${Math.round(this.leaseTimeoutMs)}`).catch((err: unknown) => {
+            this.options.logger.warn({ err }, "idle_session_timeout refused: a frozen node's leases are not freed");
+          });
+          return client;
+        },
         (err: unknown) => {
           forget();
           throw err;
         },
       );
+      this.leaseConnection = connected;
     }
     return this.leaseConnection;
   }

@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL store against a real PostgreSQL 15: migrations (once, concurrently, refusing a
  * newer schema), placeholders, error mapping, transactions (rollback, retry), notifications in
- * commit order and only on commit, and leases held by one store at a time.
+ * commit order and only on commit, and leases held by one store at a time, kept while the
+ * holder runs and freed when it freezes.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -11,6 +12,7 @@ import { migrations } from "../../src/storage/migrations.js";
 import { PostgresStore, toPostgresSql } from "../../src/storage/postgres-store.js";
 import { SchemaError } from "../../src/storage/store.js";
 import { clusterDatabase } from "../helpers/cluster.js";
+import { spawnLeaseHolder } from "../helpers/lease-holder.js";
 
 const logger = createLogger("silent");
 let url: string;
@@ -130,5 +132,33 @@ describe("PostgreSQL store", () => {
     assert.equal(Number(ranA) + Number(ranB), 1, "one ran, the other found the lease taken");
     assert.equal(await b.withLease("unit", work), true, "free again afterwards");
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it("keeps a lease while its holder runs, and frees it once the holder freezes past leaseTimeoutMs", async () => {
+    const timeoutMs = 600;
+    const holder = await spawnLeaseHolder(url, "frozen", timeoutMs);
+    const other = await open();
+    try {
+      // The holder's work outlasts the timeout several times over: its pings keep the lease.
+      const until = Date.now() + 4 * timeoutMs;
+      while (Date.now() < until) {
+        assert.equal(await other.withLease("frozen", async () => {}), false, "taken from a running holder");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      process.kill(holder.pid, "SIGSTOP");
+      const frozenAt = Date.now();
+      let got = false;
+      while (!got && Date.now() - frozenAt < timeoutMs + 5_000) {
+        got = await other.withLease("frozen", async () => {});
+        if (!got) await new Promise((r) => setTimeout(r, 50));
+      }
+      const tookMs = Date.now() - frozenAt;
+      assert.ok(got, "the frozen holder's lease was never freed");
+      assert.ok(tookMs >= timeoutMs / 2, `freed after ${tookMs} ms, before the holder could have idled out`);
+    } finally {
+      process.kill(holder.pid, "SIGKILL");
+      await holder.exited;
+      await other.close();
+    }
   });
 });
