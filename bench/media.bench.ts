@@ -9,6 +9,7 @@
  *   npm run bench:media                              # BENCH_VIEWERS=1,10,30 BENCH_SOURCE=flat
  *   BENCH_SOURCE=textured BENCH_LOSS=5 npm run bench:media   # 960x540 source; 5 % downlink loss
  *   BENCH_JANUS=0 npm run bench:media                # rtcplane only
+ *   MEDIA_VIEWER_FEEDBACK_MS=0 npm run bench:media   # server settings RTC_PORT and this one pass through
  *
  * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in a child process
  * (bench/media-audience.ts) and share the 2 cores with the servers. Loss is a user-space relay
@@ -160,7 +161,14 @@ function row(server: string, n: number, m: Measured): string {
   ].join("  ");
 }
 
-const server = await startServer({ LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
+/** Server settings a run may vary (A/B runs): passed through when set. */
+const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []));
+const server = await startServer(
+  { LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0", ...Object.fromEntries(PASSED) },
+  undefined,
+  undefined,
+  true,
+);
 const media = server.media;
 if (media === undefined) throw new Error("no media");
 const app = await createApp(server.url);

@@ -93,6 +93,11 @@ export interface Config {
     readonly listenIp: string;
     /** How often ConferenceNetworkIndicatorUpdatedEvent is computed (0 = never). */
     readonly statsIntervalMs: number;
+    /**
+     * MEDIA_VIEWER_FEEDBACK_MS: the transport-cc feedback interval asked of libwebrtc viewers
+     * (50–250 ms; 0 = the viewer's own choice). See viewerSendCapKbps in sdp-bridge.ts.
+     */
+    readonly viewerFeedbackMs: number;
   };
   /**
    * The TURN server (coturn `use-auth-secret`) whose time-limited credentials the conference
@@ -372,6 +377,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (nodeUrl !== undefined && !/^https?:\/\/[^/\s]+$/.test(nodeUrl)) {
     throw new ConfigError(`NODE_URL=${JSON.stringify(nodeUrl)} must be http(s)://host:port, with no path`);
   }
+  const viewerFeedbackMs = integer(env, "MEDIA_VIEWER_FEEDBACK_MS", 250, 0, 250);
+  if (viewerFeedbackMs > 0 && viewerFeedbackMs < 50) {
+    throw new ConfigError(
+      `MEDIA_VIEWER_FEEDBACK_MS=${viewerFeedbackMs}: libwebrtc sends feedback every 50 to 250 ms (0 leaves it to the viewer)`,
+    );
+  }
   const heartbeatMs = integer(env, "NODE_HEARTBEAT_MS", 1000, 50, 60000);
   const deadAfterMs = integer(env, "NODE_DEAD_AFTER_MS", 3 * heartbeatMs, 100, 600000);
   if (deadAfterMs < 2 * heartbeatMs) {
@@ -477,6 +488,7 @@ export function loadConfig(env: Env = process.env): Config {
       rtcPort,
       listenIp: optional(env, "RTC_LISTEN_IP") ?? (announcedIp === undefined ? "127.0.0.1" : "0.0.0.0"),
       statsIntervalMs: integer(env, "MEDIA_STATS_INTERVAL_MS", 5000, 0, 3600000),
+      viewerFeedbackMs,
     },
     turn,
     conference: {

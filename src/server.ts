@@ -89,6 +89,7 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
       listenIp: config.media.listenIp,
       announcedIp: config.announcedIp,
       statsIntervalMs: config.media.statsIntervalMs,
+      viewerFeedbackMs: config.media.viewerFeedbackMs,
     },
     logger,
   );

@@ -25,6 +25,7 @@ import {
   SdpError,
   viewerCapabilities,
   viewerRouterCodecs,
+  viewerSendCapKbps,
   writeAnswer,
 } from "./sdp-bridge.js";
 import { PUBLISHER_SIGNATURE, type Published, placeView, type View } from "./stream-routers.js";
@@ -210,11 +211,14 @@ export class ConferenceMedia {
           paused: producer.type !== "simple",
         });
         consumers.push(consumer);
+        const feedbackMs = this.pool.settings.viewerFeedbackMs;
         sections.push({
           media,
           direction: "sendonly",
           rtpParameters: { ...consumer.rtpParameters, mid: media.mid },
           msid: `${streamId} ${consumer.id}`,
+          // The viewer sends nothing on the m-lines it views: capping that sets its feedback rate.
+          ...(feedbackMs > 0 ? { maxSendKbps: viewerSendCapKbps(feedbackMs) } : {}),
         });
       }
       if (consumers.length === 0) throw new SdpError("the offer receives none of the stream's media kinds");

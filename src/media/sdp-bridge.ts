@@ -249,6 +249,21 @@ export interface AnswerSection {
   readonly direction: "recvonly" | "sendonly";
   /** For sendonly: the msid "<stream> <track>". */
   readonly msid?: string;
+  /** b=AS: the most the peer may send us on this m-line, in kbit/s (see viewerSendCapKbps). */
+  readonly maxSendKbps?: number;
+}
+
+/**
+ * The b=AS that makes a libwebrtc viewer send transport-cc feedback every `intervalMs`.
+ * libwebrtc times its feedback by its own *sending* budget: a 68-byte report may take 5 % of
+ * it, between every 50 and every 250 ms (RemoteEstimatorProxy::OnBitrateChanged). A viewer
+ * sends no media, so that budget stays at its 300 kbit/s start: a report every 50 ms, 20 a
+ * second per viewer, each one decrypted and run through the worker's GoogCC — a third of a
+ * worker's CPU with 30 viewers (perf). The answer's b=AS on the m-lines it views caps that
+ * budget (it sends nothing on them anyway), and with it the feedback rate.
+ */
+export function viewerSendCapKbps(intervalMs: number): number {
+  return Math.floor((68 * 8) / (0.05 * intervalMs));
 }
 
 /** Writes the ICE-lite answer: every server candidate, DTLS passive, one BUNDLE group. */
@@ -326,6 +341,7 @@ export function writeAnswer(transport: TransportInfo, sections: readonly AnswerS
       desc.rids = m.rids.map((id) => ({ id, direction: "recv" }));
       desc.simulcast = { dir1: "recv", list1: m.rids.join(";") };
     }
+    if (s.maxSendKbps !== undefined) desc.bandwidth = [{ type: "AS", limit: s.maxSendKbps }];
     if (s.direction === "sendonly") {
       const encoding = rp.encodings?.[0];
       const cname = rp.rtcp?.cname ?? "rtcplane";

@@ -24,6 +24,8 @@ export interface MediaSettings {
   readonly announcedIp: string | undefined;
   /** How often network indicators are computed per conference with media (0 = never). */
   readonly statsIntervalMs: number;
+  /** The transport-cc feedback interval asked of viewers (0 = theirs); see viewerSendCapKbps. */
+  readonly viewerFeedbackMs: number;
 }
 
 /**
@@ -75,7 +77,7 @@ export class WorkerPool {
 
   private constructor(
     private readonly mediasoup: typeof import("mediasoup"),
-    private readonly settings: MediaSettings,
+    readonly settings: MediaSettings,
     private readonly log: Logger,
   ) {}
 

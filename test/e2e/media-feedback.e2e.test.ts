@@ -1,7 +1,8 @@
 /**
  * Full feedback for viewers (issue #13): a viewer's answer and its consumer carry RTX and
  * the header extensions (mid, abs-send-time, transport-cc, …) on the viewer's own payload
- * types and ids; the viewer's transport-cc feedback drives the worker's bandwidth estimate;
+ * types and ids; the viewer's transport-cc feedback drives the worker's bandwidth estimate,
+ * at the cadence the answer's b=AS sets (MEDIA_VIEWER_FEEDBACK_MS);
  * 5 % loss on a viewer's downlink is repaired by RTX; a big audience is spread over both
  * workers. libwebrtc peers (@roamhq/wrtc) against the real (patched) mediasoup worker.
  */
@@ -50,6 +51,11 @@ async function inboundVideo(pc: RTCPeerConnection): Promise<Record<string, numbe
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Packets the viewer sent (all RTCP: it sends no media) on its selected candidate pair. */
+async function packetsSent(pc: RTCPeerConnection): Promise<number> {
+  return (await statsOfType(pc, "candidate-pair")).find((s) => s.nominated)?.packetsSent ?? 0;
+}
+
 describe("viewer feedback", () => {
   it("answer and consumer carry RTX and the extensions on the viewer's own payload types and ids", async () => {
     const { offer, answer } = await view("ids");
@@ -94,10 +100,40 @@ describe("viewer feedback", () => {
     assert.ok(bwe !== undefined && bwe.availableBitrate > 0, "an estimate for the viewer's transport");
     assert.ok(frames.length > 0, "the viewer decodes frames");
     // A browser only sends transport-wide feedback when it reads the sequence numbers with
-    // the id it offered: ~30 RTCP packets a second instead of a report now and then (a
-    // viewer sent 8 in 6 s when the consumer used the router's ids).
-    const sent = (await statsOfType(pc, "candidate-pair")).find((s) => s.nominated)?.packetsSent ?? 0;
-    assert.ok(sent > 40, `the viewer sent ${sent} packets in 4 s`);
+    // the id it offered: 4 reports a second at the default cadence (below) and receiver
+    // reports, instead of a report now and then (a viewer sent 8 in 6 s when the consumer
+    // used the router's ids).
+    const sent = await packetsSent(pc);
+    assert.ok(sent > 12, `the viewer sent ${sent} packets in 4 s`);
+  });
+
+  it("the answer sets the viewer's feedback cadence: transport-cc every 250 ms, not libwebrtc's 50 ms", async () => {
+    const paced = await view("paced");
+    let uncapped = "";
+    const own = await view("own-cadence", async (answer) => {
+      uncapped = answer.replace(/^b=AS:\d+\r\n/gm, "");
+      return uncapped;
+    });
+    const video = sdpTransform.parse(paced.answer).media.find((m) => m.type === "video");
+    assert.deepEqual(
+      video?.bandwidth,
+      [{ type: "AS", limit: 43 }],
+      "the answer caps the viewer's sending at 43 kbit/s",
+    );
+    assert.doesNotMatch(uncapped, /^b=AS/m);
+    await sleep(2000);
+    const before = await Promise.all([packetsSent(paced.pc), packetsSent(own.pc)]);
+    const started = Date.now();
+    await sleep(3000);
+    const after = await Promise.all([packetsSent(paced.pc), packetsSent(own.pc)]);
+    const seconds = (Date.now() - started) / 1000;
+    const [pacedRate, ownRate] = after.map((n, i) => (n - (before[i] ?? 0)) / seconds) as [number, number];
+    assert.ok(ownRate >= 15, `a viewer left to itself sends ${ownRate.toFixed(1)} packets/s (20 reports a second)`);
+    assert.ok(pacedRate >= 3 && pacedRate <= 8, `the paced viewer sends ${pacedRate.toFixed(1)} packets/s`);
+    for (const viewerId of ["paced", "own-cadence"]) {
+      const bwe = (await server.media?.describeView(appRef, "cam", viewerId))?.bwe;
+      assert.ok(bwe !== undefined && bwe.availableBitrate > 0, `an estimate for ${viewerId}`);
+    }
   });
 
   it("5 % loss on a viewer's downlink is repaired by RTX: the viewer keeps ≥ 25 fps", async () => {

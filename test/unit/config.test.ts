@@ -11,6 +11,8 @@ describe("loadConfig", () => {
     assert.equal(c.adminToken, undefined);
     assert.deepEqual(c.corsOrigins, ["*"]);
     assert.ok(c.dataDir.endsWith("/data"));
+    assert.equal(c.media.viewerFeedbackMs, 250);
+    assert.equal(loadConfig({ MEDIA_VIEWER_FEEDBACK_MS: "0" }).media.viewerFeedbackMs, 0);
   });
 
   const bad: [Record<string, string>, RegExp][] = [
@@ -24,6 +26,8 @@ describe("loadConfig", () => {
     [{ CORS_ORIGINS: "example.com" }, /CORS_ORIGINS/],
     [{ ICE_SERVERS: "stun:x" }, /ICE_SERVERS must be a JSON array/],
     [{ ICE_SERVERS: '[{"urls":["http://x"]}]' }, /ICE_SERVERS\[0\]\.urls/],
+    [{ MEDIA_VIEWER_FEEDBACK_MS: "20" }, /MEDIA_VIEWER_FEEDBACK_MS=20: libwebrtc sends feedback every 50 to 250 ms/],
+    [{ MEDIA_VIEWER_FEEDBACK_MS: "1000" }, /MEDIA_VIEWER_FEEDBACK_MS=1000 is outside 0\.\.250/],
   ];
   for (const [env, message] of bad) {
     it(`rejects ${JSON.stringify(env)} naming the variable`, () => {

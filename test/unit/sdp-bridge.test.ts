@@ -12,6 +12,7 @@ import {
   type TransportInfo,
   viewerCapabilities,
   viewerRouterCodecs,
+  viewerSendCapKbps,
   writeAnswer,
 } from "../../src/media/sdp-bridge.js";
 import { ROOT } from "../helpers/protoc.js";
@@ -237,5 +238,23 @@ describe("writeAnswer", () => {
     ]);
     assert.match(sdp, /a=simulcast:recv q;h;f/);
     assert.match(sdp, /a=rid:q recv/);
+  });
+
+  it("caps what a viewer may send with b=AS, at the rate that sets libwebrtc's feedback interval", () => {
+    // libwebrtc: interval = 68 bytes / (5 % of its sending budget), within 50..250 ms.
+    const interval = (kbps: number) => Math.min(250, Math.max(50, (68 * 8) / (0.05 * kbps)));
+    for (const ms of [50, 100, 250]) assert.ok(Math.abs(interval(viewerSendCapKbps(ms)) - ms) < 1, `${ms} ms`);
+    assert.equal(viewerSendCapKbps(250), 43);
+    const video = parseOffer(offer("chrome-publish")).medias[0];
+    assert.ok(video);
+    const vp8 = video.codecs.find((c) => c.mimeType === "video/VP8");
+    assert.ok(vp8);
+    const rtpParameters = producerParameters(video, vp8);
+    const capped = sdpTransform.parse(
+      writeAnswer(TRANSPORT, [{ media: video, direction: "sendonly", rtpParameters, maxSendKbps: 43 }]),
+    );
+    assert.deepEqual(capped.media[0]?.bandwidth, [{ type: "AS", limit: 43 }]);
+    const plain = sdpTransform.parse(writeAnswer(TRANSPORT, [{ media: video, direction: "sendonly", rtpParameters }]));
+    assert.equal(plain.media[0]?.bandwidth, undefined);
   });
 });
