@@ -10,6 +10,7 @@
  *   BENCH_SOURCE=textured BENCH_LOSS=5 npm run bench:media   # 960x540 source; 5 % downlink loss
  *   BENCH_JANUS=0 npm run bench:media                # rtcplane only
  *   MEDIA_VIEWER_FEEDBACK_MS=0 npm run bench:media   # server settings RTC_PORT and this one pass through
+ *   BENCH_NODE_PROFILE=/tmp/join npm run bench:media # V8 profile of the server while viewers join
  *
  * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in a child process
  * (bench/media-audience.ts) and share the 2 cores with the servers. Loss is a user-space relay
@@ -17,6 +18,7 @@
  */
 import { fork } from "node:child_process";
 import fs from "node:fs";
+import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,12 +34,28 @@ const JANUS = process.env.BENCH_JANUS !== "0" && !TEXTURED && LOSS === 0 && fs.e
 /** Viewers are spread over this many processes, as over browsers (BENCH_AUDIENCE_PROCESSES). */
 const AUDIENCE_PROCESSES = Number(process.env.BENCH_AUDIENCE_PROCESSES ?? 3);
 const NICE = Number(process.env.BENCH_AUDIENCE_NICE ?? 0);
+/** Path prefix: this process's CPU profile (the server's side) while the viewers join. */
+const NODE_PROFILE = process.env.BENCH_NODE_PROFILE;
 const WARMUP_MS = 4000;
 const WINDOW_MS = 8000;
 
 const cpuSeconds = (pid: number) => cpuMs(pid) / 1000;
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts the V8 profiler in this process; the returned function writes the profile and stops. */
+async function startProfile(): Promise<(file: string) => Promise<void>> {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 200 });
+  await session.post("Profiler.start");
+  return async (file) => {
+    const { profile } = await session.post("Profiler.stop");
+    fs.writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
 
 /** A process of bench/media-audience.ts, asked one thing at a time. */
 class AudienceProcess {
@@ -103,6 +121,7 @@ async function audience(
   try {
     const { feedId } = await publisher.ask({ type: "publish", target, textured: TEXTURED }, "published");
     await sleep(2000); // past the publisher's first key frames
+    const profiling = ownCpu && NODE_PROFILE !== undefined ? await startProfile() : undefined;
     const joined = await Promise.all(
       groups.map((g, k) =>
         g.ask(
@@ -117,6 +136,7 @@ async function audience(
         ),
       ),
     );
+    if (profiling !== undefined) await profiling(`${NODE_PROFILE}-${n}.cpuprofile`);
     await sleep(WARMUP_MS);
     const count = async () =>
       (await Promise.all(groups.map((g) => g.ask({ type: "count" }, "counted")))).flatMap((c) => c.framesDecoded);
