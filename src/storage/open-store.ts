@@ -20,7 +20,7 @@ export async function openStore(config: Config, logger: Logger): Promise<Store> 
     url: config.databaseUrl,
     poolSize: config.databasePoolSize,
     logger,
-    // A lease holder silent as long as a dead node loses its leases as the node its streams.
+    // A lease holder silent as long as a dead node loses its leases, as that node loses its streams.
     leaseTimeoutMs: config.nodes.deadAfterMs,
   });
   logger.info({ database: redactedUrl(config.databaseUrl), pool: config.databasePoolSize }, "PostgreSQL store");

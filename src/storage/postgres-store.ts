@@ -4,13 +4,14 @@
  * named (prepared once per pooled connection); BIGINT and NUMERIC come back as numbers
  * (our integers are milliseconds, sequence numbers and counts, far below 2^53).
  * Transactions that lose a serialization race or a deadlock run again; LISTEN runs on a
- * connection of its own that reconnects; leases are session advisory locks, freed by the
- * server when the node holding one dies.
+ * connection of its own that reconnects; leases (postgres-leases.ts) are session advisory
+ * locks, freed by the server when the node holding one dies or stops running.
  */
 import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Logger } from "../observability/log.js";
 import { migrations as defaultMigrations, type Migration } from "./migrations.js";
+import { PostgresLeases } from "./postgres-leases.js";
 import { PLAN_EACH_TIME, SchemaError, type Store, storeUnavailable, type Tx, uniqueViolation } from "./store.js";
 
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -87,10 +88,9 @@ export interface PostgresOptions {
   readonly logger: Logger;
   readonly migrations?: readonly Migration[];
   /**
-   * A lease's connection idle this long is closed by PostgreSQL (idle_session_timeout), which
-   * frees the lease: a node frozen or cut off while holding one must not stall that job on
-   * every node. The holder pings while its work runs. Default 10 s; a cluster passes
-   * NODE_DEAD_AFTER_MS (a node silent that long is counted dead anyway).
+   * A lease holder silent this long loses its leases (see postgres-leases.ts): a node frozen
+   * or cut off while holding one must not stall that job on every node. Default 10 s; a
+   * cluster passes NODE_DEAD_AFTER_MS (a node silent that long is counted dead anyway).
    */
   readonly leaseTimeoutMs?: number;
 }
@@ -108,10 +108,14 @@ export class PostgresStore implements Store {
   /** Called when LISTEN was lost and is back: notifications in between may be missing. */
   onListenGap: (() => void) | undefined;
 
+  private readonly leases: PostgresLeases;
+
   private constructor(
     private readonly pool: pg.Pool,
     private readonly options: PostgresOptions,
-  ) {}
+  ) {
+    this.leases = new PostgresLeases(options.url, options.leaseTimeoutMs ?? 10_000, options.logger);
+  }
 
   static async open(options: PostgresOptions): Promise<PostgresStore> {
     const pool = new pg.Pool({
@@ -315,89 +319,13 @@ export class PostgresStore implements Store {
     }, 500);
   }
 
-  /**
-   * Runs `work` holding a session advisory lock on a connection of its own (held locks must not
-   * take pooled connections that `work` needs). Session locks are re-entrant, so this node also
-   * refuses a lease it holds already. While `work` runs the connection is pinged, so only a
-   * holder that stops running (frozen, cut off) lets it idle into leaseTimeoutMs and lose it.
-   */
+  /** Cluster leases (postgres-leases.ts): one node at a time runs `work`. */
   async withLease(name: string, work: () => Promise<void>): Promise<boolean> {
-    if (this.closed || this.leasesHeld.has(name)) return false;
-    const key = createHash("sha1").update(`rtcplane.lease.${name}`).digest().readInt32BE(0);
-    this.leasesHeld.add(name);
     try {
-      const got = (await this.leaseQuery<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok;
-      if (!got) return false;
-      const ping = setInterval(() => this.leaseQuery("SELECT 1", []).catch(() => {}), this.leaseTimeoutMs / 3);
-      ping.unref();
-      try {
-        await work();
-      } finally {
-        clearInterval(ping);
-        await this.leaseQuery("SELECT pg_advisory_unlock($1)", [key]).catch(() => {
-          // The connection went: the server has freed the lock with it.
-        });
-      }
-      return true;
+      return await this.leases.withLease(name, work);
     } catch (e) {
       throw translateError(e);
-    } finally {
-      this.leasesHeld.delete(name);
     }
-  }
-
-  private get leaseTimeoutMs(): number {
-    return this.options.leaseTimeoutMs ?? 10_000;
-  }
-
-  private leaseConnection: Promise<pg.Client> | undefined;
-  private readonly leasesHeld = new Set<string>();
-
-  private leaseTail: Promise<unknown> = Promise.resolve();
-
-  /** Leases of different jobs share the connection: their statements go one at a time. */
-  private leaseQuery<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<T>> {
-    const run = this.leaseTail.then(async () => (await this.leaseClient()).query<T>(sql, params));
-    this.leaseTail = run.catch(() => {});
-    return run;
-  }
-
-  private leaseClient(): Promise<pg.Client> {
-    if (this.leaseConnection === undefined) {
-      const client = new pg.Client({
-        connectionString: this.options.url,
-        application_name: "rtcplane-leases",
-        keepAlive: true,
-        connectionTimeoutMillis: 5_000,
-      });
-      const forget = (err?: Error) => {
-        if (this.leaseConnection === connected && this.leasesHeld.size > 0 && !this.closed) {
-          this.options.logger.warn(
-            { err, leases: [...this.leasesHeld] },
-            "lease connection lost: the leases held are free for other nodes",
-          );
-        }
-        if (this.leaseConnection === connected) this.leaseConnection = undefined;
-        client.end().catch(() => {});
-      };
-      client.on("error", forget);
-      client.on("end", forget);
-      const connected = client.connect().then(
-        async () => {
-          // PostgreSQL 14+; an older server keeps a frozen holder's leases until its TCP dies.
-          await client.query(`SET idle_session_timeout = ${Math.round(this.leaseTimeoutMs)}`).catch((err: unknown) => {
-            this.options.logger.warn({ err }, "idle_session_timeout refused: a frozen node's leases are not freed");
-          });
-          return client;
-        },
-        (err: unknown) => {
-          forget();
-          throw err;
-        },
-      );
-      this.leaseConnection = connected;
-    }
-    return this.leaseConnection;
   }
 
   async close(): Promise<void> {
@@ -406,9 +334,7 @@ export class PostgresStore implements Store {
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => {});
-    const lease = this.leaseConnection;
-    this.leaseConnection = undefined;
-    if (lease !== undefined) await (await lease.catch(() => undefined))?.end().catch(() => {});
+    await this.leases.close();
     await this.pool.end();
   }
 }

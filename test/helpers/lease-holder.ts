@@ -21,8 +21,12 @@ export async function spawnLeaseHolder(
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
+    child.once("error", reject); // it could not be started
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`lease holder did not take the lease: ${out}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`lease holder did not take the lease: ${out}`));
+    }, 20_000);
     child.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes("held\n")) {
@@ -44,7 +48,7 @@ if (process.argv[1] === import.meta.filename) {
     url,
     poolSize: 1,
     logger: createLogger("silent"),
-    leaseTimeoutMs: Number(timeout),
+    leaseTimeoutMs: Number.parseInt(timeout, 10),
   });
   const got = await store.withLease(lease, async () => {
     process.stdout.write("held\n");

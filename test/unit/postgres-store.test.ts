@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { pino } from "pino";
 import { DomainError } from "../../src/errors.js";
 import { createLogger } from "../../src/observability/log.js";
 import { migrations } from "../../src/storage/migrations.js";
@@ -135,7 +137,7 @@ describe("PostgreSQL store", () => {
   });
 
   it("keeps a lease while its holder runs, and frees it once the holder freezes past leaseTimeoutMs", async () => {
-    const timeoutMs = 600;
+    const timeoutMs = 1500; // pings every 500 ms: a holder stalled on a busy CI machine keeps it
     const holder = await spawnLeaseHolder(url, "frozen", timeoutMs);
     const other = await open();
     try {
@@ -160,5 +162,46 @@ describe("PostgreSQL store", () => {
       await holder.exited;
       await other.close();
     }
+  });
+
+  it("logs a lease whose connection went while its work ran; the work ends, the lease is free and taken again", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => lines.push(line) });
+    const [a, b] = await Promise.all([PostgresStore.open({ url, poolSize: 2, logger }), open()]);
+    if (a === undefined || b === undefined) throw new Error("stores");
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let taken: () => void = () => {};
+    const isTaken = new Promise<void>((r) => {
+      taken = r;
+    });
+    const running = a.withLease("cut", async () => {
+      taken();
+      await released;
+    });
+    await isTaken;
+    // The server ends the holder's session (as it does past idle_session_timeout).
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rtcplane-leases'",
+    );
+    await admin.end();
+    let got = false;
+    for (let i = 0; i < 50 && !got; i++) {
+      got = await b.withLease("cut", async () => {});
+      if (!got) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(got, "the lease is free once its session is gone");
+    release();
+    assert.equal(await running, true);
+    assert.ok(
+      lines.some((l) => /lease connection lost while holding leases/.test(l) && /"cut"/.test(l)),
+      lines.join(""),
+    );
+    assert.equal(await a.withLease("cut", async () => {}), true, "the holder takes it again on a new connection");
+    await Promise.all([a.close(), b.close()]);
   });
 });
