@@ -9,7 +9,7 @@
  *   npm run bench:media                              # BENCH_VIEWERS=1,10,30 BENCH_SOURCE=flat
  *   BENCH_SOURCE=textured BENCH_LOSS=5 npm run bench:media   # 960x540 source; 5 % downlink loss
  *   BENCH_JANUS=0 npm run bench:media                # rtcplane only
- *   MEDIA_VIEWER_FEEDBACK_MS=0 npm run bench:media   # server settings RTC_PORT and this one pass through
+ *   MEDIA_VIEWER_BWE=remb npm run bench:media       # server settings RTC_PORT, MEDIA_VIEWER_FEEDBACK_MS and this pass through
  *   BENCH_NODE_PROFILE=/tmp/join npm run bench:media # V8 profile of the server while viewers join
  *
  * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in a child process
@@ -182,7 +182,7 @@ function row(server: string, n: number, m: Measured): string {
 }
 
 /** Server settings a run may vary (A/B runs): passed through when set. */
-const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []));
+const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS", "MEDIA_VIEWER_BWE"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []));
 const server = await startServer(
   { LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0", ...Object.fromEntries(PASSED) },
   undefined,

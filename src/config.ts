@@ -98,6 +98,8 @@ export interface Config {
      * (50–250 ms; 0 = the viewer's own choice). See viewerSendCapKbps in sdp-bridge.ts.
      */
     readonly viewerFeedbackMs: number;
+    /** MEDIA_VIEWER_BWE: how viewers report their bandwidth (see ViewerBwe in sdp-bridge.ts). */
+    readonly viewerBwe: "transport-cc" | "remb";
   };
   /**
    * The TURN server (coturn `use-auth-secret`) whose time-limited credentials the conference
@@ -383,6 +385,10 @@ export function loadConfig(env: Env = process.env): Config {
       `MEDIA_VIEWER_FEEDBACK_MS=${viewerFeedbackMs}: libwebrtc sends feedback every 50 to 250 ms (0 leaves it to the viewer)`,
     );
   }
+  const viewerBwe = (optional(env, "MEDIA_VIEWER_BWE") ?? "transport-cc").toLowerCase();
+  if (viewerBwe !== "transport-cc" && viewerBwe !== "remb") {
+    throw new ConfigError(`MEDIA_VIEWER_BWE=${JSON.stringify(viewerBwe)} is not one of transport-cc, remb`);
+  }
   const heartbeatMs = integer(env, "NODE_HEARTBEAT_MS", 1000, 50, 60000);
   const deadAfterMs = integer(env, "NODE_DEAD_AFTER_MS", 3 * heartbeatMs, 100, 600000);
   if (deadAfterMs < 2 * heartbeatMs) {
@@ -489,6 +495,7 @@ export function loadConfig(env: Env = process.env): Config {
       listenIp: optional(env, "RTC_LISTEN_IP") ?? (announcedIp === undefined ? "127.0.0.1" : "0.0.0.0"),
       statsIntervalMs: integer(env, "MEDIA_STATS_INTERVAL_MS", 5000, 0, 3600000),
       viewerFeedbackMs,
+      viewerBwe,
     },
     turn,
     conference: {

@@ -90,6 +90,7 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
       announcedIp: config.announcedIp,
       statsIntervalMs: config.media.statsIntervalMs,
       viewerFeedbackMs: config.media.viewerFeedbackMs,
+      viewerBwe: config.media.viewerBwe,
     },
     logger,
   );

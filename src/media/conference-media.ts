@@ -193,7 +193,7 @@ export class ConferenceMedia {
           continue;
         }
         used.add(producer.id);
-        const rtpCapabilities = viewerCapabilities(media, router.rtpCapabilities);
+        const rtpCapabilities = viewerCapabilities(media, router.rtpCapabilities, this.pool.settings.viewerBwe);
         if (!router.canConsume({ producerId: producer.id, rtpCapabilities })) {
           sections.push({ media, direction: "sendonly" });
           continue;

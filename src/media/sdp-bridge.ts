@@ -199,6 +199,15 @@ export function viewerRouterCodecs(offer: ParsedOffer): types.RtpCodecCapability
 }
 
 /**
+ * How the SFU learns a viewer's bandwidth: transport-cc (the viewer reports every packet's
+ * arrival and the worker's GoogCC estimates: libwebrtc's modern way, 4–20 reports a second)
+ * or REMB (the viewer estimates from abs-send-time and sends its estimate a few times a
+ * second; the worker's GoogCC takes it as a cap — needs the worker patch that lets GoogCC
+ * read REMB at all). See "The viewer's feedback" in the README.
+ */
+export type ViewerBwe = "transport-cc" | "remb";
+
+/**
  * The viewer's RTP capabilities for one m-line: its media codecs (on the router's payload
  * types, which are the viewer's), the RTX it offered for each on its own payload type, and
  * every header extension the router can send that it offered, with the viewer's ids. A
@@ -206,7 +215,11 @@ export function viewerRouterCodecs(offer: ParsedOffer): types.RtpCodecCapability
  * answer says; our mediasoup patch lets a consumer take the endpoint's RTX payload type and
  * renumbers extensions per consumer (patches/mediasoup+3.12.16.patch).
  */
-export function viewerCapabilities(media: OfferMedia, router: types.RtpCapabilities): types.RtpCapabilities {
+export function viewerCapabilities(
+  media: OfferMedia,
+  router: types.RtpCapabilities,
+  bwe: ViewerBwe = "transport-cc",
+): types.RtpCapabilities {
   const codecs: types.RtpCodecCapability[] = [];
   for (const c of router.codecs ?? []) {
     if (c.kind !== media.kind || c.mimeType.toLowerCase().endsWith("/rtx")) continue;
@@ -214,7 +227,9 @@ export function viewerCapabilities(media: OfferMedia, router: types.RtpCapabilit
       (o) => o.payloadType === c.preferredPayloadType && o.mimeType.toLowerCase() === c.mimeType.toLowerCase(),
     );
     if (offered === undefined) continue;
-    codecs.push(c);
+    codecs.push(
+      bwe === "remb" ? { ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter((f) => f.type !== "transport-cc") } : c,
+    );
     if (offered.rtxPayloadType !== undefined) {
       codecs.push({
         kind: c.kind,
@@ -230,6 +245,7 @@ export function viewerCapabilities(media: OfferMedia, router: types.RtpCapabilit
   for (const h of router.headerExtensions ?? []) {
     // recvonly: the router takes it from publishers but never sends it.
     if (h.kind !== media.kind || h.direction === "recvonly") continue;
+    if (bwe === "remb" && h.uri.includes("transport-wide-cc")) continue;
     const offered = media.extensions.find((e) => e.uri === h.uri);
     if (offered !== undefined) headerExtensions.push({ ...h, preferredId: offered.id });
   }

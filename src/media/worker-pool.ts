@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { types } from "mediasoup";
 import type { Logger } from "../observability/log.js";
+import type { ViewerBwe } from "./sdp-bridge.js";
 
 export interface MediaSettings {
   readonly workerBin: string;
@@ -26,6 +27,8 @@ export interface MediaSettings {
   readonly statsIntervalMs: number;
   /** The transport-cc feedback interval asked of viewers (0 = theirs); see viewerSendCapKbps. */
   readonly viewerFeedbackMs: number;
+  /** How viewers report their bandwidth (see ViewerBwe). */
+  readonly viewerBwe: ViewerBwe;
 }
 
 /**

@@ -172,3 +172,41 @@ describe("viewer feedback", () => {
     );
   });
 });
+
+describe("viewer feedback by REMB (MEDIA_VIEWER_BWE=remb)", () => {
+  let remb: TestServer;
+  let rembCall: ReturnType<typeof rest>;
+  const ref = { appId: "", conferenceId: "feedback-remb" };
+  before(async () => {
+    remb = await startServer({ MEDIA_VIEWER_BWE: "remb", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
+    const app = await createApp(remb.url);
+    ref.appId = app.appId;
+    rembCall = rest(remb.url, await serviceToken(remb.url, app));
+    await rembCall("POST", "/rtc-api/conferences/create", { conferenceId: ref.conferenceId });
+    const pub = await publishCamera(rembCall, ref.conferenceId, "pub", "cam");
+    cleanup.push(() => pub.close());
+  });
+  after(() => remb.close());
+
+  it("answers goog-remb with abs-send-time and no transport-cc; a rate-limited viewer's REMB brings its estimate down", async () => {
+    let link: Awaited<ReturnType<typeof lossyLink>> | undefined;
+    const viewer = await viewVideo(rembCall, ref.conferenceId, "pub", "cam", "limited", async (answer) => {
+      link = await lossyLink(answerCandidate(answer), { rateKbps: 120, queueMs: 150 });
+      cleanup.push(() => link?.close());
+      return throughLink(answer, link.port);
+    });
+    cleanup.push(() => viewer.pc.close());
+    const video = sdpTransform.parse(viewer.answer).media[0];
+    const feedback = video?.rtcpFb?.map((f) => f.type) ?? [];
+    assert.ok(feedback.includes("goog-remb") && !feedback.includes("transport-cc"), feedback.join(","));
+    const uris = video?.ext?.map((e) => e.uri) ?? [];
+    assert.ok(uris.includes(ABS_SEND_TIME) && !uris.includes(TCC), uris.join(","));
+    // The transport starts at 1.5 Mbit/s; only the viewer's REMB can bring it down.
+    let estimate = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 40 && estimate >= 500_000; i++) {
+      await sleep(250);
+      estimate = (await remb.media?.describeView(ref, "cam", "limited"))?.bwe?.availableBitrate ?? estimate;
+    }
+    assert.ok(estimate < 500_000, `the estimate follows the viewer's REMB: ${estimate} bit/s`);
+  });
+});

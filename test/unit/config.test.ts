@@ -13,6 +13,8 @@ describe("loadConfig", () => {
     assert.ok(c.dataDir.endsWith("/data"));
     assert.equal(c.media.viewerFeedbackMs, 250);
     assert.equal(loadConfig({ MEDIA_VIEWER_FEEDBACK_MS: "0" }).media.viewerFeedbackMs, 0);
+    assert.equal(c.media.viewerBwe, "transport-cc");
+    assert.equal(loadConfig({ MEDIA_VIEWER_BWE: "REMB" }).media.viewerBwe, "remb");
   });
 
   const bad: [Record<string, string>, RegExp][] = [
@@ -28,6 +30,7 @@ describe("loadConfig", () => {
     [{ ICE_SERVERS: '[{"urls":["http://x"]}]' }, /ICE_SERVERS\[0\]\.urls/],
     [{ MEDIA_VIEWER_FEEDBACK_MS: "20" }, /MEDIA_VIEWER_FEEDBACK_MS=20: libwebrtc sends feedback every 50 to 250 ms/],
     [{ MEDIA_VIEWER_FEEDBACK_MS: "1000" }, /MEDIA_VIEWER_FEEDBACK_MS=1000 is outside 0\.\.250/],
+    [{ MEDIA_VIEWER_BWE: "gcc" }, /MEDIA_VIEWER_BWE="gcc" is not one of transport-cc, remb/],
   ];
   for (const [env, message] of bad) {
     it(`rejects ${JSON.stringify(env)} naming the variable`, () => {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import type { types } from "mediasoup";
 import * as sdpTransform from "sdp-transform";
 import {
   isSupportedCodec,
@@ -189,6 +190,38 @@ describe("codec support", () => {
         .filter((uri) => offeredId(uri) !== undefined)
         .map((uri) => [uri, offeredId(uri)]),
     );
+  });
+
+  it("leaves transport-cc out of a viewer's capabilities when it is to report by REMB", () => {
+    const media = parseOffer(offer("chrome-view")).medias[0];
+    assert.ok(media);
+    const vp8 = media.codecs.find((c) => c.mimeType === "video/VP8");
+    assert.ok(vp8);
+    const TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+    const ABS = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+    const router: types.RtpCapabilities = {
+      codecs: [
+        {
+          kind: "video",
+          mimeType: "video/VP8",
+          clockRate: 90000,
+          preferredPayloadType: vp8.payloadType,
+          rtcpFeedback: [{ type: "nack" }, { type: "goog-remb" }, { type: "transport-cc" }],
+        },
+      ],
+      headerExtensions: [
+        { kind: "video", uri: ABS, preferredId: 4, direction: "sendrecv" },
+        { kind: "video", uri: TWCC, preferredId: 5, direction: "sendrecv" },
+      ],
+    };
+    const feedback = (c: types.RtpCapabilities) => c.codecs?.[0]?.rtcpFeedback?.map((f) => f.type);
+    const uris = (c: types.RtpCapabilities) => c.headerExtensions?.map((h) => h.uri);
+    const remb = viewerCapabilities(media, router, "remb");
+    assert.deepEqual(feedback(remb), ["nack", "goog-remb"]);
+    assert.deepEqual(uris(remb), [ABS]);
+    const tcc = viewerCapabilities(media, router);
+    assert.deepEqual(feedback(tcc), ["nack", "goog-remb", "transport-cc"]);
+    assert.deepEqual(uris(tcc), [ABS, TWCC]);
   });
 });
 
