@@ -182,7 +182,9 @@ function row(server: string, n: number, m: Measured): string {
 }
 
 /** Server settings a run may vary (A/B runs): passed through when set. */
-const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS", "MEDIA_VIEWER_BWE"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []));
+const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS", "MEDIA_VIEWER_BWE"].flatMap((k) =>
+  process.env[k] ? [[k, process.env[k]]] : [],
+);
 const server = await startServer(
   { LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0", ...Object.fromEntries(PASSED) },
   undefined,
