@@ -90,7 +90,22 @@ after(async () => {
  * RTCP: it sends no media), its viewer id and the stream. `shapeAnswer` may route the
  * viewer's media through a relay (test/helpers/lossy-link.ts).
  */
-async function publishAndView(on: TestServer, conferenceId: string, shapeAnswer?: (sdp: string) => Promise<string>) {
+interface Viewed {
+  readonly appId: string;
+  readonly streamId: string;
+  readonly viewerId: string;
+}
+
+async function publishAndView(
+  on: TestServer,
+  conferenceId: string,
+  limited?: {
+    /** Routes the viewer's media through a relay (test/helpers/lossy-link.ts). */
+    readonly shapeAnswer: (sdp: string) => Promise<string>;
+    /** Runs while the viewer is there, instead of waiting for frames (a starved link may freeze). */
+    readonly whileViewing: (viewed: Viewed) => Promise<void>;
+  },
+) {
   const base = on.url;
   const app = await createApp(base);
   const token = await serviceToken(base, app);
@@ -133,8 +148,13 @@ async function publishAndView(on: TestServer, conferenceId: string, shapeAnswer?
         ),
       [base, token, conferenceId, streamId],
     );
-    const shaped = shapeAnswer === undefined ? answer : await shapeAnswer(answer);
+    const shaped = limited === undefined ? answer : await limited.shapeAnswer(answer);
     await viewer.evaluate((sdp) => (window as unknown as { answer: (s: string) => Promise<void> }).answer(sdp), shaped);
+    const viewed = { viewerId, appId: app.appId, streamId };
+    if (limited !== undefined) {
+      await limited.whileViewing(viewed);
+      return { ...viewed, rate: Number.NaN };
+    }
     const decoded = () =>
       viewer.evaluate(() => (window as unknown as { framesDecoded: () => Promise<number> }).framesDecoded());
     const deadline = Date.now() + 20000;
@@ -153,7 +173,7 @@ async function publishAndView(on: TestServer, conferenceId: string, shapeAnswer?
     const started = Date.now();
     await new Promise((r) => setTimeout(r, 3000));
     const rate = ((await sent()) - sent0) / ((Date.now() - started) / 1000);
-    return { rate, viewerId, appId: app.appId, streamId };
+    return { ...viewed, rate };
   } finally {
     await browser.close();
   }
@@ -183,19 +203,22 @@ describe("media through the SFU (headless Chromium)", () => {
 
     let link: Awaited<ReturnType<typeof lossyLink>> | undefined;
     try {
-      const limited = await publishAndView(rembServer, "browser-remb-limited", async (answer) => {
-        link = await lossyLink(answerCandidate(answer), { rateKbps: 150, queueMs: 150 });
-        return throughLink(answer, link.port);
-      });
-      // The transport starts at 1.5 Mbit/s; only the viewer's REMB can bring it down.
-      const ref = { appId: limited.appId, conferenceId: "browser-remb-limited" };
       let estimate = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < 40 && estimate >= 500_000; i++) {
-        estimate =
-          (await rembServer.media?.describeView(ref, limited.streamId, limited.viewerId))?.bwe?.availableBitrate ??
-          estimate;
-        if (estimate >= 500_000) await new Promise((r) => setTimeout(r, 250));
-      }
+      await publishAndView(rembServer, "browser-remb-limited", {
+        shapeAnswer: async (answer) => {
+          link = await lossyLink(answerCandidate(answer), { rateKbps: 150, queueMs: 150 });
+          return throughLink(answer, link.port);
+        },
+        // The transport starts at 1.5 Mbit/s; only the viewer's REMB can bring it down.
+        whileViewing: async ({ appId, streamId, viewerId }) => {
+          const ref = { appId, conferenceId: "browser-remb-limited" };
+          for (let i = 0; i < 60 && estimate >= 500_000; i++) {
+            await new Promise((r) => setTimeout(r, 250));
+            estimate =
+              (await rembServer.media?.describeView(ref, streamId, viewerId))?.bwe?.availableBitrate ?? estimate;
+          }
+        },
+      });
       assert.ok(estimate < 500_000, `the estimate follows Chromium's REMB: ${estimate} bit/s`);
     } finally {
       link?.close();
