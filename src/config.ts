@@ -95,7 +95,7 @@ export interface Config {
     readonly statsIntervalMs: number;
     /**
      * MEDIA_VIEWER_FEEDBACK_MS: the transport-cc feedback interval asked of libwebrtc viewers
-     * (50–250 ms; 0 = the viewer's own choice). See viewerSendCapKbps in sdp-bridge.ts.
+     * (50–250 ms; 0, the default = the viewer's own choice). See viewerSendCapKbps in sdp-bridge.ts.
      */
     readonly viewerFeedbackMs: number;
     /** MEDIA_VIEWER_BWE: how viewers report their bandwidth (see ViewerBwe in sdp-bridge.ts). */
@@ -379,7 +379,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (nodeUrl !== undefined && !/^https?:\/\/[^/\s]+$/.test(nodeUrl)) {
     throw new ConfigError(`NODE_URL=${JSON.stringify(nodeUrl)} must be http(s)://host:port, with no path`);
   }
-  const viewerFeedbackMs = integer(env, "MEDIA_VIEWER_FEEDBACK_MS", 250, 0, 250);
+  // Off by default: two CI runs lost a test process running libwebrtc peers after it came in
+  // (not shown to be its doing; a server must not risk its clients).
+  const viewerFeedbackMs = integer(env, "MEDIA_VIEWER_FEEDBACK_MS", 0, 0, 250);
   if (viewerFeedbackMs > 0 && viewerFeedbackMs < 50) {
     throw new ConfigError(
       `MEDIA_VIEWER_FEEDBACK_MS=${viewerFeedbackMs}: libwebrtc sends feedback every 50 to 250 ms (0 leaves it to the viewer)`,

@@ -25,7 +25,12 @@ const appRef = { appId: "", conferenceId: "feedback" };
 const cleanup: (() => void)[] = [];
 
 before(async () => {
-  server = await startServer({ MEDIA_WORKERS: "2", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
+  server = await startServer(
+    { MEDIA_WORKERS: "2", MEDIA_STATS_INTERVAL_MS: "0", MEDIA_VIEWER_FEEDBACK_MS: "250" },
+    undefined,
+    undefined,
+    true,
+  );
   const app = await createApp(server.url);
   appRef.appId = app.appId;
   call = rest(server.url, await serviceToken(server.url, app));

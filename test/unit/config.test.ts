@@ -11,8 +11,8 @@ describe("loadConfig", () => {
     assert.equal(c.adminToken, undefined);
     assert.deepEqual(c.corsOrigins, ["*"]);
     assert.ok(c.dataDir.endsWith("/data"));
-    assert.equal(c.media.viewerFeedbackMs, 250);
-    assert.equal(loadConfig({ MEDIA_VIEWER_FEEDBACK_MS: "0" }).media.viewerFeedbackMs, 0);
+    assert.equal(c.media.viewerFeedbackMs, 0);
+    assert.equal(loadConfig({ MEDIA_VIEWER_FEEDBACK_MS: "250" }).media.viewerFeedbackMs, 250);
     assert.equal(c.media.viewerBwe, "transport-cc");
     assert.equal(loadConfig({ MEDIA_VIEWER_BWE: "REMB" }).media.viewerBwe, "remb");
   });
