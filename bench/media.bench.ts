@@ -9,14 +9,16 @@
  *   npm run bench:media                              # BENCH_VIEWERS=1,10,30 BENCH_SOURCE=flat
  *   BENCH_SOURCE=textured BENCH_LOSS=5 npm run bench:media   # 960x540 source; 5 % downlink loss
  *   BENCH_JANUS=0 npm run bench:media                # rtcplane only
- *   MEDIA_VIEWER_BWE=remb npm run bench:media       # server settings RTC_PORT, MEDIA_VIEWER_FEEDBACK_MS and this pass through
+ *   BENCH_VIEWERS=30 BENCH_REPEAT=5 npm run bench:media  # five pairs of runs; the ratio per pair and its median
+ *   MEDIA_VIEWER_BWE=remb npm run bench:media       # RTC_PORT and MEDIA_VIEWER_* pass through to the server
  *   BENCH_NODE_PROFILE=/tmp/join npm run bench:media # V8 profile of the server while viewers join
+ *   BENCH_PERF_EVENTS=context-switches,syscalls:sys_enter_epoll_wait npm run bench:media  # perf stat per window
  *
  * Needs the worker (scripts/build-mediasoup-worker.sh). The peers run in a child process
  * (bench/media-audience.ts) and share the 2 cores with the servers. Loss is a user-space relay
  * per viewer (test/helpers/lossy-link.ts; no sch_netem here).
  */
-import { fork } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import fs from "node:fs";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
@@ -34,8 +36,12 @@ const JANUS = process.env.BENCH_JANUS !== "0" && !TEXTURED && LOSS === 0 && fs.e
 /** Viewers are spread over this many processes, as over browsers (BENCH_AUDIENCE_PROCESSES). */
 const AUDIENCE_PROCESSES = Number(process.env.BENCH_AUDIENCE_PROCESSES ?? 3);
 const NICE = Number(process.env.BENCH_AUDIENCE_NICE ?? 0);
+/** perf events counted in the media processes (workers, Janus) over the window, e.g. context-switches. */
+const PERF_EVENTS = process.env.BENCH_PERF_EVENTS;
 /** Path prefix: this process's CPU profile (the server's side) while the viewers join. */
 const NODE_PROFILE = process.env.BENCH_NODE_PROFILE;
+/** Runs per audience size, each of ours followed by one of Janus's (BENCH_REPEAT): the 2 cores are noisy, pairs hold. */
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 1);
 const WARMUP_MS = 4000;
 const WINDOW_MS = 8000;
 
@@ -55,6 +61,24 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
     fs.writeFileSync(file, JSON.stringify(profile));
     session.disconnect();
   };
+}
+
+/** `perf stat -e <events>` of the media processes for most of the window (its table on stderr). */
+function perfStat(pids: number[], events: string): Promise<void> {
+  const perf = spawn(
+    "perf",
+    ["stat", "-e", events, "-p", pids.join(","), "--", "sleep", String(WINDOW_MS / 1000 - 1)],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  return new Promise((resolve) => {
+    perf.once("error", (e) => {
+      console.error(`perf stat: ${e.message}`);
+      resolve();
+    });
+    perf.once("close", () => resolve());
+  });
 }
 
 /** A process of bench/media-audience.ts, asked one thing at a time. */
@@ -147,7 +171,9 @@ async function audience(
     const t0 = Date.now();
     const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
     const node0 = process.cpuUsage();
+    const perf = PERF_EVENTS === undefined ? undefined : perfStat(pids, PERF_EVENTS);
     await sleep(WINDOW_MS);
+    await perf;
     const node = process.cpuUsage(node0);
     const window = (Date.now() - t0) / 1000;
     const mediaCpu = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / window;
@@ -182,8 +208,8 @@ function row(server: string, n: number, m: Measured): string {
 }
 
 /** Server settings a run may vary (A/B runs): passed through when set. */
-const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS", "MEDIA_VIEWER_BWE"].flatMap((k) =>
-  process.env[k] ? [[k, process.env[k]]] : [],
+const PASSED = ["RTC_PORT", "MEDIA_VIEWER_FEEDBACK_MS", "MEDIA_VIEWER_BWE", "MEDIA_VIEWER_READ_BATCH_MS"].flatMap(
+  (k) => (process.env[k] ? [[k, process.env[k]]] : []),
 );
 const server = await startServer(
   { LOG_LEVEL: "silent", MEDIA_STATS_INTERVAL_MS: "0", ...Object.fromEntries(PASSED) },
@@ -204,37 +230,51 @@ console.log(
   "server   viewers  first frame p50/max ms  answer p50/max ms  fps mean  ≥25 fps  CPU media+node  %core/viewer  consumers/worker  RTX sent",
 );
 let failed = false;
+/** Per audience size: our CPU per viewer over Janus's, one figure per pair of runs. */
+const ratios = new Map<number, number[]>();
+const perViewer = (m: Measured, n: number) => (m.mediaCpu + m.nodeCpu) / n;
 try {
-  for (const [run, n] of VIEWERS.entries()) {
-    const conferenceId = `bench-${run}-${n}`;
-    await call("POST", "/rtc-api/conferences/create", { conferenceId });
-    const ours = await audience(
-      { server: "rtcplane", url: server.url, token, conferenceId },
-      n,
-      () => media.workerPids(),
-      true,
-      async () => {
-        let rtx = 0; // viewers that got retransmissions as RTX
-        for (let i = 0; i < n; i++) {
-          const view = await media.describeView({ appId: app.appId, conferenceId }, "cam", `v${i}`);
-          if ((view?.transport?.rtxBytesSent ?? 0) > 0) rtx++;
-        }
-        return [[...media.consumersPerWorker().values()].join("/"), `${rtx}/${n}`];
-      },
-    );
-    console.log(row("rtcplane", n, ours));
-    await call("POST", "/rtc-api/conferences/end", { conferenceId });
-    if (janus !== undefined) {
-      const theirs = await audience(
-        { server: "janus", url: janus.url, room: 1000 + run },
+  let run = 0;
+  for (const n of VIEWERS) {
+    for (let repeat = 0; repeat < REPEAT; repeat++, run++) {
+      const conferenceId = `bench-${run}-${n}`;
+      await call("POST", "/rtc-api/conferences/create", { conferenceId });
+      const ours = await audience(
+        { server: "rtcplane", url: server.url, token, conferenceId },
         n,
-        () => [janus.pid],
-        false,
-        async () => [],
+        () => media.workerPids(),
+        true,
+        async () => {
+          let rtx = 0; // viewers that got retransmissions as RTX
+          for (let i = 0; i < n; i++) {
+            const view = await media.describeView({ appId: app.appId, conferenceId }, "cam", `v${i}`);
+            if ((view?.transport?.rtxBytesSent ?? 0) > 0) rtx++;
+          }
+          return [[...media.consumersPerWorker().values()].join("/"), `${rtx}/${n}`];
+        },
       );
-      console.log(row("janus", n, theirs));
+      console.log(row("rtcplane", n, ours));
+      await call("POST", "/rtc-api/conferences/end", { conferenceId });
+      if (janus !== undefined) {
+        const theirs = await audience(
+          { server: "janus", url: janus.url, room: 1000 + run },
+          n,
+          () => [janus.pid],
+          false,
+          async () => [],
+        );
+        console.log(row("janus", n, theirs));
+        ratios.set(n, [...(ratios.get(n) ?? []), perViewer(ours, n) / perViewer(theirs, n)]);
+      }
+      await sleep(500);
     }
-    await sleep(500);
+  }
+  for (const [n, rs] of ratios) {
+    const figures = rs.map((r) => `${r.toFixed(2)}x`).join(", ");
+    const sorted = [...rs].sort((a, b) => a - b);
+    const median =
+      ((sorted[Math.floor((rs.length - 1) / 2)] ?? NaN) + (sorted[Math.ceil((rs.length - 1) / 2)] ?? NaN)) / 2;
+    console.log(`CPU per viewer against Janus at ${n}: ${figures} (median ${median.toFixed(2)}x)`);
   }
 } catch (e) {
   console.error(e);

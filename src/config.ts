@@ -100,6 +100,11 @@ export interface Config {
     readonly viewerFeedbackMs: number;
     /** MEDIA_VIEWER_BWE: how viewers report their bandwidth (see ViewerBwe in sdp-bridge.ts). */
     readonly viewerBwe: "transport-cc" | "remb";
+    /**
+     * MEDIA_VIEWER_READ_BATCH_MS: how long a connected viewer's datagrams (RTCP, consent
+     * checks) may wait to be read with others' in one wake-up of its worker (0 = each at once).
+     */
+    readonly viewerReadBatchMs: number;
   };
   /**
    * The TURN server (coturn `use-auth-secret`) whose time-limited credentials the conference
@@ -391,6 +396,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (viewerBwe !== "transport-cc" && viewerBwe !== "remb") {
     throw new ConfigError(`MEDIA_VIEWER_BWE=${JSON.stringify(viewerBwe)} is not one of transport-cc, remb`);
   }
+  const viewerReadBatchMs = integer(env, "MEDIA_VIEWER_READ_BATCH_MS", 20, 0, 100);
   const heartbeatMs = integer(env, "NODE_HEARTBEAT_MS", 1000, 50, 60000);
   const deadAfterMs = integer(env, "NODE_DEAD_AFTER_MS", 3 * heartbeatMs, 100, 600000);
   if (deadAfterMs < 2 * heartbeatMs) {
@@ -498,6 +504,7 @@ export function loadConfig(env: Env = process.env): Config {
       statsIntervalMs: integer(env, "MEDIA_STATS_INTERVAL_MS", 5000, 0, 3600000),
       viewerFeedbackMs,
       viewerBwe,
+      viewerReadBatchMs,
     },
     turn,
     conference: {

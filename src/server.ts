@@ -91,6 +91,7 @@ export function startMedia(config: Config, logger: Logger): Promise<Media | unde
       statsIntervalMs: config.media.statsIntervalMs,
       viewerFeedbackMs: config.media.viewerFeedbackMs,
       viewerBwe: config.media.viewerBwe,
+      viewerReadBatchMs: config.media.viewerReadBatchMs,
     },
     logger,
   );

@@ -12,6 +12,7 @@ import {
   type ConferenceRef,
   type LostStream,
   NotSimulcastError,
+  type PublishDescription,
   StreamConflictError,
   type ViewDescription,
 } from "./media-types.js";
@@ -360,6 +361,20 @@ export class ConferenceMedia {
         })),
       ),
       transport,
+      readInBatches: readInBatches(transport),
     };
   }
+
+  /** What a stream's publisher sends in on, for operators and tests. */
+  async describePublish(streamId: string): Promise<PublishDescription | undefined> {
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return undefined;
+    const [transport] = await stream.transport.getStats();
+    return { transport, readInBatches: readInBatches(transport) };
+  }
+}
+
+/** Added to a transport's stats by our worker patch (WebRtcTransport::FillJsonStats). */
+function readInBatches(transport: types.WebRtcTransportStat | undefined): boolean {
+  return (transport as { readInBatches?: boolean } | undefined)?.readInBatches === true;
 }

@@ -29,6 +29,15 @@ export interface ViewDescription {
     stats: types.ConsumerStat[];
   }[];
   readonly transport: types.WebRtcTransportStat | undefined;
+  /** Its transport's datagrams are read in batches (MEDIA_VIEWER_READ_BATCH_MS), once connected. */
+  readonly readInBatches: boolean;
+}
+
+/** What a publisher's transport receives, for operators and tests. */
+export interface PublishDescription {
+  readonly transport: types.WebRtcTransportStat | undefined;
+  /** False: a publisher's packets are read as they come (see ViewDescription). */
+  readonly readInBatches: boolean;
 }
 
 /** Layers were asked of a stream published with one layer. */

@@ -13,6 +13,7 @@ import {
   type ConferenceRef,
   type LostStream,
   NotSimulcastError,
+  type PublishDescription,
   StreamConflictError,
   type ViewDescription,
 } from "./media-types.js";
@@ -20,7 +21,13 @@ import { SdpError } from "./sdp-bridge.js";
 import { defaultWorkerBin, type MediaSettings, WorkerPool, type WorkerUsage } from "./worker-pool.js";
 
 export type { MediaPlane, Published, ViewLayers } from "./media-plane.js";
-export type { BandwidthEstimate, ConferenceRef, LostStream, ViewDescription } from "./media-types.js";
+export type {
+  BandwidthEstimate,
+  ConferenceRef,
+  LostStream,
+  PublishDescription,
+  ViewDescription,
+} from "./media-types.js";
 export type { MediaSettings, WorkerUsage } from "./worker-pool.js";
 export { defaultWorkerBin, NotSimulcastError, SdpError, StreamConflictError };
 
@@ -187,6 +194,11 @@ export class Media implements MediaPlane {
   /** What a view sends, for operators and tests: its worker, consumers and transport figures. */
   describeView(ref: ConferenceRef, streamId: string, viewerId: string): Promise<ViewDescription | undefined> {
     return this.conference(ref)?.describeView(streamId, viewerId) ?? Promise.resolve(undefined);
+  }
+
+  /** What a stream's publisher sends in on, for operators and tests. */
+  describePublish(ref: ConferenceRef, streamId: string): Promise<PublishDescription | undefined> {
+    return this.conference(ref)?.describePublish(streamId) ?? Promise.resolve(undefined);
   }
 
   /** How many viewers' consumers each worker (by pid) carries. */

@@ -29,6 +29,8 @@ export interface MediaSettings {
   readonly viewerFeedbackMs: number;
   /** How viewers report their bandwidth (see ViewerBwe). */
   readonly viewerBwe: ViewerBwe;
+  /** How long a connected viewer's datagrams may wait to be read in a batch (0 = not); see fieldTrials. */
+  readonly viewerReadBatchMs: number;
 }
 
 /**
@@ -50,6 +52,20 @@ const INITIAL_OUTGOING_BITRATE = 1_500_000;
  * probing it wakes when the prober asks, not on this interval.
  */
 const LIBWEBRTC_FIELD_TRIALS = "WebRTC-Bwe-AlrLimitedBackoff/Enabled/WebRTC-Pacer-MinPacketLimitMs/25/";
+
+/**
+ * The worker's field trials: libwebrtc's above and our worker patch's own. With
+ * `RtcPlane-ViewerReadBatchMs/<ms>/`, a connected transport without producers (a viewer's)
+ * leaves the worker's poll set: its RTCP and consent checks are read when the worker wakes up
+ * anyway (for the publisher's packets, for timers), or within that many ms, instead of waking
+ * it once per datagram — which most of a worker's wake-ups were, at ~20 transport-cc
+ * reports a second per viewer (UdpSocketHandler.cpp in patches/mediasoup+3.12.16.patch).
+ */
+export function fieldTrials(viewerReadBatchMs: number): string {
+  return viewerReadBatchMs > 0
+    ? `${LIBWEBRTC_FIELD_TRIALS}RtcPlane-ViewerReadBatchMs/${viewerReadBatchMs}/`
+    : LIBWEBRTC_FIELD_TRIALS;
+}
 
 /**
  * Where mediasoup looks for its worker, and scripts/build-mediasoup-worker.sh links the one
@@ -105,7 +121,7 @@ export class WorkerPool {
       rtcMinPort: this.settings.rtcMinPort,
       rtcMaxPort: this.settings.rtcMaxPort,
       logLevel: "warn",
-      libwebrtcFieldTrials: LIBWEBRTC_FIELD_TRIALS,
+      libwebrtcFieldTrials: fieldTrials(this.settings.viewerReadBatchMs),
     });
     if (this.settings.rtcPort !== undefined) {
       // The first port no live worker holds (a replaced worker's port is free again).

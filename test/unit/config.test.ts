@@ -15,6 +15,8 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ MEDIA_VIEWER_FEEDBACK_MS: "250" }).media.viewerFeedbackMs, 250);
     assert.equal(c.media.viewerBwe, "transport-cc");
     assert.equal(loadConfig({ MEDIA_VIEWER_BWE: "REMB" }).media.viewerBwe, "remb");
+    assert.equal(c.media.viewerReadBatchMs, 20);
+    assert.equal(loadConfig({ MEDIA_VIEWER_READ_BATCH_MS: "0" }).media.viewerReadBatchMs, 0);
   });
 
   const bad: [Record<string, string>, RegExp][] = [
@@ -31,6 +33,7 @@ describe("loadConfig", () => {
     [{ MEDIA_VIEWER_FEEDBACK_MS: "20" }, /MEDIA_VIEWER_FEEDBACK_MS=20: libwebrtc sends feedback every 50 to 250 ms/],
     [{ MEDIA_VIEWER_FEEDBACK_MS: "1000" }, /MEDIA_VIEWER_FEEDBACK_MS=1000 is outside 0\.\.250/],
     [{ MEDIA_VIEWER_BWE: "gcc" }, /MEDIA_VIEWER_BWE="gcc" is not one of transport-cc, remb/],
+    [{ MEDIA_VIEWER_READ_BATCH_MS: "500" }, /MEDIA_VIEWER_READ_BATCH_MS=500 is outside 0\.\.100/],
   ];
   for (const [env, message] of bad) {
     it(`rejects ${JSON.stringify(env)} naming the variable`, () => {
