@@ -11,9 +11,9 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { rest, serviceToken } from "../helpers/conference-client.js";
-import { publishCamera, viewVideo } from "../helpers/media-peers.js";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import { until } from "../helpers/conference-client.js";
+import { mediaConference, publishCamera, viewVideo } from "../helpers/media-peers.js";
+import type { TestServer } from "../helpers/server.js";
 
 const VIEWERS = 6;
 const WINDOW_MS = 3000;
@@ -34,24 +34,19 @@ interface Audience {
 
 /** A server with one worker, a publisher and VIEWERS viewers, all decoding. */
 async function audience(batchMs: string): Promise<Audience> {
-  const server = await startServer(
+  const { server, call, ref } = await mediaConference(
     { MEDIA_WORKERS: "1", MEDIA_STATS_INTERVAL_MS: "0", MEDIA_VIEWER_READ_BATCH_MS: batchMs },
-    undefined,
-    undefined,
-    true,
+    "batching",
   );
-  const app = await createApp(server.url);
-  const call = rest(server.url, await serviceToken(server.url, app));
-  const ref = { appId: app.appId, conferenceId: "batching" };
-  await call("POST", "/rtc-api/conferences/create", { conferenceId: ref.conferenceId });
   const pub = await publishCamera(call, ref.conferenceId, "pub", "cam");
   const viewers = await Promise.all(
     Array.from({ length: VIEWERS }, (_, i) => viewVideo(call, ref.conferenceId, "pub", "cam", `v${i}`)),
   );
-  for (let t = 0; viewers.some((v) => v.frames.length === 0); t += 100) {
-    assert.ok(t < 10_000, "every viewer decodes within 10 s");
-    await sleep(100);
-  }
+  await until(
+    "every viewer's first frame",
+    () => (viewers.every((v) => v.frames.length > 0) ? true : undefined),
+    10_000,
+  );
   return {
     server,
     ref,

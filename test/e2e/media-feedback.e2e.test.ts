@@ -9,10 +9,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as sdpTransform from "sdp-transform";
-import { rest, serviceToken } from "../helpers/conference-client.js";
+import type { rest } from "../helpers/conference-client.js";
 import { answerCandidate, lossyLink, throughLink } from "../helpers/lossy-link.js";
-import { publishCamera, viewVideo } from "../helpers/media-peers.js";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import { mediaConference, publishCamera, viewVideo } from "../helpers/media-peers.js";
+import type { TestServer } from "../helpers/server.js";
 import { type RTCPeerConnection, statsOfType } from "../helpers/wrtc.js";
 
 const TCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
@@ -21,20 +21,18 @@ const MID = "urn:ietf:params:rtp-hdrext:sdes:mid";
 
 let server: TestServer;
 let call: ReturnType<typeof rest>;
-const appRef = { appId: "", conferenceId: "feedback" };
+let appRef: { appId: string; conferenceId: string };
 const cleanup: (() => void)[] = [];
 
 before(async () => {
-  server = await startServer(
+  ({
+    server,
+    call,
+    ref: appRef,
+  } = await mediaConference(
     { MEDIA_WORKERS: "2", MEDIA_STATS_INTERVAL_MS: "0", MEDIA_VIEWER_FEEDBACK_MS: "250" },
-    undefined,
-    undefined,
-    true,
-  );
-  const app = await createApp(server.url);
-  appRef.appId = app.appId;
-  call = rest(server.url, await serviceToken(server.url, app));
-  await call("POST", "/rtc-api/conferences/create", { conferenceId: appRef.conferenceId });
+    "feedback",
+  ));
   const pub = await publishCamera(call, appRef.conferenceId, "pub", "cam");
   cleanup.push(() => pub.close());
 });
@@ -181,13 +179,13 @@ describe("viewer feedback", () => {
 describe("viewer feedback by REMB (MEDIA_VIEWER_BWE=remb)", () => {
   let remb: TestServer;
   let rembCall: ReturnType<typeof rest>;
-  const ref = { appId: "", conferenceId: "feedback-remb" };
+  let ref: { appId: string; conferenceId: string };
   before(async () => {
-    remb = await startServer({ MEDIA_VIEWER_BWE: "remb", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
-    const app = await createApp(remb.url);
-    ref.appId = app.appId;
-    rembCall = rest(remb.url, await serviceToken(remb.url, app));
-    await rembCall("POST", "/rtc-api/conferences/create", { conferenceId: ref.conferenceId });
+    ({
+      server: remb,
+      call: rembCall,
+      ref,
+    } = await mediaConference({ MEDIA_VIEWER_BWE: "remb", MEDIA_STATS_INTERVAL_MS: "0" }, "feedback-remb"));
     const pub = await publishCamera(rembCall, ref.conferenceId, "pub", "cam");
     cleanup.push(() => pub.close());
   });

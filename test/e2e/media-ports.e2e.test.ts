@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { rest, serviceToken } from "../helpers/conference-client.js";
-import { publishCamera, viewVideo } from "../helpers/media-peers.js";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import type { rest } from "../helpers/conference-client.js";
+import { mediaConference, publishCamera, viewVideo } from "../helpers/media-peers.js";
+import type { TestServer } from "../helpers/server.js";
 import { statsOfType } from "../helpers/wrtc.js";
 
 /** Two consecutive ports free for TCP now (UDP ones alike, in practice, on loopback). */
@@ -41,15 +41,10 @@ const cleanup: (() => void)[] = [];
 
 before(async () => {
   port = await freePortPair();
-  server = await startServer(
+  ({ server, call } = await mediaConference(
     { MEDIA_WORKERS: "2", RTC_PORT: String(port), MEDIA_STATS_INTERVAL_MS: "0" },
-    undefined,
-    undefined,
-    true,
-  );
-  const app = await createApp(server.url);
-  call = rest(server.url, await serviceToken(server.url, app));
-  await call("POST", "/rtc-api/conferences/create", { conferenceId: "ports" });
+    "ports",
+  ));
   const pub = await publishCamera(call, "ports", "pub", "cam");
   cleanup.push(() => pub.close());
 });

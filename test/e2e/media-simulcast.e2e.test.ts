@@ -6,23 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { rest, serviceToken } from "../helpers/conference-client.js";
+import type { rest } from "../helpers/conference-client.js";
 import { answerCandidate, lossyLink, throughLink } from "../helpers/lossy-link.js";
-import { publishCamera, viewVideo } from "../helpers/media-peers.js";
-import { createApp, startServer, type TestServer } from "../helpers/server.js";
+import { mediaConference, publishCamera, viewVideo } from "../helpers/media-peers.js";
+import type { TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 let call: ReturnType<typeof rest>;
-const ref = { appId: "", conferenceId: "simulcast" };
+let ref: { appId: string; conferenceId: string };
 const cleanup: (() => void)[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
-  server = await startServer({ MEDIA_WORKERS: "1", MEDIA_STATS_INTERVAL_MS: "0" }, undefined, undefined, true);
-  const app = await createApp(server.url);
-  ref.appId = app.appId;
-  call = rest(server.url, await serviceToken(server.url, app));
-  await call("POST", "/rtc-api/conferences/create", { conferenceId: ref.conferenceId });
+  ({ server, call, ref } = await mediaConference({ MEDIA_WORKERS: "1", MEDIA_STATS_INTERVAL_MS: "0" }, "simulcast"));
   // 15 fps: encoding three layers and decoding three viewers share this process's 2 cores.
   const pub = await publishCamera(call, ref.conferenceId, "pub", "cam", true, 15);
   cleanup.push(() => pub.close());

@@ -1,9 +1,25 @@
 /** Publishers and viewers of a conference stream: libwebrtc peers driven through the REST API. */
 import assert from "node:assert/strict";
-import type { rest } from "./conference-client.js";
+import { rest, serviceToken } from "./conference-client.js";
+import { createApp, startServer, type TestServer } from "./server.js";
 import { decodedFrames, movingCamera, RTCPeerConnection, texturedCamera } from "./wrtc.js";
 
 type Call = ReturnType<typeof rest>;
+
+/**
+ * What a media test starts from: a server with mediasoup workers (settings in `env`), a
+ * SERVICE-token REST client of a new app, and a conference `conferenceId` of it.
+ */
+export async function mediaConference(
+  env: Record<string, string>,
+  conferenceId: string,
+): Promise<{ server: TestServer; call: Call; ref: { appId: string; conferenceId: string } }> {
+  const server = await startServer(env, undefined, undefined, true);
+  const app = await createApp(server.url);
+  const call = rest(server.url, await serviceToken(server.url, app));
+  await call("POST", "/rtc-api/conferences/create", { conferenceId });
+  return { server, call, ref: { appId: app.appId, conferenceId } };
+}
 
 /** Simulcast as browsers send it: three rids, each half the size of the next. */
 export const THREE_LAYERS = [
