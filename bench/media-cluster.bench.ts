@@ -20,7 +20,7 @@ import { clusterDatabase, clusterEnv, stopNodes } from "../test/helpers/cluster.
 import { type Json, rest } from "../test/helpers/conference-client.js";
 import { publishCamera } from "../test/helpers/media-peers.js";
 import { type ChildServer, createApp, serviceToken, spawnServer, tempDir } from "../test/helpers/server.js";
-import { RTCPeerConnection } from "../test/helpers/wrtc.js";
+import { RTCPeerConnection, setLocalOffer } from "../test/helpers/wrtc.js";
 
 const VIEWS = Number(process.env.BENCH_VIEWS ?? 100);
 const DEATHS = Number(process.env.BENCH_DEATHS ?? 3);
@@ -72,8 +72,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < 8; i++) {
       const pc = new RTCPeerConnection();
       pc.addTransceiver("video", { direction: "recvonly" });
-      await pc.setLocalDescription(await pc.createOffer());
-      offers.push(pc.localDescription?.sdp ?? "");
+      const offer = await setLocalOffer(pc);
+      offers.push(offer);
       pc.close();
     }
     for (let i = 0; i < VIEWS + 10; i++) {

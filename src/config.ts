@@ -384,8 +384,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (nodeUrl !== undefined && !/^https?:\/\/[^/\s]+$/.test(nodeUrl)) {
     throw new ConfigError(`NODE_URL=${JSON.stringify(nodeUrl)} must be http(s)://host:port, with no path`);
   }
-  // Off by default: two CI runs lost a test process running libwebrtc peers after it came in
-  // (not shown to be its doing; a server must not risk its clients).
+  // Off by default: current Chrome ignores it, and batched reads (MEDIA_VIEWER_READ_BATCH_MS)
+  // took most of what it saved.
   const viewerFeedbackMs = integer(env, "MEDIA_VIEWER_FEEDBACK_MS", 0, 0, 250);
   if (viewerFeedbackMs > 0 && viewerFeedbackMs < 50) {
     throw new ConfigError(

@@ -18,7 +18,7 @@ import { type Json, rest } from "../helpers/conference-client.js";
 import { publishCamera, viewVideo } from "../helpers/media-peers.js";
 import { CLUSTER_SECRET } from "../helpers/postgres.js";
 import { ADMIN_TOKEN, type ChildServer, createApp, serviceToken, spawnServer, tempDir } from "../helpers/server.js";
-import { RTCPeerConnection } from "../helpers/wrtc.js";
+import { RTCPeerConnection, setLocalOffer } from "../helpers/wrtc.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -190,12 +190,12 @@ describe("media across the nodes of a cluster", () => {
     // Before the owner is declared dead, media commands answer a documented status, never hang.
     const pc = new RTCPeerConnection();
     pc.addTransceiver("video", { direction: "recvonly" });
-    await pc.setLocalDescription(await pc.createOffer());
+    const offer = await setLocalOffer(pc);
     const early = await call(2)("POST", "/rtc-api/conferences/viewStream", {
       conferenceId,
       userEndpointId: "viewer",
       streamId: { id: streamId },
-      sdpOffer: pc.localDescription?.sdp,
+      sdpOffer: offer,
     });
     pc.close();
     assert.ok([404, 503].includes(early.status), `${early.status} ${early.text}`);

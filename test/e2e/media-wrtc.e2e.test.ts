@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createApp, serviceToken, startServer, type TestServer } from "../helpers/server.js";
-import { nonstandard, RTCPeerConnection } from "../helpers/wrtc.js";
+import { nonstandard, RTCPeerConnection, setLocalOffer } from "../helpers/wrtc.js";
 
 type Json = Record<string, unknown>;
 
@@ -79,12 +79,12 @@ describe("media through the SFU (libwebrtc peers)", () => {
     try {
       a.addTransceiver(video.createTrack(), { direction: "sendonly" });
       a.addTransceiver(audio.createTrack(), { direction: "sendonly" });
-      await a.setLocalDescription(await a.createOffer());
+      const aOffer = await setLocalOffer(a);
       const published = await api("publishStream", {
         conferenceId,
         userEndpointId: "pub",
         conferenceStreamType: "MIC_AND_CAM",
-        sdpOffer: a.localDescription?.sdp,
+        sdpOffer: aOffer,
         metadata: { portraitMode: false },
       });
       assert.equal(published.status, 200, JSON.stringify(published.json));
@@ -103,12 +103,12 @@ describe("media through the SFU (libwebrtc peers)", () => {
         const sink = new nonstandard.RTCVideoSink(e.track);
         sink.onframe = ({ frame }) => frames.push(frame.data[0] ?? 0);
       };
-      await b.setLocalDescription(await b.createOffer());
+      const bOffer = await setLocalOffer(b);
       const viewed = await api("viewStream", {
         conferenceId,
         userEndpointId: "pub",
         streamId: { id: streamId },
-        sdpOffer: b.localDescription?.sdp,
+        sdpOffer: bOffer,
       });
       assert.equal(viewed.status, 200, JSON.stringify(viewed.json));
       assert.ok((viewed.json.viewerId as string).length > 0);
@@ -129,14 +129,12 @@ describe("media through the SFU (libwebrtc peers)", () => {
             extraFrames[i] = (extraFrames[i] ?? 0) + 1;
           };
         };
-        let sdp = (await pc.createOffer()).sdp ?? "";
-        if (i === 1) sdp = swapPayloadTypes(sdp, "VP8", "VP9");
-        await pc.setLocalDescription({ type: "offer", sdp });
+        const offer = await setLocalOffer(pc, (sdp) => (i === 1 ? swapPayloadTypes(sdp, "VP8", "VP9") : sdp));
         const v = await api("viewStream", {
           conferenceId,
           userEndpointId: "sub",
           streamId: { id: streamId },
-          sdpOffer: pc.localDescription?.sdp,
+          sdpOffer: offer,
         });
         assert.equal(v.status, 200, JSON.stringify(v.json));
         await pc.setRemoteDescription({ type: "answer", sdp: v.json.sdpAnswer as string });
@@ -211,12 +209,12 @@ describe("media through the SFU (libwebrtc peers)", () => {
       const source = new nonstandard.RTCVideoSource();
       const pc = new RTCPeerConnection();
       pc.addTransceiver(source.createTrack(), { direction: "sendonly" });
-      await pc.setLocalDescription(await pc.createOffer());
+      const offer = await setLocalOffer(pc);
       const r = await api("publishStream", {
         conferenceId,
         userEndpointId: "w1",
         conferenceStreamType: "CAM",
-        sdpOffer: pc.localDescription?.sdp,
+        sdpOffer: offer,
       });
       pc.close();
       return r;
@@ -292,8 +290,8 @@ describe("media through the SFU (libwebrtc peers)", () => {
     const pcs = [new RTCPeerConnection(), new RTCPeerConnection()];
     for (const pc of pcs) {
       pc.addTransceiver(new nonstandard.RTCVideoSource().createTrack(), { direction: "sendonly" });
-      await pc.setLocalDescription(await pc.createOffer());
-      offers.push(pc.localDescription?.sdp ?? "");
+      const offer = await setLocalOffer(pc);
+      offers.push(offer);
     }
     const both = await Promise.all(
       offers.map((sdpOffer) =>

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { rest, serviceToken } from "../helpers/conference-client.js";
 import { ROOT } from "../helpers/protoc.js";
 import { bufCurl, createApp, run, startServer, type TestServer, tempDir } from "../helpers/server.js";
-import { RTCPeerConnection } from "../helpers/wrtc.js";
+import { RTCPeerConnection, setLocalOffer } from "../helpers/wrtc.js";
 
 const PYTHON = "/usr/bin/python3";
 
@@ -78,13 +78,13 @@ describe("Python grpcio watching typed conference events", () => {
     const pc = new RTCPeerConnection();
     try {
       pc.addTransceiver("video", { direction: "sendonly" });
-      await pc.setLocalDescription(await pc.createOffer());
+      const offer = await setLocalOffer(pc);
       const published = await call("POST", "/rtc-api/conferences/publishStream", {
         conferenceId,
         userEndpointId: "py-pub",
         conferenceStreamType: "SCREEN",
         streamId: "PY-STREAM-1",
-        sdpOffer: pc.localDescription?.sdp,
+        sdpOffer: offer,
       });
       assert.equal(published.status, 200, published.text);
     } finally {

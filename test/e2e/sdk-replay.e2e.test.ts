@@ -11,7 +11,7 @@ import mqtt from "mqtt";
 import { type Json, mqttClient, rest, roomToken, serviceToken, token, until } from "../helpers/conference-client.js";
 import { sdkUser, uuid } from "../helpers/sdk-user.js";
 import { createApp, startServer, type TestApp, type TestServer } from "../helpers/server.js";
-import { decodedFrames, loopbackCandidates, movingCamera, RTCPeerConnection } from "../helpers/wrtc.js";
+import { decodedFrames, loopbackCandidates, movingCamera, RTCPeerConnection, setLocalOffer } from "../helpers/wrtc.js";
 
 /** How the SDK reads a reply: any JSON body is a success, whatever the status. */
 function sdkSeesFailure(r: { status: number; text: string }): boolean {
@@ -38,8 +38,8 @@ function assertVersionRule(messages: Json[]) {
 }
 
 async function sdpOf(pc: RTCPeerConnection): Promise<string> {
-  await pc.setLocalDescription(await pc.createOffer());
-  return pc.localDescription?.sdp ?? "";
+  const offer = await setLocalOffer(pc);
+  return offer;
 }
 
 describe("the iOS SDK's conference session with media", () => {

@@ -12,7 +12,7 @@ import { type Json, rest, roomToken, token } from "../helpers/conference-client.
 import { type Coturn, startCoturn } from "../helpers/coturn.js";
 import { sdkUser, uuid } from "../helpers/sdk-user.js";
 import { createApp, serviceToken, startServer, type TestApp, type TestServer } from "../helpers/server.js";
-import { decodedFrames, movingCamera, RTCPeerConnection, statsOfType } from "../helpers/wrtc.js";
+import { decodedFrames, movingCamera, RTCPeerConnection, setLocalOffer, statsOfType } from "../helpers/wrtc.js";
 
 const TTL = 600;
 
@@ -99,7 +99,7 @@ async function gather(pc: RTCPeerConnection, limitMs = 10_000): Promise<{ candid
       else candidates.push(e.candidate.candidate);
     };
   });
-  await pc.setLocalDescription(await pc.createOffer());
+  await setLocalOffer(pc);
   const timer = new Promise<void>((r) => setTimeout(r, limitMs).unref());
   await Promise.race([done, timer]);
   return { candidates, ms: Date.now() - started };
@@ -193,7 +193,7 @@ describe("TURN credentials (coturn use-auth-secret)", () => {
       const published = await customer.call("POST", "/rtc-api/conferences/publishStream", {
         ...own,
         conferenceStreamType: "CAM",
-        sdpOffer: pub.localDescription?.sdp,
+        sdpOffer: pub.localDescription?.sdp, // gathering is complete: nothing writes it any more (see setLocalOffer)
       });
       assert.equal(published.status, 200, published.text);
       await pub.setRemoteDescription({ type: "answer", sdp: published.json.sdpAnswer as string });
@@ -289,12 +289,12 @@ describe("TURN credentials (coturn use-auth-secret)", () => {
     });
     try {
       pub.addTransceiver(camera.track, { direction: "sendonly" });
-      await pub.setLocalDescription(await pub.createOffer());
+      const pubOffer = await setLocalOffer(pub);
       const published = await service("POST", "/rtc-api/conferences/publishStream", {
         conferenceId,
         userEndpointId: "pub",
         conferenceStreamType: "CAM",
-        sdpOffer: pub.localDescription?.sdp,
+        sdpOffer: pubOffer,
       });
       assert.equal(published.status, 200, published.text);
       const streamId = (published.json.streamId as Json).id as string;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { rest, serviceToken } from "./conference-client.js";
 import { createApp, startServer, type TestServer } from "./server.js";
-import { decodedFrames, movingCamera, RTCPeerConnection, texturedCamera } from "./wrtc.js";
+import { decodedFrames, movingCamera, RTCPeerConnection, setLocalOffer, texturedCamera } from "./wrtc.js";
 
 type Call = ReturnType<typeof rest>;
 
@@ -46,13 +46,13 @@ export async function publishCamera(
   // @roamhq/wrtc takes sendEncodings with rids (libwebrtc simulcast), though its typings do not say so.
   const init = simulcast ? { direction: "sendonly", sendEncodings: THREE_LAYERS } : { direction: "sendonly" };
   pc.addTransceiver(camera.track, init as RTCRtpTransceiverInit);
-  await pc.setLocalDescription(await pc.createOffer());
+  const offer = await setLocalOffer(pc);
   const published = await call("POST", "/rtc-api/conferences/publishStream", {
     conferenceId,
     userEndpointId: endpointId,
     conferenceStreamType: "CAM",
     streamId,
-    sdpOffer: pc.localDescription?.sdp,
+    sdpOffer: offer,
   });
   assert.equal(published.status, 200, published.text);
   const answer = published.json.sdpAnswer as string;
@@ -84,8 +84,7 @@ export async function viewVideo(
   const pc = new RTCPeerConnection();
   pc.addTransceiver("video", { direction: "recvonly" });
   const frames = decodedFrames(pc);
-  await pc.setLocalDescription(await pc.createOffer());
-  const offer = pc.localDescription?.sdp ?? "";
+  const offer = await setLocalOffer(pc);
   onRequest();
   const viewed = await call("POST", "/rtc-api/conferences/viewStream", {
     conferenceId,

@@ -72,6 +72,23 @@ export function texturedCamera(width = 960, height = 540, fps = 30): { track: Me
   return { track: source.createTrack(), stop: () => clearInterval(timer) };
 }
 
+/**
+ * Sets a fresh offer as `pc`'s local description and returns its SDP — read from the offer,
+ * never from `pc.localDescription` while candidates are gathered: @roamhq/wrtc serialises
+ * that on the JavaScript thread while libwebrtc's signaling thread adds each gathered
+ * candidate to it, a race that killed test processes (SIGSEGV in webrtc::SdpSerialize under
+ * RTCPeerConnection::GetLocalDescription: a CI core's backtrace, scripts/test.sh). The SFU is
+ * ICE-lite and needs no candidates in the offer; `munge` edits the offer before it is set.
+ */
+export async function setLocalOffer(
+  pc: RTCPeerConnection,
+  munge: (sdp: string) => string = (sdp) => sdp,
+): Promise<string> {
+  const sdp = munge((await pc.createOffer()).sdp ?? "");
+  await pc.setLocalDescription({ type: "offer", sdp });
+  return sdp;
+}
+
 /** The first luma byte of every video frame `pc` decodes, appended as they come. */
 export function decodedFrames(pc: RTCPeerConnection): number[] {
   const frames: number[] = [];
